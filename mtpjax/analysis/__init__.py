@@ -1,0 +1,1 @@
+"""mtpjax.analysis"""
