@@ -1,0 +1,357 @@
+"""The Moment Tensor Potential as an equinox Module (a pytree of arrays).
+
+Formalism (Shapeev 2016; Novikov et al. 2021; ``shared/docs/mtp.md`` §2–5):
+
+* radial basis ``Q_β(r) = s · T_β(ξ) · (R − r)²``, ``ξ = (2r − (r_min + R)) / (R − r_min)``,
+  no clamping below ``r_min``; ``s`` is the file's ``scaling``;
+* radial functions ``f_μ(r; z_i, z_j) = Σ_β c[z_i, z_j, μ, β] Q_β(r)``;
+* basic moments ``M_k(i) = Σ_j f_μk(r_ij) x̂^a ŷ^b ẑ^c`` (one monomial component
+  of ``Σ_j f_μ r̂^{⊗ν}``), contracted by MLIP's program into scalars ``B_α(i)``;
+* site energy ``V_i = ξ[z_i] + Σ_α θ_α B_α(i)``, ``E = Σ_i V_i``;
+* forces ``−∂E/∂x`` and MLIP's ``PlusStress = −∂E/∂ε`` (eV) from one
+  reverse-mode pass through the pair vectors.
+
+All arrays are float64 unless the model is cast with :meth:`MTP.astype`.
+Units: Å, eV.
+"""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import ConfigurationError
+from .program import ContractionProgram, compile_program
+
+VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # xx yy zz yz xz xy (MLIP and ASE order)
+
+
+class MTP(eqx.Module):
+    """A Moment Tensor Potential.
+
+    Array leaves (trainable): ``radial_coeffs`` (C, C, K, N_Q),
+    ``species_coeffs`` (C,), ``moment_coeffs`` (S,), ``scaling`` ().
+    Static: ``program`` (the basis), ``min_dist``/``max_dist`` (Å),
+    ``species`` (type labels, index = species index), ``name``, ``tag``.
+    """
+
+    radial_coeffs: jax.Array
+    species_coeffs: jax.Array
+    moment_coeffs: jax.Array
+    scaling: jax.Array
+    program: ContractionProgram = eqx.field(static=True)
+    min_dist: float = eqx.field(static=True)
+    max_dist: float = eqx.field(static=True)
+    species: tuple = eqx.field(static=True)
+    name: str | None = eqx.field(static=True, default=None)
+    tag: str = eqx.field(static=True, default="")
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def cutoff(self) -> float:
+        return self.max_dist
+
+    @property
+    def n_species(self) -> int:
+        return int(self.species_coeffs.shape[0])
+
+    @property
+    def radial_basis_size(self) -> int:
+        return int(self.radial_coeffs.shape[-1])
+
+    @property
+    def radial_funcs_count(self) -> int:
+        return int(self.radial_coeffs.shape[2])
+
+    @property
+    def n_basis(self) -> int:
+        return self.program.n_basis
+
+    @property
+    def n_params(self) -> int:
+        """MLIP's parameter count: C²·K·N_Q + C + S."""
+        return int(self.radial_coeffs.size + self.species_coeffs.size + self.moment_coeffs.size)
+
+    @property
+    def level(self) -> int:
+        return self.program.level
+
+    @property
+    def dtype(self):
+        return self.moment_coeffs.dtype
+
+    def astype(self, dtype) -> "MTP":
+        """Cast every array leaf (e.g. ``jnp.float32`` for a fast GPU mode)."""
+        return jax.tree_util.tree_map(lambda a: a.astype(dtype) if eqx.is_array(a) else a, self)
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_file(cls, path) -> "MTP":
+        from .mtp_file import read_mtp
+
+        return cls.from_mtpfile(read_mtp(path))
+
+    @classmethod
+    def from_mtpfile(cls, f, dtype=jnp.float64) -> "MTP":
+        """Build from an :class:`~mtpjax.potential.mtp_file.MTPFile`.
+
+        An untrained file gets MLIP-3's deterministic initial coefficients
+        (radial 1e-6, and 1e-3·(pair index + 1) at β = μ; linear ones 1e-3).
+        """
+        prog = compile_program(
+            f.alpha_index_basic,
+            f.alpha_index_times,
+            f.alpha_moment_mapping,
+            f.alpha_moments_count,
+            f.radial_funcs_count,
+        )
+        if f.radial_coeffs is not None:
+            rc = np.asarray(f.radial_coeffs, dtype=float)
+            c = rc.shape[0]
+        else:
+            c = int(f.species_count or 1)
+            rc = initial_radial_coeffs(c, f.radial_funcs_count, f.radial_basis_size)
+        species = tuple(f.species) if f.species is not None else tuple(range(c))
+        sc = np.asarray(f.species_coeffs, dtype=float) if f.species_coeffs is not None else np.full(c, 1e-3)
+        mc = (
+            np.asarray(f.moment_coeffs, dtype=float)
+            if f.moment_coeffs is not None
+            else np.full(prog.n_basis, 1e-3)
+        )
+        return cls(
+            radial_coeffs=jnp.asarray(rc, dtype=dtype),
+            species_coeffs=jnp.asarray(sc, dtype=dtype),
+            moment_coeffs=jnp.asarray(mc, dtype=dtype),
+            scaling=jnp.asarray(f.scaling, dtype=dtype),
+            program=prog,
+            min_dist=float(f.min_dist),
+            max_dist=float(f.max_dist),
+            species=species,
+            name=f.potential_name,
+            tag=f.potential_tag or "",
+        )
+
+    @classmethod
+    def from_level(
+        cls,
+        level: int,
+        species=(0,),
+        cutoff: float = 5.0,
+        min_dist: float = 2.0,
+        radial_basis_size: int = 8,
+        dtype=jnp.float64,
+    ) -> "MTP":
+        """An untrained MTP of ``level`` (2–28, even) for ``species`` type labels.
+
+        ``species`` is the ordered list of MLIP type labels (e.g. ``[0, 1, 2]``,
+        or atomic numbers ``[3, 15, 16]``); an int ``C`` means ``range(C)``.
+        The basis is generated by :func:`mtpjax.potential.basis.generate_basis`;
+        no template file is needed.
+        """
+        from .basis import generate_basis
+        from .mtp_file import MTPFile
+
+        if isinstance(species, int):
+            species = list(range(species))
+        species = [int(s) for s in species]
+        if len(set(species)) != len(species) or not species:
+            raise ValueError(f"species must be a non-empty list of distinct labels, got {species}")
+        b = generate_basis(int(level))
+        f = MTPFile(
+            alpha_index_basic=b.alpha_index_basic,
+            alpha_index_times=b.alpha_index_times,
+            alpha_moment_mapping=b.alpha_moment_mapping,
+            alpha_moments_count=b.alpha_moments_count,
+            radial_funcs_count=b.radial_funcs_count,
+            min_dist=float(min_dist),
+            max_dist=float(cutoff),
+            radial_basis_size=int(radial_basis_size),
+            species_count=len(species),
+            potential_name=f"mtpjax_l{int(level):02d}",
+        )
+        m = cls.from_mtpfile(f, dtype=dtype)
+        return eqx.tree_at(lambda t: t.species, m, tuple(species), is_leaf=lambda x: x is None)
+
+    def to_mtpfile(self, trained: bool = True):
+        """The :class:`MTPFile` record of this potential (for writing)."""
+        from .mtp_file import MTPFile
+
+        p = self.program
+        return MTPFile(
+            alpha_index_basic=p.alpha_index_basic,
+            alpha_index_times=p.alpha_index_times,
+            alpha_moment_mapping=p.alpha_moment_mapping,
+            alpha_moments_count=p.alpha_moments_count,
+            radial_funcs_count=p.radial_funcs_count,
+            min_dist=self.min_dist,
+            max_dist=self.max_dist,
+            radial_basis_size=self.radial_basis_size,
+            scaling=float(self.scaling),
+            species_count=self.n_species,
+            potential_name=self.name,
+            potential_tag=self.tag,
+            radial_coeffs=np.asarray(self.radial_coeffs, dtype=float) if trained else None,
+            species=list(self.species) if trained else None,
+            species_coeffs=np.asarray(self.species_coeffs, dtype=float) if trained else None,
+            moment_coeffs=np.asarray(self.moment_coeffs, dtype=float) if trained else None,
+        )
+
+    def save(self, path, trained: bool = True) -> None:
+        """Write an MLIP ``.mtp`` file."""
+        from .mtp_file import write_mtp
+
+        write_mtp(self.to_mtpfile(trained=trained), Path(path))
+
+    # ------------------------------------------------------------ species map
+    def species_index(self, types, where: str = "") -> np.ndarray:
+        """Map MLIP type labels (N,) to species indices 0..C−1 (host side)."""
+        types = np.asarray(types, dtype=np.int64).reshape(-1)
+        lut = {int(t): n for n, t in enumerate(self.species)}
+        try:
+            return np.fromiter((lut[int(t)] for t in types), dtype=np.int32, count=len(types))
+        except KeyError as e:
+            raise ConfigurationError(
+                f"{where}atom type {e.args[0]} is not a species of this potential "
+                f"(species: {list(self.species)})"
+            ) from None
+
+    # --------------------------------------------------------------- physics
+    def radial_basis(self, r):
+        """Chebyshev radial basis Q (..., N_Q) at distances ``r`` (...) in Å."""
+        nq = self.radial_coeffs.shape[-1]
+        rmin, rmax = self.min_dist, self.max_dist
+        xi = (2.0 * r - (rmin + rmax)) / (rmax - rmin)
+        t = [jnp.ones_like(xi), xi]
+        for _ in range(2, nq):
+            t.append(2.0 * xi * t[-1] - t[-2])
+        t = jnp.stack(t[:nq], axis=-1)
+        return self.scaling * t * ((rmax - r) ** 2)[..., None]
+
+    def site_energies_from_pairs(self, rvec, mask, species_i, species_j):
+        """Site energies V (N,) from pair vectors.
+
+        rvec (N, M, 3) Å, mask (N, M) bool (pair present and 0 < r < R),
+        species_i (N,) and species_j (N, M) int species indices.
+        """
+        basis = self.basis_functions(rvec, mask, species_i, species_j)  # (S, N)
+        return self.species_coeffs[species_i] + self.moment_coeffs @ basis
+
+    def basis_functions(self, rvec, mask, species_i, species_j):
+        """Scalar basis functions B (S, N) of every atom (without the constant)."""
+        prog = self.program
+        dtype = self.moment_coeffs.dtype
+        rvec = rvec.astype(dtype)
+        r2 = jnp.sum(rvec * rvec, axis=-1)
+        rc = self.max_dist
+        mask = mask & (r2 > 0) & (r2 < rc * rc)
+        safe = jnp.where(mask[..., None], rvec, jnp.asarray([1.0, 0.0, 0.0], dtype))
+        r = jnp.sqrt(jnp.sum(safe * safe, axis=-1))
+        u = safe / r[..., None]
+        q = self.radial_basis(r) * mask[..., None]  # (N, M, NQ)
+        c = self.radial_coeffs.shape[0]
+        k = self.radial_coeffs.shape[2]
+        nq = self.radial_coeffs.shape[3]
+        # all pair-type radial functions by one matmul, then pick the pair's own
+        w = jnp.transpose(self.radial_coeffs, (3, 0, 1, 2)).reshape(nq, c * c * k)
+        f_all = (q @ w).reshape(q.shape[:-1] + (c * c, k))
+        pair = species_i[:, None] * c + species_j  # (N, M)
+        f = jnp.take_along_axis(f_all, pair[..., None, None], axis=-2)[..., 0, :]  # (N, M, K)
+        # monomials x̂^a ŷ^b ẑ^c for the distinct exponent triples
+        pw = [jnp.ones_like(u)]
+        for _ in range(prog.max_power):
+            pw.append(pw[-1] * u)
+        pw = jnp.stack(pw, axis=-2)  # (N, M, P+1, 3)
+        mon = prog.monomials
+        mono = pw[..., mon[:, 0], 0] * pw[..., mon[:, 1], 1] * pw[..., mon[:, 2], 2]  # (N, M, nmono)
+        moments = jnp.einsum("nmk,nmp->kpn", f, mono)  # (K, nmono, N)
+        vals = moments[prog.basic_mu, prog.basic_mono]  # (n_basic, N)
+        for layer in prog.layers:
+            contrib = layer.mult.astype(dtype)[:, None] * vals[layer.src_i] * vals[layer.src_j]
+            new = jax.ops.segment_sum(contrib, layer.seg, layer.n_targets, indices_are_sorted=True)
+            vals = jnp.concatenate([vals, new], axis=0)
+        if prog.mapping.size and int(prog.mapping.max()) >= vals.shape[0]:
+            vals = jnp.concatenate([vals, jnp.zeros((1, vals.shape[1]), dtype)], axis=0)
+        return vals[prog.mapping]
+
+    def energy_from_pairs(self, rvec, mask, species_i, species_j, atom_mask=None):
+        v = self.site_energies_from_pairs(rvec, mask, species_i, species_j)
+        if atom_mask is not None:
+            v = jnp.where(atom_mask, v, 0.0)
+        return jnp.sum(v), v
+
+    def __call__(self, positions, cell, species_idx, nbrs_idx, nbrs_shifts, atom_mask=None):
+        """Energy (eV) of one system; differentiable in positions and cell."""
+        rvec, mask = _pairs(positions, cell, nbrs_idx, nbrs_shifts)
+        sj = species_idx[jnp.where(mask, nbrs_idx, 0)]
+        return self.energy_from_pairs(rvec, mask, species_idx, sj, atom_mask)[0]
+
+
+def initial_radial_coeffs(n_species: int, k: int, nq: int) -> np.ndarray:
+    """MLIP-3's deterministic initial radial coefficients (docs/mtp.md §7.2)."""
+    rc = np.full((n_species, n_species, k, nq), 1e-6)
+    for a in range(n_species):
+        for b in range(n_species):
+            p = a * n_species + b
+            for mu in range(min(k, nq)):
+                rc[a, b, mu, mu] = 1e-3 * (p + 1)
+    return rc
+
+
+def _pairs(positions, cell, idx, shifts):
+    n = positions.shape[0]
+    valid = idx < n
+    j = jnp.where(valid, idx, 0)
+    r = positions[j] + shifts.astype(positions.dtype) @ cell - positions[:, None, :]
+    return jnp.where(valid[..., None], r, 0.0), valid
+
+
+@partial(jax.jit, static_argnames=("with_site",))
+def energy_forces_stress(model: MTP, positions, cell, species_idx, nbrs_idx, nbrs_shifts, atom_mask=None, with_site=True):
+    """Energy, forces, MLIP PlusStress and site energies in one jitted pass.
+
+    positions (N, 3) Å, cell (3, 3) rows Å, species_idx (N,) int,
+    nbrs_idx (N, M) int padded with N, nbrs_shifts (N, M, 3) int,
+    atom_mask (N,) bool or None (padding atoms). Returns
+    ``(E [eV], F (N, 3) [eV/Å], plus_stress (6,) [eV, xx yy zz yz xz xy],
+    V (N,) [eV])``.
+
+    Implementation: one VJP of E with respect to the pair vectors r_ij; then
+    F_i = Σ_j g_ij − Σ_{k: j(k)=i} g_k and PlusStress_ab = −Σ g_a r_b.
+    """
+    n = positions.shape[0]
+    rvec, mask = _pairs(positions, cell, nbrs_idx, nbrs_shifts)
+    sj = species_idx[jnp.where(mask, nbrs_idx, 0)]
+
+    def e_of_r(rv):
+        return model.energy_from_pairs(rv, mask, species_idx, sj, atom_mask)
+
+    (energy, site), g = jax.value_and_grad(e_of_r, has_aux=True)(rvec)
+    g = jnp.where(mask[..., None], g, 0.0)
+    forces = jnp.sum(g, axis=1) - jax.ops.segment_sum(
+        g.reshape(-1, 3), nbrs_idx.reshape(-1), num_segments=n
+    )
+    w = jnp.einsum("nma,nmb->ab", g, rvec)
+    plus_stress = -jnp.stack([w[a, b] for a, b in VOIGT])
+    return energy, forces, plus_stress, site
+
+
+@jax.jit
+def energy_forces_stress_autodiff(model: MTP, positions, cell, species_idx, nbrs_idx, nbrs_shifts):
+    """Reference path: forces and PlusStress by autodiff in positions and a strain.
+
+    Same results as :func:`energy_forces_stress`; kept for cross-checks and
+    timing (``benchmarks/efs_speed.py``).
+    """
+    eye = jnp.eye(3, dtype=positions.dtype)
+
+    def e(pos, eps):
+        d = eye + eps
+        return model(pos @ d.T, cell @ d.T, species_idx, nbrs_idx, nbrs_shifts)
+
+    energy, (gpos, geps) = jax.value_and_grad(e, argnums=(0, 1))(positions, jnp.zeros((3, 3), positions.dtype))
+    plus_stress = -jnp.stack([geps[a, b] for a, b in VOIGT])
+    return energy, -gpos, plus_stress
