@@ -323,7 +323,7 @@ def _parse_one(lines: _Lines, path) -> Configuration:
         if word == "END_CFG":
             break
         if word == "Size":
-            t = next_value_line("Size")
+            t = parts[1] if len(parts) > 1 else next_value_line("Size")
             try:
                 size = int(t)
             except ValueError:
@@ -370,7 +370,7 @@ def _parse_one(lines: _Lines, path) -> Configuration:
             _check_rows(atom_block, size, E)
             lines.lineno += len(rows)
         elif word == "Energy":
-            t = next_value_line("Energy")
+            t = parts[1] if len(parts) > 1 else next_value_line("Energy")
             try:
                 energy = float(t)
             except ValueError:

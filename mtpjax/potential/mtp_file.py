@@ -76,9 +76,11 @@ class MTPFile:
         """Same as :func:`read_mtp`."""
         return read_mtp(path_or_text)
 
-    def write(self, path=None, precision: int | None = None, write_extra: bool = True) -> str:
+    def write(self, path=None, precision: int | None = None, write_extra: bool = True,
+              final_newline: bool = True) -> str:
         """Same as :func:`write_mtp`."""
-        return write_mtp(self, path, precision=precision, write_extra=write_extra)
+        return write_mtp(self, path, precision=precision, write_extra=write_extra,
+                         final_newline=final_newline)
 
     def to_text(self, precision: int | None = None) -> str:
         """The ``.mtp`` text (without ``extra``)."""
