@@ -1,6 +1,22 @@
 """MLIP ``.cfg`` configurations: the in-memory record and its reader/writer.
 
 See ``shared/docs/mtp.md`` §6.2 for the format.
+
+* :func:`read_cfg` / :func:`iter_cfg` read any number of configurations
+  (path or file object; CR/CRLF tolerated). ``AtomData`` columns are free:
+  ``id`` (must be 1..N in order), ``type`` (default 0), ``cartes_x/y/z`` or
+  ``direct_x/y/z`` (fractional, converted with the Supercell rows), ``fx fy
+  fz``; every other column (``site_en``, ``charge``, ``nbh_grades``,
+  ``magmom_*`` ...) goes to ``Configuration.atom_data`` as float64 (``ghost``
+  as int64). ``PlusStress:`` components may come in any order; ``Virial:`` is
+  divided by |det(cell)| (MLIP's rule); ``Stress:`` (old sign convention) and
+  any unknown keyword are errors. Every error is a
+  :class:`~mtpjax.errors.FileFormatError` naming file, line and field.
+* :func:`write_cfg` / :func:`format_cfg` write MLIP's layout. ``lossless=True``
+  (default) writes ``%.16e`` (17 significant digits) exactly like MLIP's
+  lossless build, ``lossless=False`` MLIP's default rounded output; both were
+  checked byte for byte against the MLIP-2/MLIP-3 outputs in
+  ``shared/data/mlip_ref``.
 """
 from __future__ import annotations
 
@@ -118,9 +134,12 @@ class Configuration:
         use ``atoms.arrays["mlip_type"]`` if present (see :meth:`to_atoms`),
         otherwise the atomic numbers themselves are the types (MLIP-3 accepts
         atomic numbers as labels; for MLIP-2 and LAMMPS pass a mapping to
-        0..C-1). Energy, forces and stress are taken from ``atoms.calc`` if it
-        has them (``plus_stress = -stress * V``); ``atoms.info`` entries with
-        string/number values become features.
+        0..C-1). Energy, forces and stress are taken from
+        ``atoms.calc.results`` if present (no calculation is triggered;
+        ``plus_stress = -stress * V``, stress dropped unless the cell has a
+        volume); ``atoms.info`` entries with string/number values become
+        features. Cell rows of non-periodic directions are zeroed (MLIP's
+        convention).
         """
         from ase.data import chemical_symbols
 
@@ -176,6 +195,7 @@ _STRESS_NAMES = ("xx", "yy", "zz", "yz", "xz", "xy")
 _KEYWORDS = {"Size", "Supercell", "AtomData:", "Energy", "PlusStress:", "Virial:", "Stress:",
              "Feature", "END_CFG", "BEGIN_CFG"}
 _NUM_START = set("0123456789+-.")
+_INT_COLUMNS = {"ghost"}
 
 
 def _strict_fromstring(text: str, dtype=np.float64) -> np.ndarray:
@@ -528,7 +548,14 @@ def _atoms_from_block(block, size, cell, have_cell, E):
         raise E(f"AtomData has some of fx fy fz but not {miss}", hline, miss)
     else:
         forces = None
-    atom_data = {c: arr[:, k].copy() for k, c in enumerate(cols) if c not in used}
+    atom_data = {}
+    for k, c in enumerate(cols):
+        if c in used:
+            continue
+        v = arr[:, k].copy()
+        if c in _INT_COLUMNS and (v == np.round(v)).all():
+            v = v.astype(np.int64)
+        atom_data[c] = v
     return positions, types, forces, atom_data
 
 
@@ -645,6 +672,13 @@ def write_cfg(dest, configs, lossless: bool = True, append: bool = False) -> Non
     default rounded output (lattice/positions/forces 6 decimals, energy 12,
     PlusStress 5, ``nbh_grades`` 5, other extra columns 6).
     ``append=True`` appends to an existing file (path only).
+
+    Only the periodic rows of ``cell`` (``pbc`` True) are written, in order;
+    MLIP reads 1-3 rows as the first 1-3 lattice vectors, so a configuration
+    periodic along e.g. y and z only comes back with those vectors as rows 0
+    and 1 (same geometry, different row index). Feature values holding
+    ``\n`` are written as repeated ``Feature`` lines (read back joined).
+    Positions are always written as ``cartes_x/y/z``.
     """
     if isinstance(configs, Configuration):
         configs = [configs]

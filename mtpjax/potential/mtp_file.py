@@ -135,7 +135,8 @@ def _load_source(path_or_text) -> tuple[bytes, str | None]:
         p = Path(path_or_text)
         return p.read_bytes(), str(p)
     if isinstance(path_or_text, str):
-        if "\n" in path_or_text or "\r" in path_or_text or path_or_text.lstrip().startswith("MTP"):
+        # a file's text has several lines; a one-line string is a path
+        if "\n" in path_or_text or "\r" in path_or_text:
             return path_or_text.encode("utf-8"), None
         p = Path(path_or_text)
         return p.read_bytes(), str(p)
@@ -209,8 +210,8 @@ def _short(s: str, n: int = 60) -> str:
 def read_mtp(path_or_text) -> MTPFile:
     """Read an MLIP ``.mtp``/``.almtp`` (or the potential part of an ``.als``).
 
-    ``path_or_text``: a path (str or PathLike), the file text (a str holding a
-    newline or starting with ``MTP``), raw bytes, or a file object. Untrained
+    ``path_or_text``: a path (str or PathLike), the file text (a str with at
+    least one line break), raw bytes, or a file object. Untrained
     templates (incl. MLIP-3 ``<<<`` comments, missing ``species_count``) and
     trained potentials are accepted; CR/CRLF line ends are tolerated.
     Everything after the ``moment_coeffs`` line (its line terminator
@@ -590,6 +591,11 @@ def format_mtp(mtp: MTPFile, precision: int | None = None, final_newline: bool =
     if mtp.species_coeffs is not None or mtp.moment_coeffs is not None:
         if mtp.species_coeffs is None or mtp.moment_coeffs is None or mtp.radial_coeffs is None:
             raise ValueError("a trained potential needs radial_coeffs, species_coeffs and moment_coeffs")
+        if np.size(mtp.species_coeffs) != C:
+            raise ValueError(f"species_coeffs has {np.size(mtp.species_coeffs)} values, expected {C}")
+        if np.size(mtp.moment_coeffs) != len(mapping):
+            raise ValueError(f"moment_coeffs has {np.size(mtp.moment_coeffs)} values, expected "
+                             f"alpha_scalar_moments = {len(mapping)}")
         out.append(f"species_coeffs = {_fmt_float_list(mtp.species_coeffs, precision)}")
         out.append(f"moment_coeffs = {_fmt_float_list(mtp.moment_coeffs, precision)}")
     return "\n".join(out) + ("\n" if final_newline else "")
