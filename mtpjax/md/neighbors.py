@@ -90,13 +90,12 @@ def image_counts(cell: np.ndarray, pbc, cutoff: float) -> tuple[int, int, int]:
     """
     cell = np.asarray(cell, dtype=float)
     out = []
-    vol = abs(np.linalg.det(np.asarray(complete_cell(cell, tuple(bool(p) for p in pbc)))))
+    full = _complete_cell_np(cell, pbc) if not all(pbc) else cell
+    vol = abs(np.linalg.det(full))
     for a in range(3):
         if not pbc[a]:
             out.append(0)
             continue
-        b, c = cell[(a + 1) % 3], cell[(a + 2) % 3]
-        full = np.asarray(complete_cell(cell, tuple(bool(p) for p in pbc)))
         b, c = full[(a + 1) % 3], full[(a + 2) % 3]
         d = vol / np.linalg.norm(np.cross(b, c))
         out.append(int(math.floor(cutoff / d + 0.5)))
@@ -341,15 +340,84 @@ def neighbor_list(
         bin_cap = int(np.ceil(np.bincount(bid, minlength=int(np.prod(grid))).max() * 1.5)) + 2
     else:
         raise ValueError(f"unknown neighbour-list method {method!r} (use 'dense' or 'cell')")
-    probe = NeighborListFns(cutoff, skin, max(n * len(images) if images else n, 1), pbc, images, method, grid, bin_cap)
-    if method == "dense" and n * len(images) > 4_000_000:
-        # too large to probe densely with full capacity: count first
-        probe = NeighborListFns(cutoff, skin, 512, pbc, images, method, grid, bin_cap)
-    first = jax.jit(probe.build)(jnp.asarray(positions), jnp.asarray(cell))
-    maxc = int(first.max_count)
+    idx, shifts, maxc = host_neighbors(positions, cell, pbc, rc)
     capacity = max(min_capacity, int(math.ceil(maxc * capacity_multiplier)))
     fns = NeighborListFns(cutoff, skin, capacity, pbc, images, method, grid, bin_cap)
-    return fns, fns.allocate(jnp.asarray(positions), jnp.asarray(cell))
+    nbrs = pad_neighbors(idx, shifts, capacity, positions, cell)
+    return fns, nbrs
+
+
+def _complete_cell_np(cell, pbc) -> np.ndarray:
+    return np.asarray(complete_cell(jnp.asarray(cell), tuple(bool(p) for p in pbc)))
+
+
+def host_neighbors(positions, cell, pbc, cutoff: float, dense_limit: int = 3_000_000):
+    """Neighbour list on the host, compacted: every pair 0 < r < cutoff, all images.
+
+    Small systems (N² × images ≤ ``dense_limit``) use a vectorised numpy
+    version of the dense builder; larger ones ASE's
+    ``primitive_neighbor_list``. Returns ``idx`` (N, Mmax) int32 padded with
+    N, ``shifts`` (N, Mmax, 3) int32 lattice translations, and Mmax.
+    """
+    positions = np.asarray(positions, dtype=float)
+    n = len(positions)
+    pbc = np.asarray(pbc, dtype=bool)
+    cell = np.asarray(cell, dtype=float)
+    full = _complete_cell_np(cell, pbc)
+    images = _images(image_counts(cell, pbc, cutoff))
+    if n * n * len(images) <= dense_limit:
+        frac = positions @ np.linalg.inv(full)
+        dfrac = frac[None, :, :] - frac[:, None, :]
+        base = -np.round(dfrac) * pbc
+        shift = base[:, :, None, :] + images[None, None]  # (N, N, I, 3)
+        d = (dfrac[:, :, None, :] + shift) @ full
+        r2 = np.einsum("ijkc,ijkc->ijk", d, d)
+        mask = r2 < cutoff * cutoff
+        ii = np.arange(n)
+        mask[ii, ii] &= np.any(shift[ii, ii] != 0, axis=-1)
+        i, j, k = np.nonzero(mask)
+        S = np.rint(shift[i, j, k]).astype(np.int32)
+    else:
+        from ase.neighborlist import primitive_neighbor_list
+
+        ase_cell = full.copy()
+        if not pbc.all():
+            # ASE bins along open directions too: give it a box spanning the atoms
+            ext = np.ptp(positions @ np.linalg.inv(full), axis=0) + 1.0
+            for a in range(3):
+                if not pbc[a]:
+                    ase_cell[a] = full[a] * max(ext[a], cutoff)
+        i, j, S = primitive_neighbor_list("ijS", pbc, ase_cell, positions, cutoff, self_interaction=False)
+        order = np.lexsort((j, i))
+        i, j, S = i[order], j[order], S[order]
+    counts = np.bincount(i, minlength=n)
+    maxc = int(counts.max()) if n else 0
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.arange(len(i)) - start[i]
+    idx = np.full((n, max(maxc, 1)), n, dtype=np.int32)
+    sh = np.zeros((n, max(maxc, 1), 3), dtype=np.int32)
+    idx[i, slot] = j
+    sh[i, slot] = S
+    return idx, sh, maxc
+
+
+def pad_neighbors(idx, shifts, capacity: int, positions, cell) -> NeighborList:
+    """Wrap host arrays into a :class:`NeighborList` of the given capacity."""
+    n, m = idx.shape
+    if m > capacity:
+        raise NeighborListOverflow(f"{m} neighbours exceed capacity {capacity}")
+    I = np.full((n, capacity), n, dtype=np.int32)
+    I[:, :m] = idx
+    S = np.zeros((n, capacity, 3), dtype=np.int32)
+    S[:, :m] = shifts
+    return NeighborList(
+        jnp.asarray(I),
+        jnp.asarray(S),
+        jnp.asarray(positions),
+        jnp.asarray(cell),
+        jnp.asarray(False),
+        jnp.asarray(int((idx < n).sum(1).max()) if n else 0, dtype=jnp.int32),
+    )
 
 
 def check_overflow(nbrs: NeighborList) -> None:

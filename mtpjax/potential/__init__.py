@@ -1,1 +1,13 @@
-"""mtpjax.potential"""
+"""MTP: basis, radial basis, model, MLIP file I/O and the ASE calculator."""
+from .cfg import Configuration, read_cfg, write_cfg  # noqa: F401
+from .mtp_file import MTPFile, read_mtp, write_mtp  # noqa: F401
+from .model import MTP, energy_forces_stress  # noqa: F401
+from .evaluate import calc_efs  # noqa: F401
+
+
+def __getattr__(name):  # lazy: ASE's calculator machinery is only needed on demand
+    if name == "MTPCalculator":
+        from .calculator import MTPCalculator
+
+        return MTPCalculator
+    raise AttributeError(name)

@@ -16,7 +16,6 @@ Units: Å, eV.
 """
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import equinox as eqx
@@ -309,34 +308,57 @@ def _pairs(positions, cell, idx, shifts):
     return jnp.where(valid[..., None], r, 0.0), valid
 
 
-@partial(jax.jit, static_argnames=("with_site",))
-def energy_forces_stress(model: MTP, positions, cell, species_idx, nbrs_idx, nbrs_shifts, atom_mask=None, with_site=True):
-    """Energy, forces, MLIP PlusStress and site energies in one jitted pass.
+@jax.jit
+def efs_batch(model: MTP, positions, cells, config_of_atom, species_idx, nbrs_idx, nbrs_shifts, atom_mask):
+    """Energies, forces, PlusStress and site energies of a *batch* of systems.
 
-    positions (N, 3) Å, cell (3, 3) rows Å, species_idx (N,) int,
-    nbrs_idx (N, M) int padded with N, nbrs_shifts (N, M, 3) int,
-    atom_mask (N,) bool or None (padding atoms). Returns
-    ``(E [eV], F (N, 3) [eV/Å], plus_stress (6,) [eV, xx yy zz yz xz xy],
-    V (N,) [eV])``.
+    The batch is a flat, padded set of atoms (graph batching): positions
+    (Nt, 3) Å, cells (B, 3, 3) lattice rows Å, config_of_atom (Nt,) int in
+    0..B−1, species_idx (Nt,), nbrs_idx (Nt, M) int (global atom indices,
+    padded with Nt), nbrs_shifts (Nt, M, 3) int lattice translations,
+    atom_mask (Nt,) bool. Returns ``(E (B,) eV, F (Nt, 3) eV/Å,
+    plus_stress (B, 6) eV in xx yy zz yz xz xy, V (Nt,) eV)``.
 
-    Implementation: one VJP of E with respect to the pair vectors r_ij; then
-    F_i = Σ_j g_ij − Σ_{k: j(k)=i} g_k and PlusStress_ab = −Σ g_a r_b.
+    One VJP of the total energy with respect to the pair vectors r_ij gives
+    everything: F_i = Σ_j g_ij − Σ_{k: j(k)=i} g_k and
+    PlusStress_ab = −Σ g_a r_b summed over the pairs of each system.
     """
     n = positions.shape[0]
-    rvec, mask = _pairs(positions, cell, nbrs_idx, nbrs_shifts)
-    sj = species_idx[jnp.where(mask, nbrs_idx, 0)]
+    nb = cells.shape[0]
+    valid = nbrs_idx < n
+    j = jnp.where(valid, nbrs_idx, 0)
+    cell_i = cells[config_of_atom]  # (Nt, 3, 3)
+    rvec = positions[j] + jnp.einsum("nms,nsc->nmc", nbrs_shifts.astype(positions.dtype), cell_i)
+    rvec = jnp.where(valid[..., None], rvec - positions[:, None, :], 0.0)
+    sj = species_idx[j]
 
     def e_of_r(rv):
-        return model.energy_from_pairs(rv, mask, species_idx, sj, atom_mask)
+        return model.energy_from_pairs(rv, valid, species_idx, sj, atom_mask)
 
-    (energy, site), g = jax.value_and_grad(e_of_r, has_aux=True)(rvec)
-    g = jnp.where(mask[..., None], g, 0.0)
-    forces = jnp.sum(g, axis=1) - jax.ops.segment_sum(
-        g.reshape(-1, 3), nbrs_idx.reshape(-1), num_segments=n
+    (_, site), g = jax.value_and_grad(e_of_r, has_aux=True)(rvec)
+    g = jnp.where(valid[..., None], g, 0.0)
+    forces = jnp.sum(g, axis=1) - jax.ops.segment_sum(g.reshape(-1, 3), nbrs_idx.reshape(-1), num_segments=n)
+    w_atom = jnp.einsum("nma,nmb->nab", g, rvec)
+    w = jax.ops.segment_sum(w_atom, config_of_atom, num_segments=nb)
+    plus_stress = -jnp.stack([w[:, a, b] for a, b in VOIGT], axis=-1)
+    energies = jax.ops.segment_sum(site, config_of_atom, num_segments=nb)
+    return energies, jnp.where(atom_mask[:, None], forces, 0.0), plus_stress, site
+
+
+@jax.jit
+def energy_forces_stress(model: MTP, positions, cell, species_idx, nbrs_idx, nbrs_shifts, atom_mask=None):
+    """Energy, forces, PlusStress and site energies of one system.
+
+    positions (N, 3) Å, cell (3, 3) rows Å, species_idx (N,) int, nbrs_idx
+    (N, M) int padded with N, nbrs_shifts (N, M, 3) int, atom_mask (N,) bool
+    or None. Returns ``(E eV, F (N, 3) eV/Å, plus_stress (6,) eV, V (N,) eV)``.
+    """
+    n = positions.shape[0]
+    mask = jnp.ones(n, bool) if atom_mask is None else atom_mask
+    e, f, s, v = efs_batch(
+        model, positions, cell[None], jnp.zeros(n, jnp.int32), species_idx, nbrs_idx, nbrs_shifts, mask
     )
-    w = jnp.einsum("nma,nmb->ab", g, rvec)
-    plus_stress = -jnp.stack([w[a, b] for a, b in VOIGT])
-    return energy, forces, plus_stress, site
+    return e[0], f, s[0], v
 
 
 @jax.jit

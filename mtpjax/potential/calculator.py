@@ -1,0 +1,113 @@
+"""ASE calculator for MTPs.
+
+>>> from mtpjax.potential import MTPCalculator
+>>> atoms.calc = MTPCalculator("pot.mtp", symbols=["Li", "P", "S"])
+>>> atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+
+``symbols`` maps the potential's species (in order: MLIP type 0, 1, …) to
+chemical symbols, like LAMMPS' ``pair_coeff * * Li P S``. When the potential's
+type labels are atomic numbers (MLIP-3 trained on atomic numbers), they are
+used directly and ``symbols`` may be omitted.
+
+Properties: ``energy``, ``free_energy`` (eV), ``forces`` (eV/Å), ``stress``
+(eV/Å³, ASE sign and Voigt order: −PlusStress/V; 3D-periodic cells only),
+``energies`` (site energies, eV).
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.data import atomic_numbers
+
+from ..errors import ConfigurationError
+from ..md.neighbors import NeighborListFns, neighbor_list
+from .model import MTP, energy_forces_stress
+
+
+class MTPCalculator(Calculator):
+    """ASE ``Calculator`` backed by the jitted MTP kernel.
+
+    Parameters
+    ----------
+    potential : MTP or path to an ``.mtp``/``.almtp`` file.
+    symbols : chemical symbols of species 0..C−1 (or None, see module doc).
+    skin : Å of neighbour-list skin; the list is reused while no atom moved
+        more than skin/2 (cheap repeated calls in MD/relaxations).
+    min_distance : Å; refuse configurations with atoms closer than this.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(self, potential, symbols=None, skin: float = 0.5, min_distance: float | None = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.model = potential if isinstance(potential, MTP) else MTP.from_file(potential)
+        self.skin = float(skin)
+        self.min_distance = min_distance
+        if symbols is not None:
+            if len(symbols) != self.model.n_species:
+                raise ValueError(
+                    f"symbols has {len(symbols)} entries but the potential has {self.model.n_species} species"
+                )
+            zs = [atomic_numbers[s] if isinstance(s, str) else int(s) for s in symbols]
+        else:
+            labels = list(self.model.species)
+            if all(1 <= t <= 118 for t in labels) and labels != list(range(len(labels))):
+                zs = labels
+            else:
+                raise ValueError(
+                    "the potential's species are MLIP type indices "
+                    f"{labels}; pass symbols=[...] giving the element of each (in order)"
+                )
+        self._z_to_species = {z: k for k, z in enumerate(zs)}
+        self._fns: NeighborListFns | None = None
+        self._nbrs = None
+        self._key = None
+
+    def _species(self, atoms) -> np.ndarray:
+        try:
+            return np.asarray([self._z_to_species[int(z)] for z in atoms.numbers], dtype=np.int32)
+        except KeyError as e:
+            from ase.data import chemical_symbols
+
+            raise ConfigurationError(
+                f"element {chemical_symbols[e.args[0]]} is not a species of this potential "
+                f"(species: {[chemical_symbols[z] for z in self._z_to_species]})"
+            ) from None
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        a = self.atoms
+        pos = jnp.asarray(a.positions, dtype=jnp.float64)
+        pbc = np.asarray(a.pbc, dtype=bool)
+        cell = np.where(pbc[:, None], np.asarray(a.cell[:], dtype=float), 0.0)
+        key = (len(a), tuple(pbc))
+        rebuild = self._nbrs is None or key != self._key or "numbers" in system_changes
+        if not rebuild:
+            self._nbrs = self._fns.update(pos, jnp.asarray(cell), self._nbrs)
+            rebuild = bool(self._nbrs.did_overflow)
+        if rebuild:
+            self._fns, self._nbrs = neighbor_list(a.positions, cell, pbc, self.model.cutoff, skin=self.skin)
+            self._key = key
+        species = jnp.asarray(self._species(a))
+        nb = self._nbrs
+        if self.min_distance is not None:
+            n = len(a)
+            valid = np.asarray(nb.idx) < n
+            if valid.any():
+                j = np.where(valid, np.asarray(nb.idx), 0)
+                d = a.positions[j] + np.asarray(nb.shifts) @ cell - a.positions[:, None]
+                dmin = np.sqrt((d**2).sum(-1))[valid].min()
+                if dmin < self.min_distance:
+                    raise ConfigurationError(
+                        f"atoms closer than {self.min_distance} Å ({dmin:.4f} Å); set min_distance to allow"
+                    )
+        e, f, s, v = energy_forces_stress(self.model, pos, jnp.asarray(cell), species, nb.idx, nb.shifts)
+        self.results["energy"] = float(e)
+        self.results["free_energy"] = float(e)
+        self.results["forces"] = np.asarray(f, dtype=float)
+        self.results["energies"] = np.asarray(v, dtype=float)
+        if pbc.all():
+            self.results["stress"] = -np.asarray(s, dtype=float) / abs(a.get_volume())
+        elif "stress" in properties:
+            raise PropertyNotImplementedError("stress needs a 3D-periodic cell")
