@@ -112,18 +112,43 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--radial-basis-size", type=int, default=8)
     c.set_defaults(func=_cmd_init)
 
-    c = sub.add_parser("analyze", help="trajectory analysis (diffusion, rdf, gii, arrhenius)", add_help=False)
-    c.add_argument("rest", nargs=argparse.REMAINDER)
-    c.set_defaults(func=None)
+    for name, (_, helptext) in EXTERNAL.items():
+        c = sub.add_parser(name, help=helptext, add_help=False)
+        c.add_argument("rest", nargs=argparse.REMAINDER)
+        c.set_defaults(func=None)
     return p
+
+
+#: sub-commands implemented in their own modules: name → (module, help).
+#: Each module has ``main(argv: list[str]) -> int`` parsing its own options.
+EXTERNAL = {
+    "analyze": ("mtpjax.cli_analyze", "trajectory analysis: diffusion | rdf | gii | arrhenius"),
+    "train": ("mtpjax.cli_train", "fit a potential to energies/forces/stresses (like mlp train)"),
+    "md": ("mtpjax.cli_md", "molecular dynamics from a TOML run file"),
+    "convert": ("mtpjax.cli_md", "convert H5MD trajectories to extxyz / LAMMPS dump"),
+    "calc-grade": ("mtpjax.cli_active", "extrapolation grades (like mlp calc-grade)"),
+    "select-add": ("mtpjax.cli_active", "D-optimal selection of new configurations (like mlp select-add)"),
+    "learn": ("mtpjax.cli_active", "active learning on the fly from a TOML file"),
+    "run": ("mtpjax.cli_workflow", "the paper's workflow end to end from a TOML file"),
+}
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "analyze":
-        from .cli_analyze import main as analyze_main
+    if argv and argv[0] in EXTERNAL:
+        import importlib
 
-        return _guard(lambda: analyze_main(argv[1:]))
+        modname = EXTERNAL[argv[0]][0]
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name != modname:
+                raise
+            print(f"mtpjax: error: command '{argv[0]}' is not available in this version", file=sys.stderr)
+            return 2
+        # modules serving several commands get the command name as argv[0]
+        sub = argv if getattr(mod, "MULTI_COMMAND", False) else argv[1:]
+        return _guard(lambda: mod.main(sub))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
