@@ -1,0 +1,13 @@
+"""mtpjax.build: random amorphous cells, stacked interfaces, supercells."""
+from .amorphous import (
+    PRESETS,
+    build_amorphous,
+    build_preset,
+    cell_for_density,
+    production_supercell,
+    random_packing,
+)
+from .interface import cross_interface_min_distance, stack_interface
+from .units import PS4, MolecularUnit, tetrahedron, triangle
+
+__all__ = [n for n in dir() if not n.startswith("_")]
