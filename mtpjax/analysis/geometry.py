@@ -30,7 +30,11 @@ def image_shifts(cells: np.ndarray, r_max: float) -> np.ndarray:
     w = face_widths(cells).reshape(-1, 3).min(axis=0)
     k = np.ceil(r_max / w + 0.5).astype(int)
     rng = [range(-kk, kk + 1) for kk in k]
-    return np.array(list(itertools.product(*rng)), dtype=np.float64)
+    n = np.array(list(itertools.product(*rng)), dtype=np.float64)
+    # |(Δs + n) H| ≥ (|n_α| − 0.5) w_α for Δs in [−0.5, 0.5): drop shifts
+    # that cannot reach r_max
+    lower = np.max((np.abs(n) - 0.5).clip(min=0) * w, axis=1)
+    return n[lower < r_max]
 
 
 def pair_distances_frames(pa, pb, cells, r_max: float, same: bool = False):

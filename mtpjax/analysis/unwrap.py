@@ -1,17 +1,20 @@
 """Unwrapping across periodic boundaries with a changing box, and drift removal.
 
-Unwrapping scheme ("toroidal-view preserving", Kulke & Vermaas, J. Chem.
-Theory Comput. 18, 6161 (2022); von Bülow et al., J. Chem. Phys. 153, 021101
-(2020) for the NPT pitfalls): with wrapped positions w(t) and box H(t)
-(rows = lattice vectors),
+Scheme: with wrapped positions w(t), boxes H(t) (rows = lattice vectors) and
+fractional coordinates s(t) = w(t) H(t)⁻¹,
 
-    Δ = w(t) − w(t−1);   n = round(Δ · H(t)⁻¹);   u(t) = u(t−1) + Δ − n · H(t)
+    Δs = s(t) − s(t−1) − round(s(t) − s(t−1));     u(t) = u(t−1) + Δs · H(t)
 
-i.e. each step takes the minimum image of the *Cartesian* step in the box of
-the arriving frame.  Unlike accumulating fractional steps times the current
-box, it does not inject box fluctuations × position into every step.  Valid
-while no atom moves more than half a box width between stored frames.
-Positions that are already unwrapped pass through unchanged.
+i.e. the minimum-image *fractional* step of every frame, converted with the
+box of the arriving frame, and accumulated.  NPT barostats scale positions
+affinely with the box; that scaling is invisible in fractional coordinates,
+so the scheme returns exactly the sum of the physical steps, with neither the
+"accumulated fractional coordinate × current box" artefact (box fluctuations
+multiplied by the distance travelled, see von Bülow, Bullerjahn & Hummer,
+J. Chem. Phys. 153, 021101 (2020)) nor the affine jitter of the wrapped
+positions that Cartesian-difference schemes keep.  Valid while no atom moves
+more than half a box width between stored frames; positions that are
+already unwrapped come out unchanged for a fixed box.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ __all__ = ["unwrap", "UnwrapState", "unwrap_chunk", "unwrapped_positions", "mass
 
 
 class UnwrapState:
-    """Carry between chunks: last wrapped (n,3) and unwrapped (n,3) frame."""
+    """Carry between chunks: last fractional (n,3) and unwrapped (n,3) frame."""
 
     def __init__(self):
         self.last_wrapped = None
@@ -35,23 +38,22 @@ def unwrap_chunk(pos: np.ndarray, cells: np.ndarray, state: UnwrapState | None =
     """Unwrap a chunk of frames.
 
     pos: (f, n, 3) Å; cells: (f, 3, 3) Å rows = lattice vectors; state carries
-    the previous chunk's last frame (updated in place).  Returns (f, n, 3) Å.
+    the previous chunk's last frame (updated in place; ``last_wrapped`` holds
+    fractional coordinates).  Returns (f, n, 3) Å.
     """
     pos = np.asarray(pos, dtype=np.float64)
     cells = np.asarray(cells, dtype=np.float64)
     if state is None:
         state = UnwrapState()
+    s = np.einsum("fnj,fjk->fnk", pos, np.linalg.inv(cells))
     if state.last_wrapped is None:
-        prev_w, prev_u = pos[0], pos[0]
+        prev_s, prev_u = s[0], pos[0]
     else:
-        prev_w, prev_u = state.last_wrapped, state.last_unwrapped
-    w = np.concatenate([prev_w[None], pos], axis=0)
-    d = np.diff(w, axis=0)  # (f, n, 3)
-    inv = np.linalg.inv(cells)  # (f, 3, 3)
-    n = np.rint(np.einsum("fnj,fjk->fnk", d, inv))
-    d -= np.einsum("fnj,fjk->fnk", n, cells)
-    u = prev_u[None] + np.cumsum(d, axis=0)
-    state.last_wrapped = pos[-1].copy()
+        prev_s, prev_u = state.last_wrapped, state.last_unwrapped
+    ds = np.diff(np.concatenate([prev_s[None], s], axis=0), axis=0)  # (f, n, 3)
+    ds -= np.rint(ds)
+    u = prev_u[None] + np.cumsum(np.einsum("fnj,fjk->fnk", ds, cells), axis=0)
+    state.last_wrapped = s[-1].copy()
     state.last_unwrapped = u[-1].copy()
     return u
 
