@@ -1,0 +1,155 @@
+"""Tests of mtpjax.build; distances are checked with ASE's own neighbour list
+(an implementation independent of ours)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.data import atomic_masses, atomic_numbers
+from ase.neighborlist import neighbor_list
+
+from mtpjax.build import PRESETS, PS4, build_amorphous, build_preset, production_supercell, stack_interface
+from mtpjax.build.amorphous import cell_for_density, random_packing
+from mtpjax.errors import ConfigurationError
+
+
+def _mass_amu(symbols):
+    return sum(atomic_masses[atomic_numbers[s]] for s in symbols)
+
+
+def _check_min_distances(at, table, default=1.5):
+    """Every pair of atoms in different units respects its minimum distance."""
+    i, j, d = neighbor_list("ijd", at, 4.5)
+    sym = np.array(at.get_chemical_symbols())
+    uid = at.arrays["unit_id"]
+    inter = uid[i] != uid[j]
+    for (a, b), dmin in table.items():
+        m = inter & (((sym[i] == a) & (sym[j] == b)) | ((sym[i] == b) & (sym[j] == a)))
+        if m.any():
+            assert d[m].min() >= dmin - 1e-9, (a, b, d[m].min(), dmin)
+    return d[inter].min()
+
+
+@pytest.mark.parametrize("name,n_atoms,comp", [("Li3PS4", 96, {"Li": 36, "P": 12, "S": 48}),
+                                               ("Li3B11O18", 128, {"Li": 12, "B": 44, "O": 72})])
+def test_presets_cell_density_composition_distances(name, n_atoms, comp):
+    at = build_preset(name, seed=3)
+    assert len(at) == n_atoms
+    assert {s: at.get_chemical_symbols().count(s) for s in comp} == comp
+    L = PRESETS[name]["cell"]
+    np.testing.assert_allclose(at.cell.lengths(), L)
+    rho = _mass_amu(at.get_chemical_symbols()) * 1.66053906660 / np.prod(L)
+    assert at.info["density_g_cm3"] == pytest.approx(rho, rel=1e-12)
+    # hand values: 12 Li3PS4 in 2141.28 Å^3 -> 1.675 g/cm3; 4 Li3B11O18 in 1532.16 Å^3 -> 1.854
+    assert rho == pytest.approx({"Li3PS4": 1.675, "Li3B11O18": 1.854}[name], abs=2e-3)
+    _check_min_distances(at, PRESETS[name]["min_distances"])
+    assert np.all(at.pbc)
+
+
+def test_ps4_units_intact_and_randomly_oriented():
+    at = build_preset("Li3PS4", seed=11)
+    sym = np.array(at.get_chemical_symbols())
+    i, j, D = neighbor_list("ijD", at, 2.5)
+    pmask = (sym[i] == "P") & (sym[j] == "S")
+    counts = np.bincount(i[pmask], minlength=len(at))[sym == "P"]
+    assert np.all(counts == 4)
+    np.testing.assert_allclose(np.linalg.norm(D[pmask], axis=1), 2.05, atol=1e-9)
+    # S-P-S angles tetrahedral (109.47°) and orientations differ between units
+    normals = []
+    for p in np.flatnonzero(sym == "P"):
+        v = D[pmask & (i == p)]
+        cosang = (v @ v.T)[np.triu_indices(4, 1)] / 2.05 ** 2
+        np.testing.assert_allclose(cosang, -1 / 3, atol=1e-9)
+        normals.append(v[0] / 2.05)
+    normals = np.array(normals)
+    assert np.abs(normals @ normals.T - np.eye(len(normals))).max() > 0.3
+    # each P's unit_id is shared by exactly its 4 S
+    uid = at.arrays["unit_id"]
+    for p in np.flatnonzero(sym == "P"):
+        assert sorted(sym[uid == uid[p]]) == ["P", "S", "S", "S", "S"]
+
+
+def test_reproducible_per_seed():
+    a, b, c = build_preset("Li3PS4", seed=5), build_preset("Li3PS4", seed=5), build_preset("Li3PS4", seed=6)
+    np.testing.assert_array_equal(a.positions, b.positions)
+    assert a.get_chemical_symbols() == b.get_chemical_symbols()
+    assert np.abs(a.positions - c.positions).max() > 1.0
+
+
+def test_target_density_is_exact():
+    items = [(PS4, 12), ("Li", 36)]
+    at = build_amorphous(items, density_g_cm3=1.5, seed=0, min_distances=PRESETS["Li3PS4"]["min_distances"])
+    rho = _mass_amu(at.get_chemical_symbols()) * 1.66053906660 / at.get_volume()
+    assert rho == pytest.approx(1.5, rel=1e-12)
+    np.testing.assert_allclose(at.cell.lengths()[:2], [12.0, 12.0])
+    c = cell_for_density([("Li", 10)], 0.534, a=5.0, b=5.0)
+    assert 10 * 6.94 * 1.66054 / np.linalg.det(c) == pytest.approx(0.534, rel=1e-4)
+    at = build_preset("Li3B11O18", seed=1, density_g_cm3=2.09)  # paper's relaxed density
+    assert at.info["density_g_cm3"] == pytest.approx(2.09, rel=1e-12)
+
+
+def test_impossible_packing_raises_clear_error():
+    with pytest.raises(ConfigurationError, match="packing impossible"):
+        random_packing(np.eye(3) * 5.0, [("Li", 50)], {("Li", "Li"): 2.5})
+    # passes the hard-sphere pre-check but cannot be packed by insertion
+    with pytest.raises(ConfigurationError, match="could not pack"):
+        random_packing(np.eye(3) * 8.0, [("Li", 30)], {("Li", "Li"): 2.6}, max_batches=5, n_restarts=2)
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        build_amorphous([("Li", 2)])
+    with pytest.raises(ConfigurationError, match="unknown preset"):
+        build_preset("LiPON")
+
+
+def _slab_pair(z_bottom_li, z_top_li):
+    """Two 10 Å cells with one Li each at given heights (plus far-away O)."""
+    cell = np.diag([8.0, 8.0, 10.0])
+    bot = Atoms("LiO", positions=[[1, 1, z_bottom_li], [5, 5, 5]], cell=cell, pbc=True)
+    top = Atoms("LiO", positions=[[1, 1, z_top_li], [5, 5, 5]], cell=cell, pbc=True)
+    return bot, top
+
+
+def test_interface_gap_search_is_minimal_and_rule_holds():
+    # cross distance = (10 − 9.5) + s + 0.66 = s + 1.16 ≥ 2.5  ->  s ≥ 1.34  ->  1.35
+    bot, top = _slab_pair(9.5, 0.66)
+    it = stack_interface(bot, top)
+    assert it.info["gap_A"] == pytest.approx(1.35)
+    assert it.info["min_cross_A"] == pytest.approx(1.35 + 1.16)
+    np.testing.assert_allclose(it.cell.lengths(), [8, 8, 20 + 2 * 1.35])
+    # independent check with ASE: no cross-interface Li-Li pair under 2.5 Å
+    i, j, d = neighbor_list("ijd", it, 2.5)
+    reg = it.arrays["region"]
+    sym = np.array(it.get_chemical_symbols())
+    assert not np.any((reg[i] != reg[j]) & (sym[i] == "Li") & (sym[j] == "Li"))
+    # and the next smaller gap would have violated it
+    with pytest.raises(ConfigurationError, match="no gap"):
+        stack_interface(bot, top, gaps=[1.30], lateral_tries=0)
+    # no vertical gap in range works -> a lateral shift is searched
+    bot, top = _slab_pair(9.9, 0.05)
+    with pytest.raises(ConfigurationError, match="best 1.65"):
+        stack_interface(bot, top, lateral_tries=0)
+    it = stack_interface(bot, top, seed=1)
+    assert it.info["min_cross_A"] >= 2.5 and np.any(np.array(it.info["lateral_frac"]) != 0)
+    with pytest.raises(ConfigurationError, match="in-plane"):
+        stack_interface(bot, Atoms("Li", cell=[8, 9, 10], pbc=True))
+
+
+def test_paper_interface_and_supercells():
+    from mtpjax.analysis.structure import decompose_formula_units, molecular_units
+
+    lps, lbo = build_preset("Li3PS4", seed=0), build_preset("Li3B11O18", seed=0)
+    it = stack_interface(lps, lbo)
+    assert len(it) == 224 and 1.2 <= it.info["gap_A"] <= 1.5 and it.info["min_cross_A"] >= 2.5
+    assert decompose_formula_units(it, ["Li3PS4", "Li3B11O18"]) == [12, 4]
+    assert molecular_units(it, "P", "S", 2.6) == {"PS4": 12}  # no unit cut by the stacking
+    from mtpjax.build import cross_interface_min_distance
+
+    assert cross_interface_min_distance(it, None) >= 1.6
+    big = production_supercell(lps, "bulk")
+    assert len(big) == 768 and np.allclose(big.cell.lengths(), [24, 24, 29.74])
+    assert len(np.unique(big.arrays["unit_id"])) == 8 * len(np.unique(lps.arrays["unit_id"]))
+    assert molecular_units(big, "P", "S", 2.6) == {"PS4": 96}
+    assert len(production_supercell(build_preset("Li3B11O18"), "bulk")) == 1024
+    bi = production_supercell(it, "interface")
+    assert len(bi) == 896 and np.sum(bi.arrays["region"] == 1) == 512
+    with pytest.raises(ConfigurationError):
+        production_supercell(lps, "slab")
