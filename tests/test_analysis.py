@@ -627,3 +627,22 @@ def test_plots_write_pngs(tmp_path):
     plots.plot_arrhenius(fit, tmp_path / "a.png")
     plots.plot_parity([1, 2, 3], [1.1, 2.0, 2.9], tmp_path / "p.png", units="eV")
     assert (tmp_path / "a.png").stat().st_size > 1000 and (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_side_by_side_with_pymatgen_diffusion():
+    """Same trajectories through both codes: same D up to fit-window
+    differences; pymatgen's stated error is orders of magnitude too small."""
+    pytest.importorskip("pymatgen.analysis.diffusion.analyzer")
+    import importlib.util
+    from pathlib import Path
+
+    p = Path(__file__).resolve().parents[1] / "benchmarks" / "analysis_vs_pymatgen.py"
+    spec = importlib.util.spec_from_file_location("analysis_vs_pymatgen", p)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.run(seeds=2, frames=2500, D_true=5e-5)
+    for r in rows:
+        assert abs(r["ours_pmwindow_D"] / r["pmg_D"] - 1) < 0.1
+        assert abs(r["ours_D"] / r["pmg_D"] - 1) < 0.3
+        assert 0.05 < r["ours_err"] / r["ours_D"] < 0.4
+        assert r["pmg_err"] / r["pmg_D"] < 1e-2
