@@ -29,14 +29,17 @@ comparing with all templates 02..28 we found that each of them contains exactly
 
 * every isomorphism class of loopless multigraphs with 1..4 nodes,
 * whose nodes are basic tensors with ``mu <= 5`` and ``nu <= 10`` (these two caps only act at
-  levels 26 and 28: ``M_{6,0}`` (level 26) and ``M_{0,11} . M_{0,11}`` (level 26) are absent;
-  hence ``radial_funcs_count`` = number of ``mu`` used = min(L // 4 + 1, 6) for L >= 4),
+  levels 26 and 28, e.g. ``M_{6,0}`` (level 26) and ``M_{0,11} . M_{0,11}`` (level 26) are
+  absent: without them there would be 1466 and 2455 functions instead of 1464 and 2445; hence
+  ``radial_funcs_count`` = number of ``mu`` used = ``min((L - 2) // 4 + 1, 6)``),
 * whose total level is ``<= L`` (only even levels occur automatically: a full contraction has
   an even total rank).
 
 This gives 1, 2, 5, 9, 16, 29, 52, 92, 163, 288, 500, 864, 1464, 2445 functions for levels
-2, 4, ..., 28 (the test ``tests/test_basis.py`` checks the sets function by function against
-the templates by evaluating every basis function on random neighbourhoods).
+2, 4, ..., 28.  ``tests/test_basis.py`` checks the sets function by function, both against the
+templates and against a brute-force enumeration of the graphs evaluated directly as sums over
+neighbour tuples (a basis function's canonical form = its values on random neighbourhoods with
+random radial values per ``mu``).
 
 The contraction program
 -----------------------
@@ -44,23 +47,28 @@ The functions are evaluated by MLIP's "contraction program": slots ``M_k``; the 
 ``n_basic`` slots are the monomial components of the basic tensors (rows ``{mu, a, b, c}`` of
 ``alpha_index_basic``, ``x^a y^b z^c / r^nu``), and each row ``{i, j, m, k}`` of
 ``alpha_index_times`` executes ``M_k += m * M_i * M_j``.  Derived slots are the components of
-intermediate tensors.  This module reproduces MLIP's program *exactly* (same slots, same rows in
-the same order, same mapping order) for all templates; the rules, reverse-engineered from the
-template data only, are:
+intermediate tensors.  This module reproduces MLIP's program *exactly* -- the three tables are
+identical, element by element, to those of every template 02..28 (same slots, same rows in the
+same order, same mapping order; checked by the tests).  The rules, inferred from the template
+data only (no MLIP code was used), are:
 
 * **Decomposition of a graph** (how a function is computed): 2 nodes: one contraction.  3 nodes:
   the node with the smallest degree (first one on ties) is contracted last with the pair formed
-  by the two others (``X * (Y * Z)``).  4 nodes: take the minimum cut: if some split into two
-  pairs has a cut (number of edges between the pairs) strictly smaller than the smallest node
-  degree, the function is ``(u*v) * (s*t)`` (first such split in the order {01|23, 02|13,
-  03|12}); otherwise the node ``W`` of smallest degree (first on ties) is contracted last with
-  the 3-node rule applied to the rest: ``W * (X * (Y * Z))``.  Node indices refer to the
+  by the two others (``X * (Y * Z)``); equivalently the pair with the most contracted
+  indices is formed first.  4 nodes: a minimum cut: if the best split into two pairs (smallest
+  number of edges between the pairs, first of {01|23, 02|13, 03|12} on ties) cuts strictly fewer
+  edges than the smallest node degree, the function is ``(u*v) * (s*t)``; otherwise the node
+  ``W`` of smallest degree (first on ties) is contracted last with the 3-node rule applied to
+  the rest: ``W * (X * (Y * Z))``.  In both cases the top-level contraction, hence the rank of
+  the largest intermediate tensors, is as small as possible.  Node indices refer to the
   canonical node order (labels sorted by ``(mu, nu)``, ties broken by the lexicographically
   smallest edge list).
 * **Intermediate tensors** are stored by "index groups": each group is the set of free indices
   belonging to one basic tensor and is symmetric, so one component per monomial.  The
   components of a tensor are the products of the monomials of its groups (first group
-  outermost, monomials with the x power descending, then the y power descending).  When a
+  outermost, monomials with the x power descending, then the y power descending); the groups
+  are ordered like their basic tensors in the key-minimising node order of the open graph (see
+  *Orders*; ties resolved in the order X, Y, Z).  When a
   tensor is the contraction of two identical tensors (``M_{mu,nu} *c* M_{mu,nu}``) it is
   symmetric under exchange of the two groups and only unordered pairs of monomials are stored;
   the same holds for ``X * (that)`` when ``X`` contracts the same number of indices with both
