@@ -70,13 +70,20 @@ def _cmd_init(args) -> int:
         species = [int(s) for s in species] if species else list(range(args.species_count or 1))
     except ValueError:
         raise MTPJaxError(f"init: --species takes integer type labels, got {species}") from None
-    m = MTP.from_level(
-        args.level,
-        species=species,
-        cutoff=args.cutoff,
-        min_dist=args.min_dist,
-        radial_basis_size=args.radial_basis_size,
-    )
+    if not 0 < args.min_dist < args.cutoff:
+        raise MTPJaxError(f"init: need 0 < --min-dist ({args.min_dist}) < --cutoff ({args.cutoff})")
+    if args.radial_basis_size < 2:
+        raise MTPJaxError("init: --radial-basis-size must be at least 2")
+    try:
+        m = MTP.from_level(
+            args.level,
+            species=species,
+            cutoff=args.cutoff,
+            min_dist=args.min_dist,
+            radial_basis_size=args.radial_basis_size,
+        )
+    except ValueError as e:  # invalid level / species
+        raise MTPJaxError(f"init: {e}") from None
     m.save(output, trained=False)
     print(
         f"init: level {args.level}, {len(species)} species, {m.n_basis} basis functions, "
