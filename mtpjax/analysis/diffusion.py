@@ -180,7 +180,7 @@ class DiffusionResult:
             "ion_density_A3": self.n_ions / self.volume_A3,
             "site_distance_A": self.site_distance,
             "normal": np.asarray(self.normal).tolist(),
-            "fits": {kk: asdict(v) for kk, v in self.fits.items()},
+            "fits": {kk: (asdict(v) if v is not None else None) for kk, v in self.fits.items()},
             "block": self.block,
             "lag_fs": self.lag_fs[k].tolist(),
             "msd_A2": self.msd[k].tolist(),
