@@ -1,0 +1,273 @@
+"""Training orchestration (``mlp train``-like, docs/mtp.md §7.2). Host-side loop
+around one jitted optimiser step.
+
+Schedule (iteration = one optimiser step):
+
+1. initialisation (untrained potential or ``init != "keep"``): radial
+   coefficients (:mod:`mtpjax.train.init`), species energies by regression,
+   exact linear solve for species + moment coefficients, MLIP's ``scaling``
+   search (Rescale);
+2. L-BFGS (optax, zoom line search) on all coefficients with ``scaling``
+   held fixed, or Adam; at iteration ``pretrain_iter`` another Rescale and
+   every ``linear_every`` iterations an exact linear solve (the optimiser
+   state is then restarted, as MLIP resets its Hessian);
+3. stop at ``max_iter``, when the gradient norm < ``gtol``, or when the loss
+   decreased by less than ``conv_tol`` (relative) over the last
+   ``conv_window`` iterations (MLIP's ``--bfgs-conv-tol``);
+4. a final linear solve; the result is a standard ``.mtp``.
+
+A checkpoint (:mod:`mtpjax.train.checkpoint`) is written every
+``checkpoint_every`` iterations; ``resume=True`` continues from it and gives
+the same parameters as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+
+from ..errors import MTPJaxError
+from ..potential.model import MTP
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import TrainingSet, Weights, prepare_training_set
+from .init import INIT_METHODS, init_radial
+from .linear import fit_species_energies, linear_solve, rescale
+from .loss import error_metrics, get_params, loss_terms, set_params, total_loss
+
+OPTIMIZERS = ("lbfgs", "adam")
+
+
+@dataclass
+class TrainConfig:
+    """Options of :func:`train` (CLI flag in brackets).
+
+    max_iter [--max-iter]: optimiser iterations (MLIP default 1000).
+    optimizer: ``lbfgs`` (optax L-BFGS + zoom line search) or ``adam``.
+    learning_rate: Adam's step size. memory_size: L-BFGS history length.
+    gtol: stop when ‖∇L‖ < gtol. conv_tol [--bfgs-conv-tol], conv_window:
+    MLIP's relative-decrease criterion (0 disables).
+    init [--init-params]: ``keep`` | ``mlip3`` | ``same`` | ``random``;
+    ``None`` = ``keep`` for a trained potential, ``mlip3`` otherwise.
+    seed: for ``random`` init. linear_every: exact linear solve period (0 = off).
+    pretrain_iter: iteration of the second Rescale (0 = off). rescale: do the
+    scaling search at all. final_linear: linear solve after the last step.
+    eval_every: validation/training metrics period (0 = only at the end).
+    checkpoint, checkpoint_every, resume: see module docstring.
+    log: JSON-lines log file (one line per iteration). progress: tqdm bar.
+    """
+
+    max_iter: int = 1000
+    optimizer: str = "lbfgs"
+    learning_rate: float = 1e-3
+    memory_size: int = 20
+    max_linesearch_steps: int = 20
+    gtol: float = 1e-10
+    conv_tol: float = 1e-3
+    conv_window: int = 50
+    init: str | None = None
+    seed: int = 0
+    linear_every: int = 50
+    pretrain_iter: int = 75
+    rescale: bool = True
+    final_linear: bool = True
+    eval_every: int = 10
+    checkpoint: str | None = None
+    checkpoint_every: int = 10
+    resume: bool = False
+    log: str | None = None
+    progress: bool = False
+    weights: Weights = field(default_factory=Weights)
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise MTPJaxError(f"unknown optimizer '{self.optimizer}' (use {', '.join(OPTIMIZERS)})")
+        if self.init is not None and self.init not in INIT_METHODS:
+            raise MTPJaxError(f"unknown init '{self.init}' (use {', '.join(INIT_METHODS)})")
+        if self.max_iter < 0:
+            raise MTPJaxError(f"max_iter must be ≥ 0, got {self.max_iter}")
+
+
+@dataclass
+class TrainResult:
+    """``model`` (trained MTP), ``history`` (list of per-iteration dicts: iter,
+    loss, grad_norm, time, and train_*/valid_* metrics where evaluated),
+    ``train_metrics``/``valid_metrics`` (final, see :func:`error_metrics`),
+    ``iterations``, ``stop_reason``, ``wall_time`` (s)."""
+
+    model: MTP
+    history: list
+    train_metrics: dict
+    valid_metrics: dict | None
+    iterations: int
+    stop_reason: str
+    wall_time: float
+
+
+def make_optimizer(cfg: TrainConfig):
+    if cfg.optimizer == "adam":
+        return optax.adam(cfg.learning_rate)
+    return optax.lbfgs(
+        memory_size=cfg.memory_size,
+        linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=cfg.max_linesearch_steps),
+    )
+
+
+def _make_step(opt, unravel, lbfgs: bool, penalty: float):
+    """One jitted optimiser step on the flat parameter vector; model (holding
+    ``scaling``) and data are arguments, so rescaling does not recompile."""
+
+    @eqx.filter_jit
+    def step(flat, state, model, data):
+        def f(x):
+            return total_loss(unravel(x), model, data, penalty)
+
+        if lbfgs:
+            value, grad = optax.value_and_grad_from_state(f)(flat, state=state)
+            updates, state = opt.update(grad, state, flat, value=value, grad=grad, value_fn=f)
+        else:
+            value, grad = jax.value_and_grad(f)(flat)
+            updates, state = opt.update(grad, state, flat)
+        return optax.apply_updates(flat, updates), state, value, optax.tree.norm(grad)
+
+    return step
+
+
+def _prefixed(metrics: dict, prefix: str) -> dict:
+    return {f"{prefix}_{k}": v for k, v in metrics.items() if k != "n_configs"}
+
+
+def train(
+    model: MTP,
+    train_configs,
+    valid_configs=None,
+    config: TrainConfig | None = None,
+    callback=None,
+    train_source: str | None = None,
+    valid_source: str | None = None,
+) -> TrainResult:
+    """Fit ``model`` to labelled configurations (see module docstring).
+
+    ``train_configs``/``valid_configs``: lists of Configuration or prepared
+    :class:`TrainingSet` objects. ``callback(record: dict)`` is called after
+    every iteration (return True to stop). Returns a :class:`TrainResult`.
+    """
+    cfg = config or TrainConfig()
+    t_start = time.perf_counter()
+    w = cfg.weights
+    tset = train_configs if isinstance(train_configs, TrainingSet) else prepare_training_set(
+        model, train_configs, w, source=train_source)
+    vset = None
+    if valid_configs is not None:
+        vset = valid_configs if isinstance(valid_configs, TrainingSet) else prepare_training_set(
+            model, valid_configs, w, source=valid_source)
+    data = tset.device_args()
+
+    opt = make_optimizer(cfg)
+    lbfgs = cfg.optimizer == "lbfgs"
+    flat0, unravel = ravel_pytree(get_params(model))
+    step = _make_step(opt, unravel, lbfgs, w.penalty)
+    ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+
+    losses: list[float] = []
+    it0 = 0
+    if cfg.resume and ckpt is not None and ckpt.exists():
+        st = load_checkpoint(ckpt, opt.init(flat0), int(flat0.size))
+        model = set_params(eqx.tree_at(lambda m: m.scaling, model, st["scaling"]), unravel(st["flat"]))
+        state, it0, losses = st["opt_state"], st["iteration"], st["losses"]
+    else:
+        init = cfg.init or ("keep" if _looks_trained(model) else "mlip3")
+        if init != "keep":
+            model = init_radial(model, init, cfg.seed)
+            model = fit_species_energies(model, tset.configs)
+            model = rescale(model, data)[0] if cfg.rescale else linear_solve(model, data)[0]
+        state = opt.init(ravel_pytree(get_params(model))[0])
+
+    log = open(cfg.log, "a" if (cfg.resume and it0 > 0) else "w") if cfg.log else None
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_iter, initial=it0, desc="train", unit="it", dynamic_ncols=True)
+    history: list[dict] = []
+    stop_reason = "max_iter"
+    t_train = 0.0
+    it = it0
+    try:
+        while it < cfg.max_iter:
+            t0 = time.perf_counter()
+            if it > 0 and it == cfg.pretrain_iter and cfg.rescale:
+                model = rescale(model, data)[0]
+                state = opt.init(ravel_pytree(get_params(model))[0])
+            elif it > 0 and cfg.linear_every and it % cfg.linear_every == 0:
+                model = linear_solve(model, data)[0]
+                state = opt.init(ravel_pytree(get_params(model))[0])
+            flat = ravel_pytree(get_params(model))[0]
+            flat, state, value, gnorm = step(flat, state, model, data)
+            value, gnorm = float(value), float(gnorm)
+            model = set_params(model, unravel(flat))
+            t_train += time.perf_counter() - t0
+            it += 1
+            losses.append(value)
+            rec = {"iter": it, "loss": value, "grad_norm": gnorm, "time": time.perf_counter() - t_start,
+                   "train_time": t_train}
+            if cfg.eval_every and it % cfg.eval_every == 0:
+                rec.update(_prefixed(error_metrics(model, tset), "train"))
+                if vset is not None:
+                    rec.update(_prefixed(error_metrics(model, vset), "valid"))
+            history.append(rec)
+            if log:
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+            if bar is not None:
+                post = {"loss": f"{value:.3e}"}
+                if "valid_force_rmse" in rec:
+                    post["vF"] = f"{rec['valid_force_rmse']:.4f}"
+                bar.set_postfix(post, refresh=False)
+                bar.update(1)
+            if ckpt is not None and cfg.checkpoint_every and it % cfg.checkpoint_every == 0:
+                save_checkpoint(ckpt, flat=flat, scaling=model.scaling, opt_state=state, iteration=it,
+                                losses=losses, seed=cfg.seed, n_params=int(flat.size))
+            if not np.isfinite(value):
+                raise MTPJaxError(f"training diverged at iteration {it} (loss {value})")
+            if gnorm < cfg.gtol:
+                stop_reason = "gtol"
+                break
+            n = cfg.conv_window
+            if cfg.conv_tol > 0 and n and len(losses) > n and it - it0 > 0:
+                old = losses[-n - 1]
+                if old > 0 and (old - value) / old < cfg.conv_tol:
+                    stop_reason = "conv_tol"
+                    break
+            if callback is not None and callback(rec):
+                stop_reason = "callback"
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        if log:
+            log.close()
+    if cfg.final_linear and it > 0:
+        model = linear_solve(model, data)[0]
+    train_m = error_metrics(model, tset)
+    valid_m = error_metrics(model, vset) if vset is not None else None
+    return TrainResult(model, history, train_m, valid_m, it, stop_reason, time.perf_counter() - t_start)
+
+
+def _looks_trained(model: MTP) -> bool:
+    """Heuristic: MLIP-3's untrained defaults have every linear coefficient 1e-3."""
+    return not (np.allclose(np.asarray(model.moment_coeffs), 1e-3) and np.allclose(np.asarray(model.species_coeffs), 1e-3))
+
+
+def loss_value(model: MTP, tset: TrainingSet, weights: Weights | None = None) -> dict:
+    """Loss parts of ``model`` on a prepared set (floats)."""
+    pen = (weights or Weights()).penalty
+    t = loss_terms(get_params(model), model, tset.device_args(), pen)
+    return {k: float(v) for k, v in t.items()}
