@@ -1,0 +1,60 @@
+"""``mtpjax md RUN.toml`` and ``mtpjax convert TRAJ.h5 OUT.{xyz,dump}``.
+
+    mtpjax md RUN.toml [--output DIR] [--overwrite] [--no-progress]
+        Run (or resume, when DIR holds a checkpoint of the same run file) the
+        stages of RUN.toml; see :mod:`mtpjax.md.run` for the file format.
+    mtpjax convert TRAJ.h5 OUT.xyz|OUT.extxyz|OUT.dump [--format extxyz|lammps-dump] [--every K]
+        H5MD → extended XYZ (cell, pbc, step, time, energy) or LAMMPS dump.
+"""
+from __future__ import annotations
+
+import argparse
+
+MULTI_COMMAND = True
+
+
+def _md(argv) -> int:
+    p = argparse.ArgumentParser(prog="mtpjax md", description="molecular dynamics from a TOML run file")
+    p.add_argument("run_file")
+    p.add_argument("-o", "--output", help="output folder (default: 'output' of the run file)")
+    p.add_argument("--overwrite", action="store_true", help="start afresh even if a checkpoint exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+    from .md.run import load_toml, run_md
+
+    cfg = load_toml(a.run_file)
+    out = run_md(cfg, output=a.output, overwrite=a.overwrite, progress=not a.no_progress)
+    print(f"md: done → {out}")
+    return 0
+
+
+def _convert(argv) -> int:
+    p = argparse.ArgumentParser(prog="mtpjax convert", description="convert H5MD trajectories")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--format", choices=["extxyz", "lammps-dump"])
+    p.add_argument("--every", type=int, default=1, help="keep every K-th frame")
+    a = p.parse_args(argv)
+    from .md.io import convert
+
+    if a.every < 1:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError("--every must be ≥ 1")
+    convert(a.input, a.output, a.format, frames=slice(None, None, a.every))
+    print(f"convert: {a.input} → {a.output}")
+    return 0
+
+
+def main(argv) -> int:
+    argv = list(argv)
+    if not argv:
+        print("usage: mtpjax md RUN.toml | mtpjax convert TRAJ.h5 OUT")
+        return 1
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "md":
+        return _md(rest)
+    if cmd == "convert":
+        return _convert(rest)
+    print(f"mtpjax: error: unknown command {cmd!r}")
+    return 2
