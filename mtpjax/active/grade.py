@@ -1,0 +1,135 @@
+"""High-level active-set operations (host orchestration): build an active set
+from a training set, grade configurations, D-optimal ``select-add``.
+
+Defaults mirror MLIP (``shared/docs/mtp.md`` §8.2–8.3): MLIP-2
+``calc-grade``/``select-add`` use init 1e-5, select threshold 1.1, swap
+threshold 1.0000001 and energy rows divided by N (``weight_scaling`` 2).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..potential.evaluate import DEFAULT_MIN_DISTANCE
+from ..potential.model import MTP
+from .maxvol import ActiveSet, ActiveSetError, grades, select
+from .rows import selection_rows
+
+__all__ = ["build_active_set", "grade_configs", "attach_grades", "select_add", "rebuild_active_set"]
+
+MLIP2_INIT = 1e-5
+MLIP3_INIT = 1e-6
+THRESHOLD_SELECT = 1.1
+THRESHOLD_SWAP = 1.0000001
+
+
+def build_active_set(
+    model: MTP,
+    configs,
+    mode: str = "cfg",
+    init: float = MLIP2_INIT,
+    threshold: float = THRESHOLD_SWAP,
+    weight_scaling: float = 2.0,
+    min_distance: float | None = None,
+    source: str | None = None,
+) -> ActiveSet:
+    """MaxVol active set of ``configs`` (the training set) for ``model``.
+
+    Starts from ``init·I`` and swaps rows in while ``max |C| > threshold``.
+    Raises :class:`ActiveSetError` for an empty training set.
+    """
+    configs = list(configs)
+    if not configs:
+        raise ActiveSetError(f"{source + ': ' if source else ''}empty training set: cannot build an active set")
+    state = ActiveSet.empty(model.n_params, init=init, mode=mode, weight_scaling=weight_scaling)
+    rows = selection_rows(model, configs, mode, weight_scaling, min_distance=min_distance, source=source)
+    select(state, rows, threshold_select=threshold, threshold_swap=threshold)
+    state.configs = configs
+    _compact(state)
+    return state
+
+
+def _compact(state: ActiveSet) -> None:
+    """Keep only configurations that own active rows (renumber ``owner``)."""
+    used = sorted({int(c) for c in state.owner[:, 0] if c >= 0})
+    remap = {c: k for k, c in enumerate(used)}
+    state.configs = [state.configs[c] for c in used]
+    state.owner = np.array([[remap[int(c)], q] if c >= 0 else [-1, -1] for c, q in state.owner], dtype=np.int64).reshape(-1, 2)
+
+
+def rebuild_active_set(model: MTP, state: ActiveSet, extra_configs=(), threshold: float | None = None) -> ActiveSet:
+    """Rebuild a state for a new (retrained) ``model`` from the configurations
+    it holds plus ``extra_configs`` (e.g. the whole training set); same mode,
+    init and weight scaling."""
+    thr = THRESHOLD_SWAP if threshold is None else threshold
+    return build_active_set(model, list(state.configs) + list(extra_configs), state.mode, state.init, thr,
+                            state.weight_scaling)
+
+
+def grade_configs(model: MTP, state: ActiveSet, configs, min_distance: float | None = None, source=None):
+    """Grades of ``configs`` w.r.t. ``state``: (γ per configuration (K,),
+    per-row grades list — per atom in nbh mode)."""
+    if state.n != model.n_params:
+        raise ActiveSetError(f"active set has {state.n} rows but the potential has {model.n_params} parameters")
+    rows = selection_rows(model, configs, state.mode, state.weight_scaling, min_distance=min_distance, source=source)
+    return grades(state, rows)
+
+
+def attach_grades(configs, g, per_row=None, mode: str = "cfg"):
+    """Copies of ``configs`` with feature ``MV_grade`` (MLIP's ``%f``, features
+    sorted by key as MLIP writes them) and, in nbh mode, the per-atom column
+    ``nbh_grades``."""
+    out = []
+    for k, c in enumerate(configs):
+        feats = dict(c.features)
+        feats["MV_grade"] = f"{float(g[k]):f}"
+        feats = {key: feats[key] for key in sorted(feats)}
+        ad = dict(c.atom_data)
+        if mode == "nbh" and per_row is not None:
+            ad["nbh_grades"] = np.asarray(per_row[k], dtype=float)
+        out.append(replace(c, features=feats, atom_data=ad))
+    return out
+
+
+def select_add(
+    model: MTP,
+    state: ActiveSet,
+    new_configs,
+    threshold_select: float = THRESHOLD_SELECT,
+    threshold_swap: float = THRESHOLD_SWAP,
+    selection_limit: int | None = None,
+    min_distance: float | None = None,
+    source: str | None = None,
+) -> dict:
+    """D-optimal selection of ``new_configs`` into ``state`` (in place).
+
+    Returns ``{'selected': sorted indices into new_configs that entered the
+    active set, 'grades': their grades before selection (K,), 'eqns': {index:
+    local equation indices}, 'swaps': int}``. ``selection_limit`` keeps at
+    most that many new configurations (highest grade first; the state is then
+    re-selected from the training configurations plus the kept ones).
+    """
+    new_configs = list(new_configs)
+    if state.n != model.n_params:
+        raise ActiveSetError(f"active set has {state.n} rows but the potential has {model.n_params} parameters")
+    if not new_configs:
+        return {"selected": [], "grades": np.zeros(0), "eqns": {}, "swaps": 0}
+    rows = selection_rows(model, new_configs, state.mode, state.weight_scaling, min_distance=min_distance, source=source)
+    backup = (state.A.copy(), state.inv.copy(), state.owner.copy())
+    g_before = grades(ActiveSet(*backup), rows)[0]
+    off = len(state.configs)
+    res = select(state, rows, threshold_select, threshold_swap, config_offset=off)
+    if selection_limit is not None and len(res["selected"]) > int(selection_limit):
+        keep = sorted(sorted(res["selected"], key=lambda k: -g_before[k])[: int(selection_limit)])
+        state.A, state.inv, state.owner = (a.copy() for a in backup)
+        res = select(state, [rows[k] for k in keep], threshold_select, threshold_swap, config_offset=off)
+        m = state.owner[:, 0] >= off
+        state.owner[m, 0] = [off + keep[int(c) - off] for c in state.owner[m, 0]]
+    eqns: dict = {}
+    for c, q in state.owner:
+        if c >= off:
+            eqns.setdefault(int(c) - off, []).append(int(q))
+    state.configs = list(state.configs) + new_configs
+    _compact(state)
+    return {"selected": sorted(eqns), "grades": g_before, "eqns": eqns, "swaps": res["swaps"]}
