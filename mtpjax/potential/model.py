@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ConfigurationError
-from .program import ContractionProgram, compile_program
+from .program import ContractionProgram, compile_program, contract
 
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # xx yy zz yz xz xy (MLIP and ASE order)
 
@@ -243,13 +243,7 @@ class MTP(eqx.Module):
         """Scalar basis functions B (S, N) of every atom (without the constant)."""
         prog = self.program
         dtype = self.moment_coeffs.dtype
-        rvec = rvec.astype(dtype)
-        r2 = jnp.sum(rvec * rvec, axis=-1)
-        rc = self.max_dist
-        mask = mask & (r2 > 0) & (r2 < rc * rc)
-        safe = jnp.where(mask[..., None], rvec, jnp.asarray([1.0, 0.0, 0.0], dtype))
-        r = jnp.sqrt(jnp.sum(safe * safe, axis=-1))
-        u = safe / r[..., None]
+        mask, r, u = pair_geometry(rvec.astype(dtype), mask, self.max_dist)
         q = self.radial_basis(r) * mask[..., None]  # (N, M, NQ)
         c = self.radial_coeffs.shape[0]
         k = self.radial_coeffs.shape[2]
@@ -264,14 +258,7 @@ class MTP(eqx.Module):
         f = jnp.einsum("nmp,nmpk->nmk", onehot, f_all)  # radial functions (N, M, K)
         mono = _monomials(prog, u)  # (N, M, n_mono)
         moments = jnp.einsum("nmk,nmp->kpn", f, mono).reshape(-1, u.shape[0])  # (K·n_mono, N)
-        vals = _basic_selector(prog, dtype) @ moments  # basic moments (n_basic, N)
-        for layer in prog.layers:
-            contrib = layer.mult.astype(dtype)[:, None] * vals[layer.src_i] * vals[layer.src_j]
-            new = jax.ops.segment_sum(contrib, layer.seg, layer.n_targets, indices_are_sorted=True)
-            vals = jnp.concatenate([vals, new], axis=0)
-        if prog.mapping.size and int(prog.mapping.max()) >= vals.shape[0]:
-            vals = jnp.concatenate([vals, jnp.zeros((1, vals.shape[1]), dtype)], axis=0)
-        return vals[prog.mapping]
+        return contract(prog, _basic_selector(prog, dtype) @ moments)
 
     def energy_from_pairs(self, rvec, mask, species_i, species_j, atom_mask=None):
         v = self.site_energies_from_pairs(rvec, mask, species_i, species_j)
@@ -284,6 +271,19 @@ class MTP(eqx.Module):
         rvec, mask = _pairs(positions, cell, nbrs_idx, nbrs_shifts)
         sj = species_idx[jnp.where(mask, nbrs_idx, 0)]
         return self.energy_from_pairs(rvec, mask, species_idx, sj, atom_mask)[0]
+
+
+def pair_geometry(rvec, mask, cutoff: float):
+    """Pair mask (0 < r < cutoff), distances r and unit vectors û, safe for autodiff.
+
+    rvec (N, M, 3) Å, mask (N, M) bool → (mask, r (N, M), û (N, M, 3));
+    masked pairs get r = 1, û = x̂ so no NaN reaches the gradients.
+    """
+    r2 = jnp.sum(rvec * rvec, axis=-1)
+    mask = mask & (r2 > 0) & (r2 < cutoff * cutoff)
+    safe = jnp.where(mask[..., None], rvec, jnp.asarray([1.0, 0.0, 0.0], rvec.dtype))
+    r = jnp.sqrt(jnp.sum(safe * safe, axis=-1))
+    return mask, r, safe / r[..., None]
 
 
 def _monomials(prog: ContractionProgram, u):

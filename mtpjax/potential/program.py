@@ -155,3 +155,20 @@ def compile_program(
         mapping=new_index[mapping],
         digest=h.hexdigest(),
     )
+
+
+def contract(prog: ContractionProgram, basic):
+    """Run the contraction program: scalar basis functions B (S, N) from the
+    basic moments ``basic`` (n_basic, N) (JAX, differentiable, jit-friendly)."""
+    import jax
+    import jax.numpy as jnp
+
+    dtype = basic.dtype
+    vals = basic
+    for layer in prog.layers:
+        contrib = jnp.asarray(layer.mult, dtype)[:, None] * vals[layer.src_i] * vals[layer.src_j]
+        new = jax.ops.segment_sum(contrib, layer.seg, layer.n_targets, indices_are_sorted=True)
+        vals = jnp.concatenate([vals, new], axis=0)
+    if prog.mapping.size and int(prog.mapping.max()) >= vals.shape[0]:
+        vals = jnp.concatenate([vals, jnp.zeros((1, vals.shape[1]), dtype)], axis=0)
+    return vals[prog.mapping]
