@@ -1,0 +1,649 @@
+"""Learning on the fly (``mtpjax learn LEARN.toml [--resume]``).
+
+Loop (Podryabinkin & Shapeev 2017; Novikov et al. 2021; docs/active_learning.md):
+
+0. bootstrap (optional): rattled/strained copies of every structure, or a
+   short reference MD, labelled into the store;
+1. train: fit the MTP to every label in the store (warm start from the last
+   potential), build the active set (MaxVol over the whole training set) and
+   save ``itNNN/pot.mtp`` + ``itNNN/pot.almtp``;
+2. MD per system (NVT/NPT/Langevin stages from the TOML) with the grade as the
+   MD engine's hook: the run stops when γ > ``break_threshold``; every
+   ``candidate_every`` steps frames with γ > ``select_threshold`` are kept as
+   candidates; the last non-extrapolating frame is saved as the restart point;
+3. select: D-optimal (MaxVol) selection of the most informative candidates of
+   all systems (at most ``max_select``);
+4. label them (executor, retries, timeouts; failures recorded and skipped);
+   then back to 1. A system is done when one MD run of its target length
+   finished without a break; the loop stops when every system is done or
+   after ``max_iterations``.
+
+State on disk (``workdir``): ``learn_state.json`` (phase, iteration, per-system
+restart/done, timings, history; written atomically after every phase), the
+HDF5 store ``train.h5`` (every label flushed as it arrives), per iteration
+folder ``itNNN/`` (potential, active set, candidates, selected, jobs), and
+``summary.json`` (+ ``summary.png``). ``--resume`` continues after a kill at
+any point: completed phases are not redone and labels already in the store are
+not recomputed (no duplicates). Thresholds and lengths are read from the TOML
+at every start, so they can be changed on resume (the change is logged).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigurationError, MTPJaxError
+
+__all__ = ["load_config", "Learner", "main", "DEFAULTS"]
+
+#: every section, key and default; ``None`` = required or optional without default.
+DEFAULTS = {
+    "workdir": "learn_out",
+    "seed": 0,
+    "max_iterations": 20,
+    "species": None,  # list of chemical symbols; type t ↔ species[t]
+    "potential": {"level": 8, "cutoff": 5.0, "min_dist": 1.5, "radial_basis_size": 8, "init": None},
+    "reference": {"kind": "tblite"},
+    "labels": {"executor": "process", "max_workers": 1, "retries": 2, "timeout_s": 1800.0, "backoff_s": 1.0,
+               "min_wall_s": 0.0, "submitit": {}},
+    "train": {"max_iter": 300, "energy_weight": 1.0, "force_weight": 0.01, "stress_weight": 0.001,
+              "weighting": "vibrations", "conv_tol": 1e-3, "init_max_iter": None},
+    "active": {"mode": "nbh", "select_threshold": 1.5, "break_threshold": 10.0, "init": 1e-5,
+               "swap_threshold": 1.0000001, "max_select": 20, "grade_every": 1, "candidate_every": 10},
+    "md": {"timestep_fs": 1.0, "steps": 1000, "ensemble": "nvt", "temperature_K": 1000.0,
+           "temperature_end_K": None, "pressure_bar": 0.0, "tdamp_fs": 100.0, "pdamp_fs": 1000.0,
+           "barostat": "iso", "skin": 1.0, "max_temperature_K": 1e5},
+    "bootstrap": {"method": "rattle", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "md_steps": 100,
+                  "md_every": 10, "md_temperature_K": 1000.0},
+    "system": None,  # list of {name, structure, ...overrides of md/active keys}
+}
+SYSTEM_KEYS = {"name", "structure", "md", "active"}
+ENSEMBLES = ("nvt", "npt", "langevin", "nve")
+MODES = ("cfg", "nbh")
+BOOTSTRAPS = ("rattle", "md", "none")
+
+
+# ------------------------------------------------------------------ config
+def _merge(base: dict, new: dict, where: str) -> dict:
+    out = dict(base)
+    for k, v in new.items():
+        if k not in base:
+            raise ConfigurationError(f"{where}: unknown key '{k}' (allowed: {', '.join(sorted(base))})")
+        if isinstance(base[k], dict) and k not in ("submitit",):
+            if not isinstance(v, dict):
+                raise ConfigurationError(f"{where}: '{k}' must be a table")
+            out[k] = _merge(base[k], v, f"{where}.{k}" if where != "learn file" else k)
+        else:
+            out[k] = v
+    return out
+
+
+def _set_override(cfg: dict, item: str) -> None:
+    key, sep, val = item.partition("=")
+    if not sep:
+        raise ConfigurationError(f"--set expects KEY=VALUE, got {item!r}")
+    import tomllib
+
+    try:
+        v = tomllib.loads(f"x = {val}")["x"]
+    except Exception:  # noqa: BLE001 - plain strings
+        v = val
+    d = cfg
+    parts = key.split(".")
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+    d[parts[-1]] = v
+
+
+def load_config(path, overrides=()) -> dict:
+    """Read and validate a LEARN.toml (+ ``section.key=value`` overrides).
+
+    Raises :class:`ConfigurationError` naming the key and the allowed values.
+    """
+    import tomllib
+
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigurationError(f"{path}: not valid TOML: {e}") from None
+    for o in overrides:
+        _set_override(raw, o)
+    systems = raw.pop("system", None)
+    cfg = _merge({k: v for k, v in DEFAULTS.items() if k != "system"}, raw, "learn file")
+    cfg["_dir"] = str(path.resolve().parent)
+    if not cfg["species"] or not isinstance(cfg["species"], list):
+        raise ConfigurationError("learn file: missing key 'species' (list of chemical symbols, e.g. [\"Li\", \"P\", \"S\"])")
+    from ase.data import atomic_numbers
+
+    for s in cfg["species"]:
+        if s not in atomic_numbers:
+            raise ConfigurationError(f"species: unknown chemical symbol {s!r}")
+    if not systems:
+        raise ConfigurationError("learn file: missing [[system]] table(s) with keys name, structure")
+    out_sys = []
+    for k, s in enumerate(systems):
+        where = f"system {k + 1}"
+        bad = set(s) - SYSTEM_KEYS
+        if bad:
+            raise ConfigurationError(f"{where}: unknown key(s) {sorted(bad)} (allowed: {', '.join(sorted(SYSTEM_KEYS))})")
+        for req in ("name", "structure"):
+            if req not in s:
+                raise ConfigurationError(f"{where}: missing key '{req}'")
+        md = _merge(cfg["md"], s.get("md", {}), f"{where}.md")
+        act = _merge(cfg["active"], s.get("active", {}), f"{where}.active")
+        out_sys.append({"name": str(s["name"]), "structure": s["structure"], "md": md, "active": act})
+    names = [s["name"] for s in out_sys]
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"system names must be unique, got {names}")
+    cfg["system"] = out_sys
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg):
+    from .reference import check_spec
+
+    for s in cfg["system"]:
+        md, act = s["md"], s["active"]
+        if md["ensemble"] not in ENSEMBLES:
+            raise ConfigurationError(f"system {s['name']}: md.ensemble = {md['ensemble']!r} (allowed: {', '.join(ENSEMBLES)})")
+        if act["mode"] not in MODES:
+            raise ConfigurationError(f"system {s['name']}: active.mode = {act['mode']!r} (allowed: {', '.join(MODES)})")
+        if not act["break_threshold"] > act["select_threshold"] >= 1.0:
+            raise ConfigurationError(
+                f"system {s['name']}: need break_threshold > select_threshold ≥ 1 "
+                f"(got {act['select_threshold']}, {act['break_threshold']})")
+        if int(md["steps"]) <= 0:
+            raise ConfigurationError(f"system {s['name']}: md.steps must be > 0")
+    modes = {s["active"]["mode"] for s in cfg["system"]}
+    if len(modes) > 1:
+        raise ConfigurationError("active.mode must be the same for every system (one shared active set)")
+    if cfg["bootstrap"]["method"] not in BOOTSTRAPS:
+        raise ConfigurationError(f"bootstrap.method = {cfg['bootstrap']['method']!r} (allowed: {', '.join(BOOTSTRAPS)})")
+    cfg["reference"] = check_spec(cfg["reference"])
+    if cfg["labels"]["executor"] not in ("process", "submitit", "submitit-local", "inline"):
+        raise ConfigurationError(f"labels.executor = {cfg['labels']['executor']!r} "
+                                 "(allowed: process, submitit, submitit-local, inline)")
+
+
+# ------------------------------------------------------------------ helpers
+def _atomic_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    os.replace(tmp, path)
+
+
+class _Timer:
+    def __init__(self, timing: dict, key: str):
+        self.timing, self.key = timing, key
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *a):
+        self.timing[self.key] = self.timing.get(self.key, 0.0) + time.perf_counter() - self.t0
+
+
+# ------------------------------------------------------------------ learner
+class Learner:
+    """The LOTF driver (host orchestration; see module docstring)."""
+
+    def __init__(self, cfg: dict, log=print):
+        from .store import TrainingStore
+
+        self.cfg = cfg
+        self.log = log
+        wd = Path(cfg["workdir"])
+        self.workdir = wd if wd.is_absolute() else Path(cfg["_dir"]) / wd
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.workdir / "learn_state.json"
+        self.store = TrainingStore(self.workdir / "train.h5")
+        self.species = list(cfg["species"])
+        self.type_to_symbol = {t: s for t, s in enumerate(self.species)}
+        self.symbol_to_type = {s: t for t, s in enumerate(self.species)}
+        self.state = None
+
+    # ---------------------------------------------------------- state
+    def _new_state(self):
+        return {"iteration": 0, "phase": "bootstrap", "done": False, "systems": {
+            s["name"]: {"restart": None, "done": False, "runs": []} for s in self.cfg["system"]},
+            "timing": {}, "history": [], "thresholds": self._thresholds(), "events": []}
+
+    def _thresholds(self):
+        return {s["name"]: {k: s["active"][k] for k in ("select_threshold", "break_threshold")} | {
+            "steps": s["md"]["steps"], "temperature_K": s["md"]["temperature_K"]} for s in self.cfg["system"]}
+
+    def _save(self):
+        _atomic_json(self.state_path, self.state)
+
+    def _itdir(self, it=None) -> Path:
+        d = self.workdir / f"it{self.state['iteration'] if it is None else it:03d}"
+        d.mkdir(exist_ok=True)
+        return d
+
+    # ---------------------------------------------------------- structures
+    def _structure(self, sys_cfg):
+        from ase.io import read
+
+        from ..potential.cfg import Configuration
+
+        spec = sys_cfg["structure"]
+        if isinstance(spec, dict):  # inline: symbols, cell, positions or scaled_positions, repeat
+            from ase import Atoms
+
+            try:
+                kw = {"positions": spec["positions"]} if "positions" in spec else {
+                    "scaled_positions": spec["scaled_positions"]}
+                at = Atoms(spec["symbols"], cell=spec["cell"], pbc=True, **kw)
+            except KeyError as e:
+                raise ConfigurationError(f"system {sys_cfg['name']}: inline structure needs key {e} "
+                                         "(symbols, cell, positions or scaled_positions)") from None
+            if "repeat" in spec:
+                at = at.repeat(spec["repeat"])
+        else:
+            p = Path(spec)
+            p = p if p.is_absolute() else Path(self.cfg["_dir"]) / p
+            if not p.exists():
+                raise ConfigurationError(f"system {sys_cfg['name']}: structure file {p} not found")
+            at = read(str(p))
+        bad = set(at.get_chemical_symbols()) - set(self.species)
+        if bad:
+            raise ConfigurationError(f"system {sys_cfg['name']}: elements {sorted(bad)} not in species {self.species}")
+        return Configuration.from_atoms(at, symbol_to_type=self.symbol_to_type)
+
+    def _masses(self, types):
+        from ase.data import atomic_masses, atomic_numbers
+
+        return np.array([atomic_masses[atomic_numbers[self.species[int(t)]]] for t in types])
+
+    # ---------------------------------------------------------- labelling
+    def _label(self, items, phase: str):
+        """Label ``items`` = [(key, Configuration, provenance)] not yet in the store."""
+        from .dispatch import Job, dispatch, make_executor
+        from .reference import atoms_payload
+
+        failed = self.store.failed()
+        have = set(self.store.keys())
+        todo = [(k, c, p) for k, c, p in items if k not in have and k not in failed]
+        if not todo:
+            return 0, 0
+        lc = self.cfg["labels"]
+        ex = make_executor(lc["executor"], self.workdir / "jobs", lc["max_workers"], lc.get("submitit") or None)
+        confs = {k: c for k, c, _ in todo}
+        spec = self.cfg["reference"]
+        jobs = [Job(k, atoms_payload(c, self.type_to_symbol), dict(p)) for k, c, p in todo]
+        n_ok = [0]
+
+        def on_done(job, lab):
+            c = confs[job.key]
+            conf = replace(c, energy=lab.energy, forces=lab.forces, plus_stress=lab.plus_stress,
+                           features={}, atom_data={})
+            prov = dict(job.meta, phase=phase, attempts=job.attempts, wall=lab.wall,
+                        calculator={k: v for k, v in spec.items()})
+            self.store.add(job.key, conf, prov)
+            n_ok[0] += 1
+            self.log(f"  label {job.key}: E = {lab.energy:.6f} eV ({lab.wall:.1f} s, attempt {job.attempts})")
+
+        def on_failed(job):
+            self.store.add_failed(job.key, job.errors, job.meta)
+            self.log(f"  label {job.key}: FAILED after {job.attempts} attempts: {job.errors[-1][:200]}")
+
+        wd = self.workdir / "jobs"
+        dispatch(jobs, spec, ex, retries=int(lc["retries"]), timeout=float(lc["timeout_s"]),
+                 backoff=float(lc["backoff_s"]), on_done=on_done, on_failed=on_failed,
+                 workdir_of=lambda j: str(wd / j.key.replace("/", "_")), min_wall=float(lc["min_wall_s"]))
+        return n_ok[0], len(todo) - n_ok[0]
+
+    # ---------------------------------------------------------- phases
+    def bootstrap(self):
+        b = self.cfg["bootstrap"]
+        rng = np.random.default_rng(int(self.cfg["seed"]))
+        items = []
+        for s in self.cfg["system"]:
+            c0 = self._structure(s)
+            if b["method"] == "none":
+                continue
+            if b["method"] == "rattle":
+                for k in range(int(b["n_configs"])):
+                    eps = rng.uniform(-b["strain"], b["strain"], (3, 3))
+                    d = np.eye(3) + 0.5 * (eps + eps.T)
+                    pos = c0.positions @ d.T + rng.normal(0.0, b["rattle"], c0.positions.shape)
+                    c = replace(c0, positions=pos, cell=c0.cell @ d.T, features={}, atom_data={})
+                    items.append((f"boot/{s['name']}/r{k:04d}", c, {"iteration": -1, "system": s["name"],
+                                                                   "source": "rattle"}))
+            else:
+                items += self._reference_md(s, c0, b)
+        ok, bad = self._label(items, "bootstrap")
+        self.log(f"bootstrap: {ok} labelled, {bad} failed, store holds {len(self.store)}")
+
+    def _reference_md(self, s, c0, b):
+        """Snapshots of a short reference MD (Langevin, ASE, in this process)."""
+        from ase import units
+        from ase.md.langevin import Langevin
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+        from .reference import _make_calculator
+
+        at = c0.to_atoms(self.type_to_symbol)
+        at.calc = _make_calculator(self.cfg["reference"], str(self.workdir / "jobs" / f"bootmd_{s['name']}"))
+        MaxwellBoltzmannDistribution(at, temperature_K=b["md_temperature_K"], rng=np.random.default_rng(0))
+        dyn = Langevin(at, s["md"]["timestep_fs"] * units.fs, temperature_K=b["md_temperature_K"], friction=0.02)
+        items = []
+        from ..potential.cfg import Configuration
+
+        for k in range(int(b["md_steps"]) // int(b["md_every"])):
+            dyn.run(int(b["md_every"]))
+            c = Configuration.from_atoms(at, symbol_to_type=self.symbol_to_type)
+            items.append((f"boot/{s['name']}/md{k:04d}", replace(c, energy=None, forces=None, plus_stress=None,
+                                                                 features={}, atom_data={}),
+                          {"iteration": -1, "system": s["name"], "source": "reference-md"}))
+        return items
+
+    def train(self):
+        from ..potential.model import MTP
+        from ..train.data import Weights
+        from ..train.trainer import TrainConfig, train
+        from .grade import build_active_set
+        from .state import write_state
+
+        it = self.state["iteration"]
+        d = self._itdir()
+        confs = self.store.configurations()
+        if not confs:
+            raise MTPJaxError("learn: the training store is empty (bootstrap produced no labels: all failed?) — "
+                              "see the failed labels in train.h5 and the reference settings")
+        pc, tc = self.cfg["potential"], self.cfg["train"]
+        prev = self.workdir / f"it{it - 1:03d}" / "pot.mtp" if it > 0 else None
+        if prev is not None and prev.exists():
+            model, init, max_iter = MTP.from_file(prev), "keep", int(tc["max_iter"])
+        elif pc.get("init"):
+            p = Path(pc["init"])
+            model = MTP.from_file(p if p.is_absolute() else Path(self.cfg["_dir"]) / p)
+            init, max_iter = None, int(tc["init_max_iter"] or tc["max_iter"])
+        else:
+            model = MTP.from_level(int(pc["level"]), species=list(range(len(self.species))), cutoff=float(pc["cutoff"]),
+                                   min_dist=float(pc["min_dist"]), radial_basis_size=int(pc["radial_basis_size"]))
+            init, max_iter = None, int(tc["init_max_iter"] or tc["max_iter"])
+        w = Weights(energy=float(tc["energy_weight"]), force=float(tc["force_weight"]),
+                    stress=float(tc["stress_weight"]), weighting=tc["weighting"])
+        tcfg = TrainConfig(max_iter=max_iter, weights=w, init=init, conv_tol=float(tc["conv_tol"]),
+                           seed=int(self.cfg["seed"]) + it)
+        res = train(model, confs, config=tcfg)
+        model = res.model
+        model.save(d / "pot.mtp")
+        act = self.cfg["system"][0]["active"]
+        st = build_active_set(model, confs, act["mode"], float(act["init"]), float(act["swap_threshold"]))
+        st.self_check()
+        write_state(d / "pot.almtp", model, st)
+        m = res.train_metrics
+        self.log(f"train it{it:03d}: {len(confs)} configurations, {res.iterations} iterations ({res.stop_reason}), "
+                 f"energy RMSE {m.get('energy_rmse_per_atom', m.get('energy_rmse', float('nan'))):.4g}, "
+                 f"force RMSE {m.get('force_rmse', float('nan')):.4g}; active set {st.n_selected}/{st.n}")
+        self.state["history"].append({"iteration": it, "phase": "train", "n_train": len(confs),
+                                      "metrics": {k: float(v) for k, v in m.items() if np.isscalar(v)},
+                                      "active_rows": st.n_selected})
+
+    def md(self):
+        """MTP-MD of every unfinished system; candidates + restart frames on disk."""
+        from ..md.forcefields import mtp_efs
+        from ..md.simulate import FS, Simulation, SimulationError, Stage
+        from ..potential.cfg import Configuration, write_cfg
+        from .md_grade import grade_jit, make_hook
+        from .state import read_state
+
+        it = self.state["iteration"]
+        d = self._itdir()
+        model, ast = read_state(d / "pot.almtp")
+        efs = mtp_efs(model)
+        grade = grade_jit(model, ast)
+        for s in self.cfg["system"]:
+            ss = self.state["systems"][s["name"]]
+            if ss["done"] or (d / f"md_{s['name']}.json").exists():
+                continue
+            md, act = s["md"], s["active"]
+            if ss["restart"]:
+                r = np.load(self.workdir / ss["restart"])
+                pos, cell, types, momenta = r["positions"], r["cell"], r["types"], r["momenta"]
+            else:
+                c0 = self._structure(s)
+                pos, cell, types, momenta = c0.positions, c0.cell, c0.types, None
+            species = model.species_index(types)
+            masses = self._masses(types)
+            ens = md["ensemble"]
+            stage = Stage(ens, int(md["steps"]), temperature=float(md["temperature_K"]),
+                          temperature_end=md["temperature_end_K"], pressure=float(md["pressure_bar"]) * 6.241509125883258e-07,
+                          tdamp=float(md["tdamp_fs"]) * FS, pdamp=float(md["pdamp_fs"]) * FS, barostat=md["barostat"],
+                          name=s["name"])
+            every = int(act["candidate_every"])
+            sim = Simulation(efs, float(model.cutoff), float(md["timestep_fs"]) * FS, [stage], skin=float(md["skin"]),
+                             thermo_every=every, traj_every=every,
+                             hook=make_hook(model, ast, float(act["break_threshold"]), int(act["grade_every"])),
+                             max_temperature=float(md["max_temperature_K"]))
+            cands, grades_seen = [], []
+            last = {"state": None}
+
+            def on_frame(st):
+                g = float(_grade_state(grade, sim, st))
+                grades_seen.append((int(st.step), g))
+                last["state"] = st
+                if g > float(act["select_threshold"]):
+                    c = Configuration(positions=np.asarray(st.positions), types=np.asarray(types),
+                                      cell=np.asarray(st.cell), pbc=np.ones(3, bool), features={"MV_grade": f"{g:f}"})
+                    cands.append((int(st.step), g, c))
+
+            t0 = time.perf_counter()
+            with _Timer(self.state["timing"], "md"):
+                state0, nbrs = sim.init_state(pos, masses, cell, species, float(md["temperature_K"]),
+                                              seed=int(self.cfg["seed"]) + 1000 * it, momenta=momenta)
+                exploded = False
+                try:
+                    res = sim.run(state0, nbrs, on_frame=on_frame)
+                    stopped, final, hv, steps = res.stopped_by_hook, res.state, res.hook_value, res.steps
+                except SimulationError as e:  # unphysical: treat as extrapolation, restart from the last frame
+                    exploded, stopped, hv, steps = True, True, float("inf"), (grades_seen[-1][0] if grades_seen else 0)
+                    final = last["state"]
+                    self.log(f"  md {s['name']}: {e}")
+            wall = time.perf_counter() - t0
+            restart = None
+            if final is not None:
+                restart = f"it{it:03d}/restart_{s['name']}.npz"
+                np.savez(self.workdir / restart, positions=np.asarray(final.positions), cell=np.asarray(final.cell),
+                         types=np.asarray(types), momenta=np.asarray(final.momenta))
+            write_cfg(d / f"candidates_{s['name']}.cfg", [c for _, _, c in cands])
+            done = not stopped and steps >= int(md["steps"])
+            rec = {"system": s["name"], "iteration": it, "steps": int(steps), "stopped": bool(stopped),
+                   "exploded": exploded, "break_grade": None if hv is None else float(hv),
+                   "n_candidates": len(cands), "max_grade": max([g for _, g in grades_seen], default=0.0),
+                   "wall_s": wall, "restart": restart, "done": done}
+            _atomic_json(d / f"md_{s['name']}.json", rec)
+            self.log(f"md it{it:03d} {s['name']}: {steps} steps, "
+                     f"{'BREAK γ=%.3g' % hv if stopped and hv is not None else 'no break'}, "
+                     f"{len(cands)} candidates, {wall:.1f} s")
+
+    def collect_md(self):
+        it = self.state["iteration"]
+        d = self._itdir()
+        for s in self.cfg["system"]:
+            ss = self.state["systems"][s["name"]]
+            p = d / f"md_{s['name']}.json"
+            if ss["done"] or not p.exists():
+                continue
+            rec = json.loads(p.read_text())
+            ss["runs"].append(rec)
+            if rec["restart"]:
+                ss["restart"] = rec["restart"]
+            ss["done"] = rec["done"]
+            self.state["history"].append(dict(rec, phase="md"))
+
+    def select(self):
+        """MaxVol selection over all candidates → ``itNNN/selected.json``."""
+        from ..potential.cfg import read_cfg, write_cfg
+        from .grade import select_add
+        from .state import read_state
+
+        it = self.state["iteration"]
+        d = self._itdir()
+        model, ast = read_state(d / "pot.almtp")
+        cands, names = [], []
+        for s in self.cfg["system"]:
+            p = d / f"candidates_{s['name']}.cfg"
+            if p.exists() and p.stat().st_size:
+                cs = read_cfg(p)
+                cands += cs
+                names += [s["name"]] * len(cs)
+        sel = []
+        if cands:
+            act = self.cfg["system"][0]["active"]
+            res = select_add(model, ast, cands, threshold_select=1.0 + 1e-7, threshold_swap=float(act["swap_threshold"]),
+                             selection_limit=int(act["max_select"]))
+            sel = res["selected"]
+        items = [{"key": f"it{it:03d}/{names[k]}/c{k:05d}", "system": names[k], "index": k,
+                  "grade": float(cands[k].features.get("MV_grade", "nan"))} for k in sel]
+        write_cfg(d / "selected.cfg", [cands[k] for k in sel])
+        _atomic_json(d / "selected.json", items)
+        why = ("no candidates (all frames below select_threshold)" if not cands else
+               f"{len(sel)} of {len(cands)} candidates selected")
+        self.log(f"select it{it:03d}: {why}")
+        self.state["history"].append({"iteration": it, "phase": "select", "n_candidates": len(cands),
+                                      "n_selected": len(sel)})
+
+    def label(self):
+        from ..potential.cfg import read_cfg
+
+        it = self.state["iteration"]
+        d = self._itdir()
+        items = json.loads((d / "selected.json").read_text())
+        confs = read_cfg(d / "selected.cfg") if items else []
+        todo = [(x["key"], replace(c, features={}), {"iteration": it, "system": x["system"], "grade": x["grade"]})
+                for x, c in zip(items, confs)]
+        ok, bad = self._label(todo, "lotf")
+        self.log(f"label it{it:03d}: {ok} labelled, {bad} failed, store holds {len(self.store)}")
+        self.state["history"].append({"iteration": it, "phase": "label", "n_labelled": ok, "n_failed": bad})
+
+    # ---------------------------------------------------------- driver
+    def run(self, resume: bool = False) -> dict:
+        if self.state_path.exists():
+            if not resume:
+                raise MTPJaxError(f"{self.workdir}: holds a learning run (learn_state.json); use --resume "
+                                  f"to continue it or another workdir")
+            self.state = json.loads(self.state_path.read_text())
+            new = self._thresholds()
+            if new != self.state.get("thresholds"):
+                self.state["events"].append({"time": time.time(), "thresholds_changed": {
+                    "old": self.state.get("thresholds"), "new": new}})
+                self.log(f"learn: thresholds changed on resume: {new}")
+                self.state["thresholds"] = new
+            self.log(f"learn: resuming at iteration {self.state['iteration']}, phase {self.state['phase']}")
+        else:
+            self.state = self._new_state()
+            self._save()
+        st = self.state
+        timing = st["timing"]
+        while not st["done"]:
+            ph = st["phase"]
+            if ph == "bootstrap":
+                with _Timer(timing, "label"):
+                    self.bootstrap()
+                st["phase"] = "train"
+            elif ph == "train":
+                with _Timer(timing, "train"):
+                    self.train()
+                st["phase"] = "md"
+            elif ph == "md":
+                self.md()
+                self.collect_md()
+                if all(x["done"] for x in st["systems"].values()):
+                    st["done"], st["stop_reason"] = True, "all systems ran their target length without extrapolation"
+                else:
+                    st["phase"] = "select"
+            elif ph == "select":
+                self.select()
+                st["phase"] = "label"
+            elif ph == "label":
+                with _Timer(timing, "label"):
+                    self.label()
+                if st["iteration"] + 1 >= int(self.cfg["max_iterations"]):
+                    st["done"], st["stop_reason"] = True, f"max_iterations ({self.cfg['max_iterations']}) reached"
+                else:
+                    st["iteration"] += 1
+                    st["phase"] = "train"
+            self._save()
+        self.summary()
+        return st
+
+    def summary(self) -> dict:
+        st = self.state
+        failed = self.store.failed()
+        prov = self.store.provenance()
+        sm = {
+            "iterations": st["iteration"] + 1,
+            "stop_reason": st.get("stop_reason"),
+            "labels": len(prov),
+            "labels_failed": len(failed),
+            "failed": failed,
+            "timing_s": st["timing"],
+            "systems": {k: {"done": v["done"], "runs": v["runs"]} for k, v in st["systems"].items()},
+            "history": st["history"],
+            "events": st["events"],
+        }
+        _atomic_json(self.workdir / "summary.json", sm)
+        try:
+            _plot_summary(sm, self.workdir / "summary.png")
+        except Exception as e:  # noqa: BLE001 - plots are optional
+            self.log(f"learn: no plot ({e})")
+        self.log(f"learn: {sm['stop_reason']}; {sm['iterations']} iterations, {sm['labels']} labels "
+                 f"({sm['labels_failed']} failed); time " +
+                 ", ".join(f"{k} {v:.1f} s" for k, v in st["timing"].items()))
+        return sm
+
+
+def _grade_state(grade, sim, st):
+    """γ of an MD state (fresh exact neighbour list; the builder is jitted once per simulation)."""
+    import jax
+
+    b = sim._cache.get("_grade_build")
+    if b is None or b[0] is not sim.neighbor_fns:
+        b = (sim.neighbor_fns, jax.jit(sim.neighbor_fns.build))
+        sim._cache["_grade_build"] = b
+    nbrs = b[1](st.positions, st.cell)
+    return grade(st.positions, st.cell, nbrs.idx, nbrs.shifts, st.species)
+
+
+def _plot_summary(sm, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3.5))
+    for name, s in sm["systems"].items():
+        its = [r["iteration"] for r in s["runs"]]
+        ax[0].plot(its, [r["steps"] for r in s["runs"]], "o-", label=name)
+        ax[1].semilogy(its, [max(r["max_grade"], 1e-3) for r in s["runs"]], "o-", label=name)
+    ax[0].set_xlabel("iteration"); ax[0].set_ylabel("MD steps before break"); ax[0].legend()
+    ax[1].set_xlabel("iteration"); ax[1].set_ylabel("max grade seen")
+    t = sm["timing_s"]
+    ax[2].bar(list(t), list(t.values())); ax[2].set_ylabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(argv) -> int:
+    p = argparse.ArgumentParser(prog="mtpjax learn", description="active learning on the fly (LOTF)")
+    p.add_argument("config", help="LEARN.toml")
+    p.add_argument("--resume", action="store_true", help="continue the run in the workdir")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a TOML key, e.g. --set active.select_threshold=2.0")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config, args.set)
+    Learner(cfg).run(resume=args.resume)
+    return 0
