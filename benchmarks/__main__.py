@@ -1,4 +1,4 @@
-"""The benchmark suite: ``python -m benchmarks run [--quick] [--only efs,md,train,grade,nl]``.
+"""The benchmark suite: ``python -m benchmarks run [--quick] [--only efs,md,train,grade,nl,precision]``.
 
 Runs each case (a module of this package with ``main(argv)`` that accepts
 ``--json PATH`` and ``--quick``/``--tiny``), collects their JSON into one file
@@ -31,6 +31,7 @@ CASES = {
     "md": ("benchmarks.md_speed", ["--quick"], ["--tiny"]),
     "train": ("benchmarks.train_speed", ["--quick"], ["--tiny"]),
     "grade": ("benchmarks.grade_speed", ["--quick"], ["--tiny"]),
+    "precision": ("benchmarks.precision", ["--quick"], ["--tiny"]),
 }
 
 
