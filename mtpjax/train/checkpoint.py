@@ -1,7 +1,7 @@
 """Checkpoints of a training run (atomic ``.npz``: write a temporary file, then
 ``os.replace``), so that an interrupted run resumes bit for bit.
 
-Stored: the flat parameter vector, ``scaling``, every leaf of the optax state
+Stored: the (preconditioned) parameter vector x, the preconditioner P and P⁻¹, ``scaling``, every leaf of the optax state
 (restored into the tree structure of a freshly initialised state), the
 iteration counter, the loss history and the random seed.
 """
@@ -19,7 +19,8 @@ from ..errors import MTPJaxError
 FORMAT = 1
 
 
-def save_checkpoint(path, *, flat, scaling, opt_state, iteration: int, losses, seed: int, n_params: int) -> None:
+def save_checkpoint(path, *, flat, scaling, opt_state, iteration: int, losses, seed: int, n_params: int,
+                    precond, precond_inv) -> None:
     """Write the training state to ``path`` atomically."""
     path = Path(path)
     leaves = jax.tree_util.tree_leaves(opt_state)
@@ -36,6 +37,8 @@ def save_checkpoint(path, *, flat, scaling, opt_state, iteration: int, losses, s
             seed=np.int64(seed),
             n_params=np.int64(n_params),
             n_opt=np.int64(len(leaves)),
+            precond=np.asarray(precond),
+            precond_inv=np.asarray(precond_inv),
             **arrays,
         )
         fh.flush()
@@ -69,4 +72,6 @@ def load_checkpoint(path, opt_state_template, n_params: int) -> dict:
             "iteration": int(z["iteration"]),
             "losses": list(np.asarray(z["losses"], dtype=float)),
             "seed": int(z["seed"]),
+            "precond": jnp.asarray(z["precond"]),
+            "precond_inv": jnp.asarray(z["precond_inv"]),
         }

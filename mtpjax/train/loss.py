@@ -125,3 +125,32 @@ def error_metrics(model: MTP, tset, predictions=None) -> dict:
         if dsg:
             out["stress_rmse_gpa"] = float(np.sqrt(np.mean(np.asarray(dsg) ** 2)))
     return out
+
+
+# ------------------------------------------------------- Gauss–Newton matrix
+def weighted_residuals(params, model: MTP, data) -> jax.Array:
+    """All residuals √w·(prediction − label), concatenated over batches, so
+    that the data part of the loss is their squared norm."""
+    m = set_params(model, params)
+    out = []
+    for geom, labels in data:
+        e_ref, e_w, _, f_ref, f_w, _, s_ref, s_w, _, _ = labels
+        e, f, s, _ = efs_batch(m, *geom)
+        out += [jnp.sqrt(e_w) * (e - e_ref), (jnp.sqrt(f_w)[:, None] * (f - f_ref)).ravel(),
+                (jnp.sqrt(s_w) * (s - s_ref)).ravel()]
+    return jnp.concatenate(out)
+
+
+@eqx.filter_jit
+def gauss_newton_matrix(flat, unravel, model: MTP, data, chunk: int = 16) -> jax.Array:
+    """JᵀJ (n, n) of :func:`weighted_residuals` at the flat parameters, from
+    forward-mode Jacobian columns computed ``chunk`` at a time."""
+
+    def res(x):
+        return weighted_residuals(unravel(x), model, data)
+
+    def col(t):
+        return jax.jvp(res, (flat,), (t,))[1]
+
+    j = jax.lax.map(col, jnp.eye(flat.size, dtype=flat.dtype), batch_size=chunk)  # (n, R)
+    return j @ j.T

@@ -40,7 +40,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TrainingSet, Weights, prepare_training_set
 from .init import INIT_METHODS, init_radial
 from .linear import fit_species_energies, linear_solve, rescale
-from .loss import error_metrics, get_params, loss_terms, set_params, total_loss
+from .loss import error_metrics, gauss_newton_matrix, get_params, loss_terms, set_params, total_loss
 
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -56,6 +56,10 @@ class TrainConfig:
     MLIP's relative-decrease criterion (0 disables).
     init [--init-params]: ``keep`` | ``mlip3`` | ``same`` | ``random``;
     ``None`` = ``keep`` for a trained potential, ``mlip3`` otherwise.
+    precondition: ``gauss-newton`` optimises in coordinates x with
+    θ = P·x, PᵀJᵀJP = I (J the Jacobian of the weighted residuals, damped by
+    ``precond_damping``·mean eigenvalue), recomputed every ``precond_every``
+    iterations (multiple of linear_every); ``none`` for plain θ.
     seed: for ``random`` init. linear_every: exact linear solve period (0 = off).
     pretrain_iter: iteration of the second Rescale (0 = off). rescale: do the
     scaling search at all. final_linear: linear solve after the last step.
@@ -75,6 +79,9 @@ class TrainConfig:
     init: str | None = None
     seed: int = 0
     linear_every: int = 50
+    precondition: str = "gauss-newton"
+    precond_every: int = 100
+    precond_damping: float = 1e-9
     pretrain_iter: int = 75
     rescale: bool = True
     final_linear: bool = True
@@ -121,23 +128,35 @@ def make_optimizer(cfg: TrainConfig):
 
 
 def _make_step(opt, unravel, lbfgs: bool, penalty: float):
-    """One jitted optimiser step on the flat parameter vector; model (holding
-    ``scaling``) and data are arguments, so rescaling does not recompile."""
+    """One jitted optimiser step in preconditioned coordinates x (θ = P·x);
+    model (holding ``scaling``), P and the data are arguments, so rescaling
+    and new preconditioners do not recompile."""
 
     @eqx.filter_jit
-    def step(flat, state, model, data):
-        def f(x):
-            return total_loss(unravel(x), model, data, penalty)
+    def step(x, state, precond, model, data):
+        def f(x_):
+            return total_loss(unravel(precond @ x_), model, data, penalty)
 
         if lbfgs:
-            value, grad = optax.value_and_grad_from_state(f)(flat, state=state)
-            updates, state = opt.update(grad, state, flat, value=value, grad=grad, value_fn=f)
+            value, grad = optax.value_and_grad_from_state(f)(x, state=state)
+            updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=f)
         else:
-            value, grad = jax.value_and_grad(f)(flat)
-            updates, state = opt.update(grad, state, flat)
-        return optax.apply_updates(flat, updates), state, value, optax.tree.norm(grad)
+            value, grad = jax.value_and_grad(f)(x)
+            updates, state = opt.update(grad, state, x)
+        return optax.apply_updates(x, updates), state, value, optax.tree.norm(grad)
 
     return step
+
+
+def preconditioner(model: MTP, data, unravel, damping: float = 1e-9):
+    """(P, P⁻¹) with Pᵀ(JᵀJ + λ)P = I from the Gauss–Newton matrix at ``model``."""
+    flat = ravel_pytree(get_params(model))[0]
+    h = np.asarray(gauss_newton_matrix(flat, unravel, model, data), dtype=float)
+    h = 0.5 * (h + h.T)
+    lam = damping * max(np.trace(h) / len(h), 1e-300)
+    w, v = np.linalg.eigh(h + lam * np.eye(len(h)))
+    w = np.maximum(w, lam)
+    return jnp.asarray(v / np.sqrt(w)), jnp.asarray((v * np.sqrt(w)).T)
 
 
 def _prefixed(metrics: dict, prefix: str) -> dict:
@@ -173,14 +192,26 @@ def train(
     opt = make_optimizer(cfg)
     lbfgs = cfg.optimizer == "lbfgs"
     flat0, unravel = ravel_pytree(get_params(model))
+    n = int(flat0.size)
     step = _make_step(opt, unravel, lbfgs, w.penalty)
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+    gn = cfg.precondition == "gauss-newton"
+    if cfg.precondition not in ("gauss-newton", "none"):
+        raise MTPJaxError(f"unknown precondition '{cfg.precondition}' (use gauss-newton or none)")
+    eye = jnp.eye(n, dtype=flat0.dtype)
+
+    def restart(model):
+        """New preconditioner (if due) handled by the caller; fresh optimiser state."""
+        return opt.init(jnp.zeros(n, flat0.dtype))
 
     losses: list[float] = []
     it0 = 0
     if cfg.resume and ckpt is not None and ckpt.exists():
-        st = load_checkpoint(ckpt, opt.init(flat0), int(flat0.size))
-        model = set_params(eqx.tree_at(lambda m: m.scaling, model, st["scaling"]), unravel(st["flat"]))
+        st = load_checkpoint(ckpt, opt.init(jnp.zeros(n, flat0.dtype)), n)
+        model = eqx.tree_at(lambda m: m.scaling, model, st["scaling"])
+        p, pinv = st["precond"], st["precond_inv"]
+        x = st["flat"]
+        model = set_params(model, unravel(p @ x))
         state, it0, losses = st["opt_state"], st["iteration"], st["losses"]
     else:
         init = cfg.init or ("keep" if _looks_trained(model) else "mlip3")
@@ -188,7 +219,9 @@ def train(
             model = init_radial(model, init, cfg.seed)
             model = fit_species_energies(model, tset.configs)
             model = rescale(model, data)[0] if cfg.rescale else linear_solve(model, data)[0]
-        state = opt.init(ravel_pytree(get_params(model))[0])
+        p, pinv = preconditioner(model, data, unravel, cfg.precond_damping) if gn else (eye, eye)
+        x = pinv @ ravel_pytree(get_params(model))[0]
+        state = restart(model)
 
     log = open(cfg.log, "a" if (cfg.resume and it0 > 0) else "w") if cfg.log else None
     bar = None
@@ -203,16 +236,20 @@ def train(
     try:
         while it < cfg.max_iter:
             t0 = time.perf_counter()
+            changed = False
             if it > 0 and it == cfg.pretrain_iter and cfg.rescale:
-                model = rescale(model, data)[0]
-                state = opt.init(ravel_pytree(get_params(model))[0])
+                model, changed = rescale(model, data)[0], True
             elif it > 0 and cfg.linear_every and it % cfg.linear_every == 0:
-                model = linear_solve(model, data)[0]
-                state = opt.init(ravel_pytree(get_params(model))[0])
-            flat = ravel_pytree(get_params(model))[0]
-            flat, state, value, gnorm = step(flat, state, model, data)
+                model, changed = linear_solve(model, data)[0], True
+            if it > 0 and gn and cfg.precond_every and it % cfg.precond_every == 0:
+                p, pinv = preconditioner(model, data, unravel, cfg.precond_damping)
+                changed = True
+            if changed:
+                x = pinv @ ravel_pytree(get_params(model))[0]
+                state = restart(model)
+            x, state, value, gnorm = step(x, state, p, model, data)
             value, gnorm = float(value), float(gnorm)
-            model = set_params(model, unravel(flat))
+            model = set_params(model, unravel(p @ x))
             t_train += time.perf_counter() - t0
             it += 1
             losses.append(value)
@@ -233,16 +270,16 @@ def train(
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
             if ckpt is not None and cfg.checkpoint_every and it % cfg.checkpoint_every == 0:
-                save_checkpoint(ckpt, flat=flat, scaling=model.scaling, opt_state=state, iteration=it,
-                                losses=losses, seed=cfg.seed, n_params=int(flat.size))
+                save_checkpoint(ckpt, flat=x, scaling=model.scaling, opt_state=state, iteration=it,
+                                losses=losses, seed=cfg.seed, n_params=n, precond=p, precond_inv=pinv)
             if not np.isfinite(value):
                 raise MTPJaxError(f"training diverged at iteration {it} (loss {value})")
             if gnorm < cfg.gtol:
                 stop_reason = "gtol"
                 break
-            n = cfg.conv_window
-            if cfg.conv_tol > 0 and n and len(losses) > n and it - it0 > 0:
-                old = losses[-n - 1]
+            win = cfg.conv_window
+            if cfg.conv_tol > 0 and win and len(losses) > win:
+                old = losses[-win - 1]
                 if old > 0 and (old - value) / old < cfg.conv_tol:
                     stop_reason = "conv_tol"
                     break

@@ -1,0 +1,108 @@
+"""Training speed and accuracy against MLIP-2's ``mlp train`` on the same data.
+
+Trains ``l08_untrained.mtp`` on ``shared/data/mlip_ref/training/train.cfg``
+(60 configurations), validates on ``valid.cfg`` (20) and prints, side by side
+with MLIP-2's recorded result (``mlip2_l08_trained.mtp``: 139 s wall on one
+core, 1000 BFGS iterations), the final validation errors, the wall time and
+the time at which our validation errors first reached MLIP's (within
+``--tolerance``, default 10 %).
+
+    python benchmarks/train_speed.py [--max-iter 1000] [--one-core] [--json out.json]
+
+``--one-core`` restricts XLA to one thread (MLIP's timing is serial).
+Times exclude nothing but the evaluation of the validation metrics used to
+detect the crossing (``train_time``); the wall time includes data
+preparation and compilation.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+MLIP_WALL_S = 139.0
+MLIP_ITERS = 1000
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
+    p.add_argument("--max-iter", type=int, default=1000)
+    p.add_argument("--precondition", default="gauss-newton")
+    p.add_argument("--linear-every", type=int, default=50)
+    p.add_argument("--precond-every", type=int, default=100)
+    p.add_argument("--memory-size", type=int, default=20)
+    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--tolerance", type=float, default=0.10)
+    p.add_argument("--stop-at-target", action="store_true", help="stop once MLIP's validation errors are reached")
+    p.add_argument("--one-core", action="store_true")
+    p.add_argument("--log", default=None, help="JSON-lines training log")
+    p.add_argument("--save", default=None, help="write the trained potential here")
+    p.add_argument("--json", default=None, help="write the summary as JSON")
+    a = p.parse_args(argv)
+    if a.one_core:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                                   " intra_op_parallelism_threads=1").strip()
+
+    t_wall = time.perf_counter()
+    import mtpjax  # noqa: F401
+    from mtpjax.potential import MTP, read_cfg
+    from mtpjax.train import TrainConfig, error_metrics, prepare_training_set, train
+
+    d = Path(a.shared) / "data" / "mlip_ref" / "training"
+    model = MTP.from_file(d / "l08_untrained.mtp")
+    ref_model = MTP.from_file(d / "mlip2_l08_trained.mtp")
+    tset = prepare_training_set(model, read_cfg(d / "train.cfg"), source="train.cfg")
+    vset = prepare_training_set(model, read_cfg(d / "valid.cfg"), source="valid.cfg")
+    ref = error_metrics(ref_model, vset)
+    target_e = ref["energy_rmse"] * (1 + a.tolerance)
+    target_f = ref["force_rmse"] * (1 + a.tolerance)
+    reached = {}
+
+    def cb(rec):
+        if "valid_energy_rmse" in rec and not reached:
+            if rec["valid_energy_rmse"] <= target_e and rec["valid_force_rmse"] <= target_f:
+                reached.update(iter=rec["iter"], train_time=rec["train_time"], time=rec["time"],
+                               wall=time.perf_counter() - t_wall, e=rec["valid_energy_rmse"],
+                               f=rec["valid_force_rmse"])
+                print(f"reached MLIP's validation errors at iteration {rec['iter']}: "
+                      f"{reached['wall']:.1f} s since start", flush=True)
+                return a.stop_at_target
+        if "valid_energy_rmse" in rec and rec["iter"] % 50 == 0:
+            print(f"iter {rec['iter']:5d} loss {rec['loss']:.4e} valid E {rec['valid_energy_rmse']:.3e} "
+                  f"F {rec['valid_force_rmse']:.4f}  {time.perf_counter() - t_wall:.1f} s", flush=True)
+        return False
+
+    cfg = TrainConfig(max_iter=a.max_iter, precondition=a.precondition, linear_every=a.linear_every,
+                      precond_every=a.precond_every, memory_size=a.memory_size, eval_every=a.eval_every,
+                      conv_tol=0.0, log=a.log)
+    res = train(model, tset, vset, cfg, callback=cb)
+    wall = time.perf_counter() - t_wall
+    if a.save:
+        res.model.save(a.save)
+    ours = res.valid_metrics
+    rows = [
+        ("valid energy RMSE (eV/atom)", f"{ref['energy_rmse']:.3e}", f"{ours['energy_rmse']:.3e}"),
+        ("valid force RMSE (eV/Å)", f"{ref['force_rmse']:.4f}", f"{ours['force_rmse']:.4f}"),
+        ("valid stress RMSE (eV)", f"{ref['stress_rmse']:.3f}", f"{ours['stress_rmse']:.3f}"),
+        ("iterations", f"{MLIP_ITERS} (+75 pre-training)", f"{res.iterations}"),
+        ("wall time (s)", f"{MLIP_WALL_S:.0f} (one core)", f"{wall:.1f}"),
+        ("time to MLIP's valid errors (+{:.0f} %) (s)".format(100 * a.tolerance), f"{MLIP_WALL_S:.0f}",
+         f"{reached['wall']:.1f} (iteration {reached['iter']})" if reached else "not reached"),
+    ]
+    print("\n| quantity | MLIP-2 mlp train | mtpjax |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+    print(f"\nmtpjax: {res.stop_reason}, {os.cpu_count()} CPUs visible, one_core={a.one_core}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"mlip2": ref, "mtpjax": ours, "train": res.train_metrics,
+                                            "iterations": res.iterations, "wall_s": wall, "reached": reached,
+                                            "mlip2_wall_s": MLIP_WALL_S}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
