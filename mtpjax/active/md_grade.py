@@ -65,3 +65,40 @@ def make_hook(model: MTP, state: ActiveSet, break_threshold: float = 10.0, every
 def grade_jit(model: MTP, state: ActiveSet, per_atom: bool = False):
     """Jitted :func:`make_grade_fn` (host convenience)."""
     return jax.jit(make_grade_fn(model, state, per_atom))
+
+
+def make_efs_grade_fn(model: MTP, state: ActiveSet):
+    """Energy, forces, PlusStress **and** the configuration-mode grade from one
+    reverse pass (the parameter gradient ∂E/∂θ is accumulated in the same
+    backward sweep as the forces, so the grade adds only a few per cent to an
+    MD step). ``f(positions, cell, idx, shifts, species) → (E eV, F (N,3) eV/Å,
+    plus_stress (6,) eV, γ)``. For an MD engine whose force callback can return
+    an auxiliary value; configuration mode only.
+    """
+    import equinox as eqx
+
+    from ..potential.model import VOIGT
+
+    if state.mode != "cfg":
+        raise ValueError("make_efs_grade_fn: configuration mode only (nbh grades need per-atom rows)")
+    inv = jnp.asarray(state.inv, dtype=model.moment_coeffs.dtype)
+    p = float(state.weight_scaling)
+
+    def f(positions, cell, idx, shifts, species):
+        rvec, valid, j = _pairs(positions, cell, idx, shifts)
+        params = (model.radial_coeffs, model.species_coeffs, model.moment_coeffs)
+
+        def e_of(rv, prm):
+            m = eqx.tree_at(lambda t: (t.radial_coeffs, t.species_coeffs, t.moment_coeffs), model, prm)
+            return m.energy_from_pairs(rv, valid, species, species[j])[0]
+
+        e, (g, gp) = jax.value_and_grad(e_of, argnums=(0, 1))(rvec, params)
+        g = jnp.where(valid[..., None], g, 0.0)
+        n = positions.shape[0]
+        forces = jnp.sum(g, axis=1) - jax.ops.segment_sum(g.reshape(-1, 3), idx.reshape(-1), num_segments=n)
+        w = jnp.einsum("nma,nmb->ab", g, rvec)
+        ps = -jnp.stack([w[a, b] for a, b in VOIGT])
+        row = jnp.concatenate([gp[0].reshape(-1), gp[1], gp[2]]) * n ** (-0.5 * p)
+        return e, forces, ps, jnp.max(jnp.abs(row @ inv))
+
+    return f
