@@ -28,7 +28,7 @@ Two builders:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, NamedTuple
 
 import jax
@@ -214,6 +214,16 @@ class NeighborListFns:
     method: str
     grid: tuple = (1, 1, 1)
     bin_capacity: int = 0
+    axis_name: str | None = None  # vmap axis of replicas: rebuild all when any needs it
+
+    def for_replicas(self, axis_name: str = "replica") -> "NeighborListFns":
+        """The same list for use under ``jax.vmap(..., axis_name=axis_name)``.
+
+        Under ``vmap`` a per-replica ``lax.cond`` turns into a select that
+        rebuilds every step; with an axis name the rebuild decision is reduced
+        over the replicas (``psum``) so the cond stays a real branch.
+        """
+        return replace(self, axis_name=axis_name)
 
     @property
     def list_cutoff(self) -> float:
@@ -270,6 +280,8 @@ class NeighborListFns:
         # a cell deformation changes pair distances by at most |ΔH| r
         strain = jnp.linalg.norm(jnp.linalg.inv(full_old) @ full_new - jnp.eye(3), ord=2)
         need = (2.0 * disp + strain * self.list_cutoff) > self.skin
+        if self.axis_name is not None:
+            need = jax.lax.psum(need.astype(jnp.int32), self.axis_name) > 0
         return jax.lax.cond(need, lambda: self.build(positions, cell), lambda: nbrs)
 
     def allocate(self, positions, cell) -> NeighborList:

@@ -158,8 +158,8 @@ def read_structure(cfg):
         c = read_cfg(path)[0]
         types = np.asarray(c.types, int)
         pos = np.asarray(c.positions, float)
-        cell = np.asarray(c.lattice if getattr(c, "lattice", None) is not None else np.zeros((3, 3)), float)
-        pbc = np.linalg.norm(cell, axis=1) > 0
+        cell = np.zeros((3, 3)) if c.cell is None else np.asarray(c.cell, float)
+        pbc = np.asarray(c.pbc, bool) if getattr(c, "pbc", None) is not None else np.linalg.norm(cell, axis=1) > 0
         if elements is None:
             raise ConfigurationError(f"{path}: a .cfg structure needs 'elements' (MLIP type → element) for the masses")
         if types.max() >= len(elements):

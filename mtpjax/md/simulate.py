@@ -358,13 +358,16 @@ class Simulation:
         )
         fn = self._cache.get(key)
         if fn is None:
-            integ = self.integrator(stage)
+            fns = self.neighbor_fns
+            if self.replicas and fns is not None:
+                fns = fns.for_replicas("replica")
+            integ = make_integrator(stage, self.efs_fn, fns, self.dt, self.dof)
             hook_fn, hook_every = (None, 1) if self.hook is None else self.hook
             blk = make_block(
-                integ, self.neighbor_fns, self.thermo_every, max_records, hook_fn, hook_every, self.max_temperature
+                integ, fns, self.thermo_every, max_records, hook_fn, hook_every, self.max_temperature
             )
             if self.replicas:
-                blk = jax.vmap(blk, in_axes=(0, 0, None, 0))
+                blk = jax.vmap(blk, in_axes=(0, 0, None, 0), axis_name="replica")
             fn = jax.jit(blk)
             self._cache[key] = fn
         return fn

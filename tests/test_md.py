@@ -1,0 +1,500 @@
+"""MD engine: integrators against ASE 3.29 and analytic results, engine features, I/O, CLI.
+
+Fast tests use small LJ argon systems; statistical tests that need long runs are
+``@pytest.mark.slow``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mtpjax  # noqa: F401  (float64)
+import jax
+import jax.numpy as jnp
+import ase.units as u
+from ase.calculators.calculator import Calculator, all_changes
+from ase.lattice.cubic import FaceCenteredCubic
+
+from mtpjax.errors import ConfigurationError, MTPJaxError
+from mtpjax.md import forcefields as FF
+from mtpjax.md import integrators as I
+from mtpjax.md.neighbors import neighbor_list
+from mtpjax.md.simulate import KB, BAR, FS, Simulation, SimulationError, Stage, stack_states, unstack
+
+POT = Path("/work/shared/data/mlip_ref/potentials/m2_l12_trained.mtp")
+CFG = Path("/work/shared/data/mlip_ref/inputs/train.cfg")
+LJ, RC = FF.lennard_jones()  # argon
+
+
+def argon(size=(2, 2, 2), a=5.40, jitter=0.05, seed=0, tri=False):
+    atoms = FaceCenteredCubic("Ar", size=size, latticeconstant=a)
+    rng = np.random.default_rng(seed)
+    if tri:
+        frac = atoms.get_scaled_positions()
+        atoms.cell = atoms.cell.array @ (np.eye(3) + np.array([[0, 0.04, 0.03], [0, 0, 0.02], [0, 0, 0]]))
+        atoms.positions = frac @ atoms.cell.array
+    atoms.positions += rng.normal(0, jitter, atoms.positions.shape)
+    return atoms
+
+
+class EFSCalculator(Calculator):
+    """ASE calculator around an efs_fn with a fresh host-side neighbour list each call."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, efs, rc):
+        super().__init__()
+        self.efs, self.rc = jax.jit(efs), rc
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        _, nb = neighbor_list(atoms.positions, atoms.cell.array, True, self.rc, 0.0)
+        e, f, w = self.efs(jnp.asarray(atoms.positions), jnp.asarray(atoms.cell.array), nb,
+                           jnp.zeros(len(atoms), jnp.int32))
+        s = -np.asarray(w) / atoms.get_volume()
+        self.results = dict(energy=float(e), free_energy=float(e), forces=np.asarray(f),
+                            stress=s.ravel()[[0, 4, 8, 5, 2, 1]])
+
+
+def run_scan(integ, state, nbrs, n, kT=0.0, P=0.0, every=1):
+    """n steps in one jitted scan; returns final state, nbrs and per-step (H, E, K, V, P_inst, overflow)."""
+
+    def body(c, _):
+        st, nb = c
+        st, nb = integ.step(st, nb, kT, P)
+        out = (integ.conserved(st, kT, P), st.energy, I.kinetic_energy(st.momenta, st.masses),
+               I.volume(st.cell), I.pressure(st), nb.did_overflow)
+        return (st, nb), out
+
+    @jax.jit
+    def go(st, nb):
+        return jax.lax.scan(body, (st, nb), None, length=n)
+
+    (st, nb), outs = go(state, nbrs)
+    return st, nb, [np.asarray(o) for o in outs]
+
+
+def setup(atoms, integ_fn, kT, seed=1, skin=1.0, **kw):
+    fns, nb = neighbor_list(atoms.positions, atoms.cell.array, True, RC, skin)
+    integ = integ_fn(fns)
+    st = integ.init(jnp.asarray(atoms.positions), atoms.get_masses(), atoms.cell.array, nb, kT=kT,
+                    key=jax.random.PRNGKey(seed), **kw)
+    return integ, st, nb, fns
+
+
+# ------------------------------------------------------- ASE cross-checks
+@pytest.mark.parametrize("kind", ["nvt", "iso", "tri"])
+def test_matches_ase_trajectory(kind):
+    """Same initial state, same masses/damping → same trajectory as ASE 3.29 (NHC, IsotropicMTKNPT, MTKNPT)."""
+    from ase.md.nose_hoover_chain import IsotropicMTKNPT, MTKNPT, NoseHooverChainNVT
+
+    atoms = argon(tri=(kind == "tri"))
+    n = len(atoms)
+    T, dt, P0 = 90.0, 2 * u.fs, 500 * u.bar
+    kT = u.kB * T
+    p0 = np.asarray(I.maxwell_boltzmann(jax.random.PRNGKey(4), jnp.asarray(atoms.get_masses()), kT))
+    a = atoms.copy()
+    a.calc = EFSCalculator(LJ, RC)
+    a.set_momenta(p0)
+    if kind == "nvt":
+        md = NoseHooverChainNVT(a, dt, T, 50 * u.fs)
+        mk = lambda f: I.nvt_nose_hoover(LJ, f, dt, 50 * u.fs, dof=3 * n)  # noqa: E731
+    elif kind == "iso":
+        md = IsotropicMTKNPT(a, dt, T, P0, 50 * u.fs, 300 * u.fs)
+        mk = lambda f: I.npt_mtk(LJ, f, dt, 50 * u.fs, 300 * u.fs, "iso", dof=3 * n)  # noqa: E731
+    else:
+        md = MTKNPT(a, dt, T, P0, 50 * u.fs, 300 * u.fs)
+        mk = lambda f: I.npt_mtk(LJ, f, dt, 50 * u.fs, 300 * u.fs, "tri", dof=3 * n, cell_dof=9)  # noqa: E731
+    integ, st, nb, _ = setup(atoms, mk, kT, momenta=p0)
+    nsteps = 100
+    st, nb, (H, *_rest, ov) = run_scan(integ, st, nb, nsteps, kT, P0)
+    Hase = []
+    for _ in range(nsteps):
+        md.run(1)
+        Hase.append(md.get_conserved_energy())
+    assert not ov.any()
+    np.testing.assert_allclose(np.asarray(st.positions), a.positions, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(st.cell), a.cell.array, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(st.momenta), a.get_momenta(), atol=1e-9)
+    np.testing.assert_allclose(H, Hase, atol=1e-9)
+
+
+# -------------------------------------------------------------------- NVE
+def _drift_per_atom_ps(H, dt_fs, n):
+    t_ps = np.arange(len(H)) * dt_fs / 1000.0
+    return abs(np.polyfit(t_ps, H, 1)[0]) / n
+
+
+def test_nve_drift_lj_liquid():
+    """LJ argon liquid (T≈110 K, ρ≈1.2 g/cm³), dt = 1 fs, 3 ps: drift < 1e-5 eV/atom/ps."""
+    atoms = argon(size=(3, 3, 3), a=5.75, jitter=0.2)
+    n = len(atoms)
+    integ, st, nb, _ = setup(atoms, lambda f: I.nve(LJ, f, 1 * u.fs), u.kB * 220)
+    st, nb, (H, E, K, *_r, ov) = run_scan(integ, st, nb, 1000)  # melt / equilibrate
+    st, nb, (H, E, K, *_r, ov) = run_scan(integ, st, nb, 3000)
+    T = 2 * K.mean() / (3 * n - 3) / u.kB
+    drift = _drift_per_atom_ps(H, 1.0, n)
+    print(f"LJ NVE: T={T:.1f} K, drift {drift:.2e} eV/atom/ps, std(H)/atom {H.std() / n:.1e}")
+    assert not ov.any()
+    assert T > 84  # liquid argon
+    assert drift < 1e-5
+
+
+@pytest.mark.skipif(not POT.exists(), reason="reference potential missing")
+def test_nve_drift_mtp():
+    """Level-12 MTP (Cu/Ag/Au), 32-atom cell at ~600 K, dt = 1 fs: drift < 1e-5 eV/atom/ps."""
+    from mtpjax.potential import MTP, read_cfg
+
+    model = MTP.from_file(POT)
+    c = read_cfg(CFG)[0]
+    from ase.data import atomic_masses, atomic_numbers
+
+    masses = atomic_masses[[atomic_numbers[("Cu", "Ag", "Au")[t]] for t in c.types]]
+    sp = model.species_index(c.types)
+    efs = FF.mtp_efs(model)
+    fns, nb = neighbor_list(c.positions, c.cell, True, model.cutoff, 1.0)
+    integ = I.nve(efs, fns, 1 * u.fs)
+    st = integ.init(jnp.asarray(c.positions), masses, c.cell, nb, sp, kT=u.kB * 600, key=jax.random.PRNGKey(0))
+    st, nb, _ = run_scan(integ, st, nb, 200)
+    st, nb, (H, E, K, *_r, ov) = run_scan(integ, st, nb, 800)
+    n = len(masses)
+    drift = _drift_per_atom_ps(H, 1.0, n)
+    print(f"MTP NVE: T={2 * K.mean() / (3 * n - 3) / u.kB:.0f} K, drift {drift:.2e} eV/atom/ps")
+    assert not ov.any()
+    assert drift < 1e-5
+
+
+def test_nve_time_reversible():
+    """Forward 500 steps, flip momenta, 500 steps back: the initial positions return."""
+    atoms = argon(size=(2, 2, 2), a=5.6, jitter=0.1)
+    integ, st0, nb, _ = setup(atoms, lambda f: I.nve(LJ, f, 2 * u.fs), u.kB * 100)
+    st, nb, _ = run_scan(integ, st0, nb, 500)
+    moved = np.abs(np.asarray(st.positions - st0.positions)).max()
+    st = st._replace(momenta=-st.momenta)
+    st, nb, _ = run_scan(integ, st, nb, 500)
+    err = np.abs(np.asarray(st.positions - st0.positions)).max()
+    print(f"reversibility: moved {moved:.2f} Å, returned within {err:.1e} Å")
+    assert moved > 0.5
+    assert err < 1e-7
+    np.testing.assert_allclose(np.asarray(-st.momenta), np.asarray(st0.momenta), atol=1e-7)
+
+
+# -------------------------------------------------------------------- NVT
+def _block_se(x, nblocks=20):
+    b = np.asarray(x)[: len(x) // nblocks * nblocks].reshape(nblocks, -1).mean(1)
+    return b.mean(), b.std(ddof=1) / np.sqrt(nblocks)
+
+
+@pytest.mark.parametrize("thermostat", ["nhc", "langevin"])
+def test_nvt_kinetic_energy_distribution(thermostat):
+    """8 replicas (vmap) of a 108-atom LJ system: ⟨K⟩ and Var K match the canonical Gamma(N_f/2, kT)."""
+    atoms = argon(size=(3, 3, 3), a=5.6, jitter=0.1)
+    n = len(atoms)
+    T = 100.0
+    kT = u.kB * T
+    R = 8
+    if thermostat == "nhc":
+        mk = lambda f: I.nvt_nose_hoover(LJ, f, 4 * u.fs, 100 * u.fs)  # noqa: E731
+    else:
+        mk = lambda f: I.nvt_langevin(LJ, f, 4 * u.fs, 200 * u.fs)  # noqa: E731
+    fns, nb = neighbor_list(atoms.positions, atoms.cell.array, True, RC, 2.0)
+    integ = mk(fns.for_replicas("r"))
+    dof = integ.dof(n)
+    sts = [integ.init(jnp.asarray(atoms.positions), atoms.get_masses(), atoms.cell.array, nb, kT=kT,
+                      key=jax.random.PRNGKey(10 + r)) for r in range(R)]
+    st, nbs = stack_states(sts), stack_states([nb] * R)
+
+    def body(c, _):
+        s, b = c
+        s, b = jax.vmap(lambda s_, b_: integ.step(s_, b_, kT), axis_name="r")(s, b)
+        return (s, b), (jax.vmap(lambda s_: I.kinetic_energy(s_.momenta, s_.masses))(s),
+                        jax.vmap(lambda s_: integ.conserved(s_, kT))(s), b.did_overflow)
+
+    go = jax.jit(lambda s, b, n: jax.lax.scan(body, (s, b), None, length=n), static_argnums=2)
+    (st, nbs), _ = go(st, nbs, 500)
+    (st, nbs), (K, H, ov) = go(st, nbs, 5000)
+    assert not np.asarray(ov).any()
+    K = np.asarray(K)[::10]  # (samples, R), ~decorrelated every 40 fs
+    mean_ref, var_ref = dof * kT / 2, dof * kT**2 / 2
+    rep_mean = K.mean(0)
+    rep_var = K.var(0)
+    m, se_m = rep_mean.mean(), rep_mean.std(ddof=1) / np.sqrt(R)
+    v, se_v = rep_var.mean(), rep_var.std(ddof=1) / np.sqrt(R)
+    print(f"{thermostat}: <K> {m:.5f} ± {se_m:.5f} (ref {mean_ref:.5f}); Var K {v:.3e} ± {se_v:.1e} (ref {var_ref:.3e})")
+    assert abs(m - mean_ref) < 4 * se_m + 1e-3 * mean_ref
+    # finite run length biases the variance low by ~ τ_K / T_run; allow 4 σ + 5 %
+    assert abs(v - var_ref) < 4 * se_v + 0.05 * var_ref
+    H = np.asarray(H)
+    assert np.abs(H[-1] - H[0]).max() / n < 2e-3
+
+
+def test_nvt_conserved_and_ramp():
+    """NHC: extended energy drifts < 2e-5 eV/atom/ps at constant T; T follows a linear ramp 60 → 160 K."""
+    atoms = argon(size=(3, 3, 3), a=5.6, jitter=0.1)
+    n = len(atoms)
+    sim = Simulation(LJ, RC, 2 * FS, [Stage("nvt", 1500, 60.0, None, tdamp=100 * FS),
+                                      Stage("nvt", 5000, 60.0, 160.0, tdamp=100 * FS)],
+                     thermo_every=10, traj_every=500)
+    st, nb = sim.init_state(atoms.positions, atoms.get_masses(), atoms.cell.array, None, 60.0, seed=2)
+    rows = []
+    sim.run(st, nb, on_block=lambda r, k, s: rows.append(np.asarray(r)[: int(k)]))
+    rows = np.concatenate(rows)
+    step, T, H = rows[:, 0], rows[:, 2], rows[:, 6]
+    c1 = (step > 300) & (step <= 1500)
+    drift = _drift_per_atom_ps(H[c1], 20.0, n)
+    ramp = step > 1500
+    target = 60 + 100 * (step[ramp] - 1500) / 5000
+    resid = (T[ramp] - target).reshape(10, -1).mean(1)
+    print(f"NHC drift {drift:.1e} eV/atom/ps; ramp residuals per 500 steps {np.round(resid, 1)} K")
+    assert drift < 2e-5
+    assert np.abs(resid).max() < 12.0  # T fluctuations of 108 atoms: σ_T ≈ 0.14 T
+    assert abs(np.polyfit(step[ramp], T[ramp], 1)[0] * 5000 - 100) < 20
+
+
+# -------------------------------------------------------------------- NPT
+@pytest.mark.parametrize("mode", ["iso", "aniso", "tri"])
+def test_npt_conserved_quantity(mode):
+    """MTK NPT at 100 K / 200 bar: extended Hamiltonian drift < 5e-5 eV/atom/ps."""
+    atoms = argon(size=(3, 3, 3), a=5.5, jitter=0.1, tri=(mode == "tri"))
+    n = len(atoms)
+    kT, P = u.kB * 100, 200 * u.bar
+    integ, st, nb, _ = setup(atoms, lambda f: I.npt_mtk(LJ, f, 2 * u.fs, 100 * u.fs, 500 * u.fs, mode), kT)
+    st, nb, (H, E, K, V, Pi, ov) = run_scan(integ, st, nb, 2500, kT, P)
+    drift = _drift_per_atom_ps(H, 2.0, n)
+    print(f"NPT {mode}: V {V[0]:.0f} → {V.mean():.0f} ± {V.std():.0f} Å³, drift {drift:.1e} eV/atom/ps")
+    assert not ov.any()
+    assert V.std() > 0
+    assert drift < 5e-5
+    cell = np.asarray(st.cell)
+    if mode == "aniso":
+        assert np.abs(cell - np.diag(np.diag(cell))).max() < 1e-12
+    if mode == "tri":  # symmetric cell momenta: no rotation of the box
+        assert np.abs(np.asarray(st.p_cell) - np.asarray(st.p_cell).T).max() < 1e-12
+
+
+def test_neighbor_list_exact_under_10pct_compression():
+    """Compress a triclinic box by 10 % in steps of 0.5 %; the updated list gives the forces of a fresh list."""
+    atoms = argon(size=(3, 3, 3), a=5.4, jitter=0.15, tri=True)
+    pos0, cell0 = atoms.positions, atoms.cell.array
+    fns, nb = neighbor_list(pos0, cell0, True, RC, 1.0, capacity_multiplier=1.6)
+    upd = jax.jit(fns.update)
+    efs = jax.jit(LJ)
+    sp = jnp.zeros(len(pos0), jnp.int32)
+    rng = np.random.default_rng(1)
+    for k in range(1, 21):
+        s = 1 - 0.005 * k
+        cell = cell0 * s
+        pos = pos0 * s + rng.normal(0, 0.05, pos0.shape)
+        nb = upd(jnp.asarray(pos), jnp.asarray(cell), nb)
+        assert not bool(nb.did_overflow)
+        _, f, w = efs(jnp.asarray(pos), jnp.asarray(cell), nb, sp)
+        _, nb_ref = neighbor_list(pos, cell, True, RC, 0.0)
+        _, f_ref, w_ref = efs(jnp.asarray(pos), jnp.asarray(cell), nb_ref, sp)
+        np.testing.assert_allclose(np.asarray(f), np.asarray(f_ref), atol=1e-10)
+        np.testing.assert_allclose(np.asarray(w), np.asarray(w_ref), atol=1e-9)
+
+
+def test_npt_compression_run_keeps_exact_forces():
+    """An NPT run under 5 kbar shrinks the box by > 10 %; final forces equal a from-scratch list's."""
+    atoms = argon(size=(3, 3, 3), a=6.2, jitter=0.1, tri=True)
+    sim = Simulation(LJ, RC, 2 * FS, [Stage("npt", 3000, 60.0, pressure=5000 * BAR, tdamp=100 * FS,
+                                            pdamp=300 * FS, barostat="tri")], thermo_every=10, traj_every=500)
+    st0, nb = sim.init_state(atoms.positions, atoms.get_masses(), atoms.cell.array, None, 60.0, seed=1)
+    res = sim.run(st0, nb)
+    v0, v1 = abs(np.linalg.det(atoms.cell.array)), abs(np.linalg.det(np.asarray(res.state.cell)))
+    _, nb_ref = neighbor_list(np.asarray(res.state.positions), np.asarray(res.state.cell), True, RC, 0.0)
+    _, f_ref, _ = LJ(res.state.positions, res.state.cell, nb_ref, res.state.species)
+    print(f"volume {v0:.0f} → {v1:.0f} Å³ ({(1 - v1 / v0) * 100:.1f} % smaller)")
+    assert v1 < 0.9 * v0
+    np.testing.assert_allclose(np.asarray(res.state.forces), np.asarray(f_ref), atol=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["iso", "tri"])
+def test_npt_statistics_vs_ase(mode):
+    """⟨P⟩ = target within error, and ⟨V⟩, σ_V agree with ASE's MTK NPT on the same LJ system."""
+    from ase.md.nose_hoover_chain import IsotropicMTKNPT, MTKNPT
+
+    atoms = argon(size=(2, 2, 2), a=5.7, jitter=0.1, tri=(mode == "tri"))
+    n = len(atoms)
+    T, P = 100.0, 300 * u.bar
+    kT = u.kB * T
+    dt, td, pd = 4 * u.fs, 100 * u.fs, 400 * u.fs
+    nsteps, neq = 100_000, 5000
+    integ, st, nb, _ = setup(atoms, lambda f: I.npt_mtk(LJ, f, dt, td, pd, mode, dof=3 * n,
+                                                         cell_dof=None if mode == "iso" else 9), kT)
+    st, nb, _ = run_scan(integ, st, nb, neq, kT, P)
+    st, nb, (H, E, K, V, Pi, ov) = run_scan(integ, st, nb, nsteps, kT, P)
+    a = atoms.copy()
+    a.calc = EFSCalculator(LJ, RC)
+    a.set_momenta(np.asarray(I.maxwell_boltzmann(jax.random.PRNGKey(3), jnp.asarray(a.get_masses()), kT)))
+    md = (IsotropicMTKNPT if mode == "iso" else MTKNPT)(a, dt, T, P, td, pd)
+    md.run(neq)
+    Va = []
+    for _ in range(nsteps // 10 // 4):
+        md.run(10)
+        Va.append(a.get_volume())
+    Va = np.array(Va)
+    pm, pse = _block_se(Pi)
+    vm, vse = _block_se(V)
+    vam, vase = _block_se(Va)
+    print(f"{mode}: <P> {pm / u.bar:.0f} ± {pse / u.bar:.0f} bar (target 300); <V> {vm:.1f} ± {vse:.1f} vs ASE "
+          f"{vam:.1f} ± {vase:.1f}; σ_V {V.std():.1f} vs ASE {Va.std():.1f}")
+    assert abs(pm - P) < 4 * pse
+    assert abs(vm - vam) < 4 * np.hypot(vse, vase)
+    assert abs(V.std() / Va.std() - 1) < 0.25
+
+
+@pytest.mark.slow
+def test_nvt_matches_ase_statistics():
+    """NHC NVT ⟨E_pot⟩ and σ(E_pot) agree with ASE's NoseHooverChainNVT over long runs."""
+    from ase.md.nose_hoover_chain import NoseHooverChainNVT
+
+    atoms = argon(size=(2, 2, 2), a=5.6, jitter=0.1)
+    n = len(atoms)
+    kT = u.kB * 100
+    integ, st, nb, _ = setup(atoms, lambda f: I.nvt_nose_hoover(LJ, f, 4 * u.fs, 100 * u.fs, dof=3 * n), kT)
+    st, nb, (H, E, *_r) = run_scan(integ, st, nb, 100_000, kT)
+    a = atoms.copy()
+    a.calc = EFSCalculator(LJ, RC)
+    a.set_momenta(np.asarray(I.maxwell_boltzmann(jax.random.PRNGKey(5), jnp.asarray(a.get_masses()), kT)))
+    md = NoseHooverChainNVT(a, 4 * u.fs, 100, 100 * u.fs)
+    Ea = []
+    for _ in range(2500):
+        md.run(10)
+        Ea.append(a.get_potential_energy())
+    m, se = _block_se(E)
+    ma, sea = _block_se(np.array(Ea))
+    print(f"<E_pot> {m:.4f} ± {se:.4f} vs ASE {ma:.4f} ± {sea:.4f}; σ {E.std():.4f} vs {np.std(Ea):.4f}")
+    assert abs(m - ma) < 4 * np.hypot(se, sea)
+    assert abs(E.std() / np.std(Ea) - 1) < 0.2
+
+
+# ---------------------------------------------------------------- engine
+def test_maxwell_boltzmann_seeded_zero_momentum():
+    m = jnp.asarray(np.random.default_rng(0).uniform(1, 200, 500))
+    p1 = I.maxwell_boltzmann(jax.random.PRNGKey(7), m, u.kB * 300)
+    p2 = I.maxwell_boltzmann(jax.random.PRNGKey(7), m, u.kB * 300)
+    assert np.array_equal(np.asarray(p1), np.asarray(p2))
+    assert np.abs(np.asarray(p1.sum(0))).max() < 1e-10
+    T = float(2 * I.kinetic_energy(p1, m) / (3 * 500 - 3) / u.kB)
+    assert abs(T - 300) < 1e-9
+
+
+def test_replicas_equal_individual_runs():
+    """vmap over 3 replicas (different seeds and temperatures) == three separate runs, bit for bit."""
+    atoms = argon()
+    stage = [Stage("nvt", 200, 80.0, tdamp=100 * FS)]
+    temps = [60.0, 80.0, 120.0]
+    simR = Simulation(LJ, RC, 2 * FS, stage, thermo_every=10, traj_every=100, replicas=3, replica_temperatures=temps)
+    pos = np.stack([atoms.positions] * 3)
+    cells = np.stack([atoms.cell.array] * 3)
+    stR, nbR = simR.init_state(pos, atoms.get_masses(), cells, np.zeros(len(atoms), int), None, seed=[1, 2, 3])
+    resR = simR.run(stR, nbR)
+    for r in range(3):
+        stg = [Stage("nvt", 200, temps[r], tdamp=100 * FS)]
+        sim = Simulation(LJ, RC, 2 * FS, stg, thermo_every=10, traj_every=100)
+        sim.neighbor_fns = simR.neighbor_fns
+        st = sim.integrator(stg[0]).init(jnp.asarray(atoms.positions), atoms.get_masses(), atoms.cell.array,
+                                         unstack(nbR, r), None, kT=KB * temps[r], key=jax.random.PRNGKey(r + 1))
+        res = sim.run(st, unstack(nbR, r))
+        np.testing.assert_allclose(np.asarray(res.state.positions), np.asarray(resR.state.positions[r]), atol=1e-12)
+
+
+def test_hook_early_stop_returns_last_frame_below_threshold():
+    """A hook (max displacement from the start) stops the block; the state returned is the last one below it."""
+    atoms = argon()
+    x0 = jnp.asarray(atoms.positions)
+    thr = 0.3
+
+    def hook(st, nb):
+        return jnp.max(jnp.linalg.norm(st.positions - x0, axis=-1)), thr
+
+    sim = Simulation(LJ, RC, 2 * FS, [Stage("nvt", 2000, 150.0, tdamp=100 * FS)], thermo_every=5,
+                     traj_every=1000, hook=(hook, 5))
+    st, nb = sim.init_state(atoms.positions, atoms.get_masses(), atoms.cell.array, None, 150.0, seed=1)
+    rows = []
+    res = sim.run(st, nb, on_block=lambda r, k, s: rows.append(np.asarray(r)[: int(k)]))
+    assert res.stopped_by_hook and res.hook_value > thr
+    d = float(np.max(np.linalg.norm(np.asarray(res.state.positions) - atoms.positions, axis=-1)))
+    assert d <= thr and int(res.state.step) % 5 == 0 and int(res.state.step) < 2000
+    # one more hook interval from the returned state crosses the threshold
+    rows = np.concatenate(rows)
+    assert rows[-1, 0] == int(res.state.step) and rows[-1, -1] <= thr
+
+
+def test_overflow_reallocates_and_redoes_block():
+    """Too-small capacity: the block overflows, is re-allocated and redone; forces stay exact."""
+    atoms = argon(a=5.8)
+    sim = Simulation(LJ, RC, 2 * FS, [Stage("npt", 1500, 60.0, pressure=20000 * BAR, tdamp=100 * FS,
+                                            pdamp=200 * FS)], thermo_every=10, traj_every=100,
+                     capacity_multiplier=1.0)
+    st, nb = sim.init_state(atoms.positions, atoms.get_masses(), atoms.cell.array, None, 60.0, seed=1)
+    cap0 = sim.neighbor_fns.capacity
+    res = sim.run(st, nb)
+    assert sim.neighbor_fns.capacity > cap0
+    _, nb_ref = neighbor_list(np.asarray(res.state.positions), np.asarray(res.state.cell), True, RC, 0.0)
+    _, f_ref, _ = LJ(res.state.positions, res.state.cell, nb_ref, res.state.species)
+    np.testing.assert_allclose(np.asarray(res.state.forces), np.asarray(f_ref), atol=1e-10)
+
+
+def test_morse_and_generic_energy_adapter():
+    """Any JAX energy works: autodiff adapter == pair adapter (forces, virial); Morse NVE conserves energy."""
+    efs_pair, rc = FF.morse()
+    atoms = FaceCenteredCubic("Cu", size=(3, 3, 3), latticeconstant=3.61)
+    atoms.positions += np.random.default_rng(0).normal(0, 0.05, atoms.positions.shape)
+    fns, nb = neighbor_list(atoms.positions, atoms.cell.array, True, rc, 0.5)
+
+    def energy(pos, cell, nbrs, species):
+        return efs_pair(pos, cell, nbrs, species)[0]
+
+    efs_ad = FF.efs_from_energy(energy)
+    sp = jnp.zeros(len(atoms), jnp.int32)
+    a = jax.jit(efs_pair)(jnp.asarray(atoms.positions), jnp.asarray(atoms.cell.array), nb, sp)
+    b = jax.jit(efs_ad)(jnp.asarray(atoms.positions), jnp.asarray(atoms.cell.array), nb, sp)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-10)
+    integ = I.nve(efs_ad, fns, 1 * u.fs)
+    st = integ.init(jnp.asarray(atoms.positions), atoms.get_masses(), atoms.cell.array, nb, kT=u.kB * 300,
+                    key=jax.random.PRNGKey(0))
+    st, nb, (H, *_r, ov) = run_scan(integ, st, nb, 1000)
+    assert _drift_per_atom_ps(H, 1.0, len(atoms)) < 1e-5
+
+
+def test_explosion_stops_with_clear_message():
+    atoms = argon(a=5.3)
+    sim = Simulation(LJ, RC, 40 * FS, [Stage("nve", 2000)], thermo_every=10, traj_every=100, max_temperature=2000)
+    st, nb = sim.init_state(atoms.positions, atoms.get_masses(), atoms.cell.array, None, 300.0, seed=1)
+    with pytest.raises(SimulationError, match="exploded"):
+        sim.run(st, nb)
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(ensemble="nvx"), "unknown ensemble"),
+        (dict(ensemble="nvt", temperature=100.0, tdamp=0.0), "tdamp"),
+        (dict(ensemble="npt", temperature=100.0, tdamp=1.0, pdamp=-1.0), "pdamp"),
+        (dict(ensemble="npt", temperature=100.0, tdamp=1.0, pdamp=1.0, barostat="xyz"), "barostat"),
+        (dict(ensemble="nvt", temperature=None, tdamp=1.0), "temperature"),
+    ],
+)
+def test_bad_stage_parameters(kw, match):
+    with pytest.raises(ConfigurationError, match=match):
+        Stage(steps=10, **kw).validate()
+
+
+def test_bad_timestep():
+    for dt in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigurationError, match="timestep"):
+            I.nve(LJ, None, dt)
+        with pytest.raises(ConfigurationError, match="timestep"):
+            Simulation(LJ, RC, dt, [Stage("nve", 10)])
