@@ -76,7 +76,11 @@ def _merge(base: dict, new: dict, where: str) -> dict:
     for k, v in new.items():
         if k not in base:
             raise ConfigurationError(f"{where}: unknown key '{k}' (allowed: {', '.join(sorted(base))})")
-        if isinstance(base[k], dict) and k not in ("submitit",):
+        if k in ("reference", "submitit"):  # free-form tables, validated by check_spec / submitit
+            if not isinstance(v, dict):
+                raise ConfigurationError(f"{where}: '{k}' must be a table")
+            out[k] = dict(v)
+        elif isinstance(base[k], dict):
             if not isinstance(v, dict):
                 raise ConfigurationError(f"{where}: '{k}' must be a table")
             out[k] = _merge(base[k], v, f"{where}.{k}" if where != "learn file" else k)
@@ -529,7 +533,10 @@ class Learner:
         self.state["history"].append({"iteration": it, "phase": "label", "n_labelled": ok, "n_failed": bad})
 
     # ---------------------------------------------------------- driver
-    def run(self, resume: bool = False) -> dict:
+    def run(self, resume: bool = False, stop_after: str | None = None) -> dict:
+        """Run (or resume) the loop; ``stop_after`` = a phase name ('bootstrap',
+        'train', 'md', 'select', 'label') stops cleanly after that phase
+        (state saved; ``--resume`` continues)."""
         if self.state_path.exists():
             if not resume:
                 raise MTPJaxError(f"{self.workdir}: holds a learning run (learn_state.json); use --resume "
@@ -576,6 +583,9 @@ class Learner:
                     st["iteration"] += 1
                     st["phase"] = "train"
             self._save()
+            if stop_after is not None and ph == stop_after and not st["done"]:
+                self.log(f"learn: stopped after phase {ph} (--stop-after); continue with --resume")
+                break
         self.summary()
         return st
 
@@ -643,7 +653,9 @@ def main(argv) -> int:
     p.add_argument("--resume", action="store_true", help="continue the run in the workdir")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a TOML key, e.g. --set active.select_threshold=2.0")
+    p.add_argument("--stop-after", default=None, choices=("bootstrap", "train", "md", "select", "label"),
+                   help="stop cleanly after this phase (resume later)")
     args = p.parse_args(argv)
     cfg = load_config(args.config, args.set)
-    Learner(cfg).run(resume=args.resume)
+    Learner(cfg).run(resume=args.resume, stop_after=args.stop_after)
     return 0

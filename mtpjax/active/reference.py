@@ -45,6 +45,13 @@ __all__ = [
 VASP_DEFAULTS = {"xc": "PBE", "encut": 400.0, "kpts": [1, 1, 1], "gamma": True, "ispin": 1, "ediff": 1e-5,
                  "ismear": 0, "sigma": 0.05, "prec": "Accurate", "lreal": "Auto", "lwave": False, "lcharg": False}
 KINDS = ("tblite", "vasp", "emt", "ase")
+_KEYS = {
+    "tblite": ("method", "accuracy", "electronic_temperature", "max_iterations", "mixer_damping", "charge",
+               "multiplicity"),
+    "vasp": ("command", "incar"),
+    "emt": (),
+    "ase": ("factory", "kwargs"),
+}
 
 
 class LabelError(MTPJaxError, RuntimeError):
@@ -81,6 +88,10 @@ def check_spec(spec: dict) -> dict:
     kind = spec["kind"]
     if kind not in KINDS:
         raise MTPJaxError(f"reference.kind = {kind!r} is not allowed (allowed: {', '.join(KINDS)})")
+    bad = set(spec) - {"kind"} - set(_KEYS[kind])
+    if bad:
+        raise MTPJaxError(f"reference ({kind}): unknown key(s) {sorted(bad)} "
+                          f"(allowed: {', '.join(_KEYS[kind]) or 'none'})")
     if kind == "tblite":
         spec.setdefault("method", "GFN1-xTB")
         if spec["method"] not in ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB"):
