@@ -117,6 +117,22 @@ def test_maxvol_regularised_small_set_and_errors():
         build_active_set(MTP.from_file(REF / "potentials/synth_l08_s3.mtp"), [])
 
 
+def test_regularised_start_small_training_set():
+    """init='auto': members grade ≤ 1, a direction seen in training is graded O(1/scale),
+    a direction never excited keeps a huge grade."""
+    rng = np.random.default_rng(2)
+    B = rng.normal(size=(6, 15))
+    B[:, -1] = 0.0  # parameter never excited by the training rows
+    st = ActiveSet.regularised(B, scale=0.1)
+    select(st, [B[k : k + 1] for k in range(6)], 1.0000001, 1.0000001)
+    assert st.n_selected == 6 and st.self_check(1e-8) <= 1 + 1e-8
+    x = rng.normal(size=15)
+    x[-1] = 0.0
+    assert st.grades(x[None])[0] < 100
+    x[-1] = 1e-3
+    assert st.grades(x[None])[0] > 1e5
+
+
 # ---------------------------------------------------------------- MLIP: stored states
 @pytest.mark.parametrize("lv", ["08", "12"])
 def test_grades_from_mlip2_als(lv, test_in):

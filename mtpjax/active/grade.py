@@ -36,14 +36,20 @@ def build_active_set(
 ) -> ActiveSet:
     """MaxVol active set of ``configs`` (the training set) for ``model``.
 
-    Starts from ``init·I`` and swaps rows in while ``max |C| > threshold``.
+    Starts from ``init·I`` (MLIP) or, with ``init="auto[:scale]"``, from the
+    regularised diagonal of :meth:`ActiveSet.regularised` (small training
+    sets), and swaps rows in while ``max |C| > threshold``.
     Raises :class:`ActiveSetError` for an empty training set.
     """
     configs = list(configs)
     if not configs:
         raise ActiveSetError(f"{source + ': ' if source else ''}empty training set: cannot build an active set")
-    state = ActiveSet.empty(model.n_params, init=init, mode=mode, weight_scaling=weight_scaling)
     rows = selection_rows(model, configs, mode, weight_scaling, min_distance=min_distance, source=source)
+    if isinstance(init, str):  # "auto" or "auto:<scale>": regularised start for small training sets
+        scale = float(init.partition(":")[2] or 0.1)
+        state = ActiveSet.regularised(np.concatenate(rows), scale, mode=mode, weight_scaling=weight_scaling)
+    else:
+        state = ActiveSet.empty(model.n_params, init=init, mode=mode, weight_scaling=weight_scaling)
     select(state, rows, threshold_select=threshold, threshold_swap=threshold)
     state.configs = configs
     _compact(state)

@@ -165,6 +165,10 @@ def _validate(cfg):
             raise ConfigurationError(
                 f"system {s['name']}: need break_threshold > select_threshold ≥ 1 "
                 f"(got {act['select_threshold']}, {act['break_threshold']})")
+        ini = act["init"]
+        if not ((isinstance(ini, (int, float)) and ini > 0) or (isinstance(ini, str) and ini.startswith("auto"))):
+            raise ConfigurationError(f"system {s['name']}: active.init = {ini!r} (allowed: a number > 0, "
+                                     "e.g. 1e-5 as MLIP, or \"auto\" / \"auto:<scale>\" for a regularised start)")
         if int(md["steps"]) <= 0:
             raise ConfigurationError(f"system {s['name']}: md.steps must be > 0")
     modes = {s["active"]["mode"] for s in cfg["system"]}
@@ -384,7 +388,8 @@ class Learner:
         model = res.model
         model.save(d / "pot.mtp")
         act = self.cfg["system"][0]["active"]
-        st = build_active_set(model, confs, act["mode"], float(act["init"]), float(act["swap_threshold"]))
+        init = act["init"] if isinstance(act["init"], str) else float(act["init"])
+        st = build_active_set(model, confs, act["mode"], init, float(act["swap_threshold"]))
         st.self_check()
         write_state(d / "pot.almtp", model, st)
         m = res.train_metrics

@@ -71,6 +71,23 @@ class ActiveSet:
             weight_scaling=float(weight_scaling),
         )
 
+    @classmethod
+    def regularised(cls, rows, scale: float = 0.1, floor: float = 1e-10, mode: str = "cfg",
+                    weight_scaling: float = 2.0) -> "ActiveSet":
+        """Start from ``A = diag(d)``, ``d_j = scale · max_i |rows_ij|`` (floored):
+        a ridge-like prior for small training sets. A parameter direction that the
+        training rows excite is then graded relative to the largest value seen
+        (γ ≈ 1 instead of ~1/init), a direction they never excite (d_j at the floor)
+        still gives a huge grade. MaxVol swaps the prior rows out as real rows come in.
+        """
+        rows = np.asarray(rows, dtype=float)
+        d = scale * np.max(np.abs(rows), axis=0) if len(rows) else np.zeros(rows.shape[1])
+        d = np.maximum(d, floor)
+        st = cls.empty(len(d), init=float(np.median(d)), mode=mode, weight_scaling=weight_scaling)
+        st.A = np.diag(d)
+        st.inv = np.diag(1.0 / d)
+        return st
+
     @property
     def n(self) -> int:
         return int(self.A.shape[0])
