@@ -127,8 +127,26 @@ def _compact(mask, cand_j, cand_s, capacity: int, n: int):
     return idx[:, :capacity], shifts[:, :capacity], jnp.max(count, initial=0)
 
 
-def _dense_candidates(positions, cell, pbc, images, cutoff):
-    """All (i, j, S) within ``cutoff`` (strictly), excluding i = j with S = 0."""
+def _compact_flat(mask, capacity: int):
+    """Positions (N, capacity) of the first ``capacity`` True entries of each row (−1 padded) and max count."""
+    n, p = mask.shape
+    pos = jnp.cumsum(mask, axis=1, dtype=jnp.int32) - 1
+    count = pos[:, -1] + 1 if p else jnp.zeros(n, jnp.int32)
+    slot = jnp.where(mask & (pos < capacity), pos, capacity)
+    rows = jnp.arange(n)[:, None]
+    cols = jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32)[None, :], (n, p))
+    sel = jnp.full((n, capacity + 1), -1, dtype=jnp.int32)
+    sel = sel.at[rows, slot].set(cols, mode="drop")
+    return sel[:, :capacity], jnp.max(count, initial=0)
+
+
+def _dense_build(positions, cell, pbc, images, cutoff, capacity):
+    """Dense builder: all (i, j, S) within ``cutoff`` (strictly), i = j only with S ≠ 0.
+
+    Distances come from r² = |d|² + 2 d·t + |t|² with d the minimum-image
+    Cartesian difference (N, N, 3) and t the image translations (I, 3), so no
+    (N, N, I, 3) array is formed; shifts are gathered for the kept pairs only.
+    """
     n = positions.shape[0]
     pbc_mask = jnp.asarray([1.0 if p else 0.0 for p in pbc], dtype=positions.dtype)
     full = complete_cell(cell, pbc)
@@ -136,22 +154,26 @@ def _dense_candidates(positions, cell, pbc, images, cutoff):
     frac = positions @ inv
     dfrac = frac[None, :, :] - frac[:, None, :]  # (N, N, 3): j - i
     base = -jnp.round(dfrac) * pbc_mask  # minimum-image translation
+    d = (dfrac + base) @ full  # (N, N, 3)
     imgs = jnp.asarray(images, dtype=positions.dtype)  # (I, 3)
-    shift = base[:, :, None, :] + imgs[None, None, :, :]  # (N, N, I, 3)
-    d = (dfrac[:, :, None, :] + shift) @ full  # Cartesian r_ij
-    r2 = jnp.sum(d * d, axis=-1)
-    self_pair = (jnp.arange(n)[:, None] == jnp.arange(n)[None, :])[:, :, None] & jnp.all(
-        shift == 0, axis=-1
-    )
-    mask = (r2 < cutoff * cutoff) & ~self_pair
+    t = imgs @ full  # (I, 3)
+    r2 = jnp.sum(d * d, -1)[:, :, None] + 2.0 * (d @ t.T) + jnp.sum(t * t, -1)[None, None, :]
     nimg = imgs.shape[0]
-    cand_j = jnp.broadcast_to(jnp.arange(n)[None, :, None], (n, n, nimg))
-    # shifts relative to the *unwrapped* positions as given
-    return (
-        mask.reshape(n, -1),
-        cand_j.reshape(n, -1),
-        jnp.round(shift).astype(jnp.int32).reshape(n, -1, 3),
+    zero_img = jnp.all(imgs == 0, axis=-1)  # (I,)
+    self_pair = (jnp.arange(n)[:, None] == jnp.arange(n)[None, :])[:, :, None] & (
+        jnp.all(base == 0, axis=-1)[:, :, None] & zero_img[None, None, :]
     )
+    mask = ((r2 < cutoff * cutoff) & ~self_pair).reshape(n, -1)
+    sel, maxc = _compact_flat(mask, capacity)
+    ok = sel >= 0
+    flat = jnp.where(ok, sel, 0)
+    j = flat // nimg
+    k = flat % nimg
+    rows = jnp.arange(n)[:, None]
+    shift = base[rows, j] + imgs[k]
+    idx = jnp.where(ok, j, n).astype(jnp.int32)
+    shifts = jnp.where(ok[..., None], jnp.round(shift), 0).astype(jnp.int32)
+    return idx, shifts, maxc
 
 
 def _cell_candidates(positions, cell, pbc, grid, bin_capacity, cutoff):
@@ -235,14 +257,14 @@ class NeighborListFns:
         cell = jnp.asarray(cell, dtype=positions.dtype)
         extra_overflow = jnp.asarray(False)
         if self.method == "dense":
-            mask, cj, cs = _dense_candidates(
-                positions, cell, self.pbc, np.asarray(self.images), self.list_cutoff
+            idx, shifts, maxc = _dense_build(
+                positions, cell, self.pbc, np.asarray(self.images), self.list_cutoff, self.capacity
             )
         else:
             mask, cj, cs, extra_overflow = _cell_candidates(
                 positions, cell, self.pbc, self.grid, self.bin_capacity, self.list_cutoff
             )
-        idx, shifts, maxc = _compact(mask, cj, cs, self.capacity, positions.shape[0])
+            idx, shifts, maxc = _compact(mask, cj, cs, self.capacity, positions.shape[0])
         overflow = (maxc > self.capacity) | extra_overflow | self._geometry_overflow(cell)
         return NeighborList(idx, shifts, positions, cell, overflow, maxc)
 

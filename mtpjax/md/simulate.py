@@ -440,7 +440,8 @@ class Simulation:
                 if hook_stop:  # drop rows past the last good state
                     last = np.asarray(out_state.step)
                     keep = recs[..., 0] <= (last[..., None] if recs.ndim == 3 else last)
-                    nrec = np.minimum(nrec, keep.sum(-1))
+                    keep &= np.arange(recs.shape[-2]) < (nrec[..., None] if recs.ndim == 3 else nrec)
+                    nrec = keep.sum(-1)
                 on_block(recs, nrec, out_state)
             state, nbrs = out_state, res.nbrs
             total += steps_done
