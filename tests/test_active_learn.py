@@ -228,12 +228,21 @@ def test_end_to_end_emt(tmp_path):
     """Cu (EMT labels): from no data to a potential that runs the target length
     without a break; every phase's files exist; the summary accounts for the time."""
     text = BASE.replace("max_iterations = 3", "max_iterations = 8").replace("steps = 100", "steps = 600\ntemperature_K = 1200.0\ntimestep_fs = 2.0")
+    # a second structure (expanded, hotter) learns into the same training set
+    text += """
+[[system]]
+name = "cu_hot"
+structure = {symbols = "Cu4", cell = [[3.75, 0, 0], [0, 3.75, 0], [0, 0, 3.75]], scaled_positions = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]], repeat = [2, 1, 1]}
+md = {temperature_K = 1500.0}
+active = {select_threshold = 2.0}
+"""
     p = _write(tmp_path, text)
     st = Learner(load_config(p), log=lambda *a: None).run()
     assert st["done"] and "target length" in st["stop_reason"]
     sm = json.loads((tmp_path / "out" / "summary.json").read_text())
-    last = sm["systems"]["cu"]["runs"][-1]
-    assert last["done"] and last["steps"] >= 600 and not last["stopped"]
+    for name in ("cu", "cu_hot"):
+        last = sm["systems"][name]["runs"][-1]
+        assert last["done"] and last["steps"] >= 600 and not last["stopped"]
     assert set(sm["timing_s"]) >= {"md", "label", "train"}
     store = TrainingStore(tmp_path / "out" / "train.h5")
     assert len(store) == len(set(store.keys())) >= 4
