@@ -5,9 +5,9 @@
     mtpjax train --config run.toml [overriding flags]
 
 The TOML form takes the same option names with underscores (``potential``,
-``train``, ``valid_cfgs``, ``trained_pot_name``, ``max_iter``,
-``energy_weight`` …), at top level or in a ``[train]`` table; command-line
-flags win. Data sets: ``.cfg``, ``.xyz``/``.extxyz`` (see
+``train_cfgs``, ``valid_cfgs``, ``trained_pot_name``, ``max_iter``,
+``energy_weight`` …), at top level or in a ``[train]`` table; relative paths
+are relative to the TOML file; command-line flags win. Data sets: ``.cfg``, ``.xyz``/``.extxyz`` (see
 :func:`mtpjax.train.data.load_dataset`).
 """
 from __future__ import annotations
@@ -71,8 +71,10 @@ def _read_toml(path) -> dict:
             d = tomllib.load(fh)
     except tomllib.TOMLDecodeError as e:
         raise MTPJaxError(f"{path}: invalid TOML ({e})") from None
-    if "train" in d and isinstance(d["train"], dict):
+    if isinstance(d.get("train"), dict):
         d = {**{k: v for k, v in d.items() if k != "train"}, **d["train"]}
+    if "train_cfgs" in d:
+        d["train"] = d.pop("train_cfgs")
     known = set(OPTIONS) | {"potential", "train", "resume"}
     unknown = sorted(set(d) - known)
     if unknown:

@@ -242,8 +242,8 @@ def test_cli_train_flags_toml_and_plots(setup, tmp_path):
     assert (tmp_path / "p_parity.png").stat().st_size > 1000
     assert (tmp_path / "p_learning.png").stat().st_size > 1000
     (tmp_path / "run.toml").write_text(
-        f'potential = "{d / "l08_untrained.mtp"}"\ntrain = "t.cfg"\n[train]\ntrained_pot_name = "o2.mtp"\n'
-        'max_iter = 1\nprecondition = "none"\n'
+        f'potential = "{d / "l08_untrained.mtp"}"\ntrain_cfgs = "t.cfg"\n[train]\ntrained_pot_name = "o2.mtp"\n'
+        'max_iter = 1\nprecondition = "none"\ninit_params = "keep"\n'
     )
     assert main(["train", "--config", str(tmp_path / "run.toml"), "-q"]) == 0
     assert (tmp_path / "o2.mtp").exists()

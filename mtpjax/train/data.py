@@ -41,8 +41,8 @@ def load_dataset(path, type_map=None) -> list[Configuration]:
     ``.cfg`` (MLIP), ``.xyz``/``.extxyz`` (ASE extended XYZ; atomic numbers
     are the types unless ``type_map`` {symbol or Z: type} is given, or the
     file carries MLIP types in a ``mlip_type`` column). HDF5 training-set
-    stores (``.h5``/``.hdf5``) are read by ``mtpjax.active.store.load_store``
-    when that module exists. Raises :class:`DatasetError` for unknown formats.
+    stores (``.h5``/``.hdf5``, :class:`mtpjax.active.store.TrainingStore`)
+    give their labelled configurations. Raises :class:`DatasetError` for unknown formats.
     """
     p = Path(path)
     if not p.exists():
@@ -57,10 +57,10 @@ def load_dataset(path, type_map=None) -> list[Configuration]:
         return [Configuration.from_atoms(a, symbol_to_type=type_map) for a in atoms]
     if ext in (".h5", ".hdf5"):
         try:
-            from ..active.store import load_store  # type: ignore[attr-defined]
-        except ImportError:
+            from ..active.store import TrainingStore
+        except ImportError:  # pragma: no cover
             raise DatasetError(f"{p}: HDF5 training-set stores are not supported by this version") from None
-        return list(load_store(p))
+        return TrainingStore(p).configurations()
     raise DatasetError(f"{p}: unknown data set format '{ext or p.name}' (use .cfg, .xyz/.extxyz or .h5)")
 
 

@@ -80,7 +80,7 @@ class TrainConfig:
     seed: int = 0
     linear_every: int = 50
     precondition: str = "gauss-newton"
-    precond_every: int = 100
+    precond_every: int = 50
     precond_damping: float = 1e-9
     pretrain_iter: int = 75
     rescale: bool = True
