@@ -1,9 +1,9 @@
-"""``mtpjax md RUN.toml`` and ``mtpjax convert TRAJ.h5 OUT.{xyz,dump}``.
+"""``mtpjax md RUN.toml`` and ``mtpjax convert TRAJ.h5md OUT.{xyz,dump}``.
 
     mtpjax md RUN.toml [--output DIR] [--overwrite] [--no-progress]
         Run (or resume, when DIR holds a checkpoint of the same run file) the
         stages of RUN.toml; see :mod:`mtpjax.md.run` for the file format.
-    mtpjax convert TRAJ.h5 OUT.xyz|OUT.extxyz|OUT.dump [--format extxyz|lammps-dump] [--every K]
+    mtpjax convert TRAJ.h5md OUT.xyz|OUT.extxyz|OUT.dump [--format extxyz|lammps-dump] [--every K]
         H5MD → extended XYZ (cell, pbc, step, time, energy) or LAMMPS dump.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _convert(argv) -> int:
 def main(argv) -> int:
     argv = list(argv)
     if not argv:
-        print("usage: mtpjax md RUN.toml | mtpjax convert TRAJ.h5 OUT")
+        print("usage: mtpjax md RUN.toml | mtpjax convert TRAJ.h5md OUT")
         return 1
     cmd, rest = argv[0], argv[1:]
     if cmd == "md":

@@ -13,6 +13,7 @@ import pytest
 
 import mtpjax  # noqa: F401
 from ase.io import read, write
+from ase.geometry import cell_to_cellpar
 from ase.lattice.cubic import FaceCenteredCubic
 
 from mtpjax.errors import ConfigurationError, MTPJaxError
@@ -75,7 +76,7 @@ def _runfile(tmp, n1=200, n2=200, extra=""):
 
 def test_run_outputs_h5md_thermo_and_ramp(tmp_path):
     out = run_md(load_toml(_runfile(tmp_path)), progress=False)
-    sp, pos, cells, steps, times, vel, obs = read_h5md(out / "traj.h5")
+    sp, pos, cells, steps, times, vel, obs = read_h5md(out / "traj.h5md")
     assert list(steps) == list(range(0, 401, 50))
     np.testing.assert_allclose(times * 1000, steps * 2.0)
     assert pos.shape == (9, 32, 3) and cells.shape == (9, 3, 3) and vel.shape == (9, 32, 3)
@@ -95,15 +96,16 @@ def test_run_outputs_h5md_thermo_and_ramp(tmp_path):
 
 def test_h5md_readable_by_mdanalysis_and_znh5md(tmp_path):
     out = run_md(load_toml(_runfile(tmp_path, 100, 100)), progress=False)
-    sp, pos, cells, steps, times, vel, obs = read_h5md(out / "traj.h5")
+    sp, pos, cells, steps, times, vel, obs = read_h5md(out / "traj.h5md")
     mda = pytest.importorskip("MDAnalysis")
-    uni = mda.Universe(str(out / "traj.h5"))
+    uni = mda.Universe(str(out / "traj.h5md"))
     assert len(uni.trajectory) == len(steps) and len(uni.atoms) == 32
     for k, ts in enumerate(uni.trajectory):
         np.testing.assert_allclose(ts.positions, pos[k], atol=1e-4)
-        np.testing.assert_allclose(ts.triclinic_dimensions, cells[k], atol=1e-4)
+        # MDAnalysis keeps lengths and angles (it re-orients the box matrix)
+        np.testing.assert_allclose(ts.dimensions, cell_to_cellpar(cells[k]), rtol=1e-5)
     znh5md = pytest.importorskip("znh5md")
-    frames = znh5md.IO(str(out / "traj.h5"))[:]
+    frames = znh5md.IO(str(out / "traj.h5md"))[:]
     assert len(frames) == len(steps)
     for k, at in enumerate(frames):
         np.testing.assert_allclose(at.positions, pos[k], atol=1e-8)
@@ -112,7 +114,7 @@ def test_h5md_readable_by_mdanalysis_and_znh5md(tmp_path):
     # the project's own analysis reader
     from mtpjax.analysis.trajectory import open_trajectory
 
-    tr = open_trajectory(out / "traj.h5")
+    tr = open_trajectory(out / "traj.h5md")
     np.testing.assert_allclose(tr.times_fs, steps * 2.0)
 
 
@@ -120,15 +122,15 @@ def test_convert_extxyz_and_lammps_dump(tmp_path):
     from mtpjax.cli import main
 
     out = run_md(load_toml(_runfile(tmp_path, 100, 100)), progress=False)
-    sp, pos, cells, steps, times, vel, obs = read_h5md(out / "traj.h5")
-    assert main(["convert", str(out / "traj.h5"), str(tmp_path / "t.xyz")]) == 0
+    sp, pos, cells, steps, times, vel, obs = read_h5md(out / "traj.h5md")
+    assert main(["convert", str(out / "traj.h5md"), str(tmp_path / "t.xyz")]) == 0
     imgs = read(tmp_path / "t.xyz", ":")
     assert len(imgs) == len(steps)
     for k, a in enumerate(imgs):
         np.testing.assert_allclose(a.cell.array, cells[k], atol=1e-8)
         np.testing.assert_allclose(a.positions, pos[k], atol=1e-8)
         assert a.info["step"] == steps[k]
-    assert main(["convert", str(out / "traj.h5"), str(tmp_path / "t.dump")]) == 0
+    assert main(["convert", str(out / "traj.h5md"), str(tmp_path / "t.dump")]) == 0
     dump = read(tmp_path / "t.dump", ":", format="lammps-dump-text")
     assert len(dump) == len(steps)
     for k, a in enumerate(dump):
@@ -145,8 +147,8 @@ def test_resume_is_bit_identical(tmp_path):
     part = tmp_path / "part"
     run_md(cfg, output=part, progress=False, max_blocks=3)
     run_md(cfg, output=part, progress=False)
-    a = read_h5md(full / "traj.h5")
-    b = read_h5md(part / "traj.h5")
+    a = read_h5md(full / "traj.h5md")
+    b = read_h5md(part / "traj.h5md")
     for x, y in zip(a[:6], b[:6]):
         assert np.array_equal(x, y)
     assert (full / "thermo.csv").read_text() == (part / "thermo.csv").read_text()
@@ -183,8 +185,8 @@ def test_kill9_and_resume(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "resuming" in r.stdout
     clean = run_md(load_toml(run), output=tmp_path / "clean", progress=False)
-    a = read_h5md(clean / "traj.h5")
-    b = read_h5md(tmp_path / "k" / "traj.h5")
+    a = read_h5md(clean / "traj.h5md")
+    b = read_h5md(tmp_path / "k" / "traj.h5md")
     assert list(b[3]) == list(range(0, 3001, 50))
     for x, y in zip(a[:6], b[:6]):
         assert np.array_equal(x, y)
@@ -211,7 +213,7 @@ pressure_GPa = 0.0001
 barostat = "aniso"
 """)
     assert main(["md", str(tmp_path / "run.toml"), "--no-progress"]) == 0
-    sp, pos, *_ = read_h5md(tmp_path / "o" / "traj.h5")
+    sp, pos, *_ = read_h5md(tmp_path / "o" / "traj.h5md")
     assert pos.shape[0] == 3 and set(np.unique(sp)) <= {29, 47, 79}
 
 
@@ -262,11 +264,14 @@ def test_explosion_keeps_last_good_checkpoint(tmp_path, capsys):
     from mtpjax.md.io import load_checkpoint_meta
 
     p = _runfile(tmp_path)
-    p.write_text(p.read_text().replace("timestep_fs = 2.0", "timestep_fs = 30.0\nmax_temperature_K = 3000"))
+    a = read(tmp_path / "ar.extxyz")
+    a.positions[1] = a.positions[0] + [2.3, 0.0, 0.0]  # violent start: T rises far above the limit
+    write(tmp_path / "ar.extxyz", a)
+    p.write_text(p.read_text().replace("timestep_fs = 2.0", "timestep_fs = 5.0\nmax_temperature_K = 300"))
     assert main(["md", str(p), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "exploded" in err
     meta = load_checkpoint_meta(tmp_path / "out" / "checkpoint.npz")
-    sp, pos, *_ = read_h5md(tmp_path / "out" / "traj.h5")
+    sp, pos, *_ = read_h5md(tmp_path / "out" / "traj.h5md")
     assert np.all(np.isfinite(pos))
     assert meta["step"] % 100 == 0

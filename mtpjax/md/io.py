@@ -7,7 +7,9 @@ H5MD 1.1 layout (what MDAnalysis, znh5md and :mod:`mtpjax.analysis` read)::
     /particles/all/box/edges/{value (F,3,3) lattice rows Å, step (F,), time (F,) ps}
     /particles/all/position/{value (F,N,3) Å, step, time}
     /particles/all/velocity/{value (F,N,3) Å/ps, step, time}     (optional)
-    /particles/all/species    (N,) atomic numbers (or MLIP types when elements are unknown)
+    /particles/all/species/{value (F,N), step, time}  atomic numbers (MLIP types when elements are
+                              unknown); time-dependent form because znh5md reads only that
+    /particles/trajectory     hard link to /particles/all (MDAnalysis' minimal topology looks there)
     /observables/<name>/{value (F,) or (F,6), step, time}   potential_energy, kinetic_energy,
                               total_energy, conserved_energy, temperature, pressure, volume, stress
 
@@ -89,8 +91,11 @@ class H5MDWriter:
         box = p.require_group("box")
         box.attrs["dimension"] = 3
         box.attrs["boundary"] = np.array(["periodic" if b else "none" for b in pbc], dtype="S8")
-        if "species" not in p:
-            p.create_dataset("species", data=np.asarray(species, dtype="i4"))
+        self.species = np.asarray(species, dtype="i4")
+        self.species_grp = _series(p, "species", (n,), "i4")
+        if "trajectory" not in f["particles"]:
+            # MDAnalysis builds its minimal topology from /particles/trajectory only: hard link, no copy
+            f["particles/trajectory"] = p
         self.edges = _series(box, "edges", (3, 3), "f8", "Angstrom")
         self.position = _series(p, "position", (n, 3), "f8", "Angstrom")
         self.velocity = _series(p, "velocity", (n, 3), "f8", "Angstrom ps-1") if velocities else None
@@ -104,7 +109,7 @@ class H5MDWriter:
         return int(self.position["value"].shape[0])
 
     def truncate(self, n_frames: int):
-        groups = [self.edges, self.position] + ([self.velocity] if self.velocity is not None else [])
+        groups = [self.edges, self.position, self.species_grp] + ([self.velocity] if self.velocity is not None else [])
         groups += list(self.obs.values())
         for g in groups:
             for k in ("value", "step", "time"):
@@ -117,6 +122,7 @@ class H5MDWriter:
         step = int(step)
         _append(self.edges, np.asarray(cell, float), step, t)
         _append(self.position, np.asarray(positions, float), step, t)
+        _append(self.species_grp, self.species, step, t)
         if self.velocity is not None and velocities is not None:
             _append(self.velocity, np.asarray(velocities, float), step, t)
         for k, v in (observables or {}).items():
@@ -265,7 +271,8 @@ def read_h5md(path, frames=slice(None)):
 
     with h5py.File(path, "r") as f:
         p = f["particles/all"]
-        sp = p["species"][()]
+        sp = p["species"]
+        sp = sp["value"][0] if isinstance(sp, h5py.Group) else sp[()]
         pos = p["position/value"][frames]
         cells = p["box/edges/value"][frames]
         steps = p["position/step"][frames]

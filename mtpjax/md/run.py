@@ -6,7 +6,7 @@ Run file (user units: fs, K, bar or GPa, Å; converted once here)::
     elements = ["Cu", "Ag", "Au"]    # MLIP type i ↔ element (masses; species in the output)
     potential = "pot.mtp"            # or {type = "lj", epsilon = 0.0104, sigma = 3.4, cutoff = 8.5}
                                      #    {type = "morse", D = .., alpha = .., r0 = .., cutoff = ..}
-    output = "run1"                  # folder: traj.h5, thermo.csv, checkpoint.npz, final.extxyz
+    output = "run1"                  # folder: traj.h5md, thermo.csv, checkpoint.npz, final.extxyz
     timestep_fs = 1.0
     temperature_K = 1000             # initial Maxwell–Boltzmann velocities (zero total momentum)
     seed = 1
@@ -279,7 +279,7 @@ def run_md(cfg: dict, output=None, overwrite: bool = False, progress: bool = Tru
     t_init = cfg.get("temperature_K", stages[0].temperature)
     state, nbrs = sim.init_state(pos, masses, cell, species, t_init, seed=int(cfg.get("seed", 0)))
     ck = out / "checkpoint.npz"
-    traj_path, thermo_path = out / "traj.h5", out / "thermo.csv"
+    traj_path, thermo_path = out / "traj.h5md", out / "thermo.csv"
     h = hashlib.sha256(json.dumps({k: v for k, v in cfg.items() if not k.startswith("_") and k != "output"},
                                   sort_keys=True, default=str).encode()).hexdigest()[:16]
     dof = 3 * len(pos) - 3
