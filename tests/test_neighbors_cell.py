@@ -30,7 +30,7 @@ def _random_cell(rng, n, density, tri):
 
 
 @pytest.mark.parametrize("tri", [False, True])
-@pytest.mark.parametrize("n", [2500, 6000])
+@pytest.mark.parametrize("n", [2500, pytest.param(6000, marks=pytest.mark.slow)])
 def test_cell_builder_matches_host_list(n, tri):
     rng = np.random.default_rng(n + tri)
     pos, cell = _random_cell(rng, n, 0.085, tri)
