@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     p.add_argument("--linear-every", type=int, default=50)
     p.add_argument("--precond-every", type=int, default=50)
     p.add_argument("--memory-size", type=int, default=20)
+    p.add_argument("--precond-damping", type=float, default=1e-9)
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--tolerance", type=float, default=0.10)
     p.add_argument("--stop-at-target", action="store_true", help="stop once MLIP's validation errors are reached")
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
         return False
 
     cfg = TrainConfig(max_iter=a.max_iter, precondition=a.precondition, linear_every=a.linear_every,
-                      precond_every=a.precond_every, memory_size=a.memory_size, eval_every=a.eval_every,
+                      precond_every=a.precond_every, precond_damping=a.precond_damping, memory_size=a.memory_size, eval_every=a.eval_every,
                       conv_tol=0.0, log=a.log)
     res = train(model, tset, vset, cfg, callback=cb)
     wall = time.perf_counter() - t_wall

@@ -66,6 +66,13 @@ def test_load_dataset_formats(setup, tmp_path):
     assert len(back) == 2
     np.testing.assert_allclose(back[0].forces, configs[0].forces, atol=1e-7)
     np.testing.assert_array_equal(back[1].types, configs[1].types)
+    from mtpjax.active.store import TrainingStore
+
+    st = TrainingStore(tmp_path / "s.h5")
+    for k, c in enumerate(configs[:2]):
+        st.add(f"c{k}", c)
+    got = load_dataset(tmp_path / "s.h5")
+    assert len(got) == 2 and got[0].energy == pytest.approx(configs[0].energy)
     bad = tmp_path / "a.json"
     bad.write_text("{}")
     with pytest.raises(DatasetError, match="unknown data set format"):
