@@ -211,12 +211,25 @@ def _cell_candidates(positions, cell, pbc, grid, bin_capacity, cutoff):
     cand_j = bins[nbid].reshape(n, -1)  # (N, 27*cap)
     valid = cand_j < n
     cj = jnp.where(valid, cand_j, 0)
+    # minimum-image Cartesian differences (every periodic width ≥ 3 bins ≥ 2 rc)
     dfrac = frac[cj] - frac[:, None, :]
-    shift = -jnp.round(dfrac)
-    d = (dfrac + shift) @ full
+    d = (dfrac - jnp.round(dfrac)) @ full
     r2 = jnp.sum(d * d, axis=-1)
     mask = valid & (r2 < cutoff * cutoff) & (cj != jnp.arange(n)[:, None])
-    return mask, cand_j, jnp.round(shift).astype(jnp.int32), bin_overflow
+    return mask, cand_j, dfrac, bin_overflow
+
+
+def _cell_build(positions, cell, pbc, grid, bin_capacity, cutoff, capacity):
+    n = positions.shape[0]
+    mask, cand_j, dfrac, bin_overflow = _cell_candidates(positions, cell, pbc, grid, bin_capacity, cutoff)
+    sel, maxc = _compact_flat(mask, capacity)
+    ok = sel >= 0
+    k = jnp.where(ok, sel, 0)
+    j = jnp.take_along_axis(cand_j, k, axis=1)
+    df = jnp.take_along_axis(dfrac, k[..., None], axis=1)
+    idx = jnp.where(ok, j, n).astype(jnp.int32)
+    shifts = jnp.where(ok[..., None], -jnp.round(df), 0).astype(jnp.int32)
+    return idx, shifts, maxc, bin_overflow
 
 
 @dataclass(frozen=True)
@@ -261,10 +274,9 @@ class NeighborListFns:
                 positions, cell, self.pbc, np.asarray(self.images), self.list_cutoff, self.capacity
             )
         else:
-            mask, cj, cs, extra_overflow = _cell_candidates(
-                positions, cell, self.pbc, self.grid, self.bin_capacity, self.list_cutoff
+            idx, shifts, maxc, extra_overflow = _cell_build(
+                positions, cell, self.pbc, self.grid, self.bin_capacity, self.list_cutoff, self.capacity
             )
-            idx, shifts, maxc = _compact(mask, cj, cs, self.capacity, positions.shape[0])
         overflow = (maxc > self.capacity) | extra_overflow | self._geometry_overflow(cell)
         return NeighborList(idx, shifts, positions, cell, overflow, maxc)
 
@@ -371,7 +383,7 @@ def neighbor_list(
         b3 = np.floor((frac - np.floor(frac)) * np.asarray(grid)).astype(int)
         b3 = np.clip(b3, 0, np.asarray(grid) - 1)
         bid = (b3[:, 0] * grid[1] + b3[:, 1]) * grid[2] + b3[:, 2]
-        bin_cap = int(np.ceil(np.bincount(bid, minlength=int(np.prod(grid))).max() * 1.5)) + 2
+        bin_cap = int(np.ceil(np.bincount(bid, minlength=int(np.prod(grid))).max() * 1.25)) + 2
     else:
         raise ValueError(f"unknown neighbour-list method {method!r} (use 'dense' or 'cell')")
     idx, shifts, maxc = host_neighbors(positions, cell, pbc, rc)
