@@ -233,7 +233,10 @@ def test_cli_calc_grade_and_select_add(tmp_path):
     need_shared()
     pot = tmp_path / "pot.mtp"
     pot.write_bytes((REF / "potentials/synth_l08_s3.mtp").read_bytes())
-    train = REF / "inputs/train.cfg"
+    from mtpjax.potential import write_cfg
+
+    train = tmp_path / "train.cfg"
+    write_cfg(train, read_cfg(REF / "inputs/train.cfg")[:8])
     r = _cli("calc-grade", pot, train, REF / "inputs/test_in.cfg", tmp_path / "out.cfg", "--mode", "nbh", "-q")
     assert r.returncode == 0, r.stderr
     out = read_cfg(tmp_path / "out.cfg")

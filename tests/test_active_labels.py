@@ -225,6 +225,7 @@ def test_vasp_through_fake_executable(tmp_path, fake_vasp, monkeypatch):
         label_atoms(spec, atoms_payload(conf, {0: "Cu"}), workdir=str(tmp_path / "run2"))
 
 
+@pytest.mark.slow
 def test_submitit_local_executor(tmp_path):
     pytest.importorskip("submitit")
     ex = make_executor("submitit-local", folder=tmp_path / "jobs", max_workers=2, parameters={"timeout_min": 2})
