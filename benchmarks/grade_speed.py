@@ -51,6 +51,20 @@ def _time(fn, repeat):
     return float(np.min(ts)), float(np.median(ts))
 
 
+def _time_interleaved(fns: dict, repeat: int) -> dict:
+    """(min, median) seconds of each function, calls interleaved round-robin so
+    that load from other processes affects all of them alike."""
+    for f in fns.values():
+        jax.block_until_ready(f())  # compile
+    ts = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(f())
+            ts[k].append(time.perf_counter() - t0)
+    return {k: (float(np.min(v)), float(np.median(v))) for k, v in ts.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--level", type=int, default=12)
@@ -86,12 +100,15 @@ def main(argv=None):
 
     res = {"level": a.level, "natoms": int(len(pos)), "n_params": n, "device": str(jax.devices()[0]),
            "neighbors_capacity": int(nbrs.idx.shape[1])}
-    res["efs_s"] = _time(lambda: efs(pos), a.repeat)
-    res["md_step_s"] = _time(lambda: step(s0, nbrs)[0].positions, a.repeat)
-    res["grade_cfg_s"] = _time(lambda: g_cfg(pos, cell, nbrs.idx, nbrs.shifts, species), a.repeat)
-    res["grade_nbh_s"] = _time(lambda: g_nbh(pos, cell, nbrs.idx, nbrs.shifts, species), a.repeat)
     joint = jax.jit(make_efs_grade_fn(model, st_cfg))
-    res["efs_plus_grade_s"] = _time(lambda: joint(pos, cell, nbrs.idx, nbrs.shifts, species), a.repeat)
+    fns_ = {
+        "efs_s": lambda: efs(pos),
+        "md_step_s": lambda: step(s0, nbrs)[0].positions,
+        "grade_cfg_s": lambda: g_cfg(pos, cell, nbrs.idx, nbrs.shifts, species),
+        "grade_nbh_s": lambda: g_nbh(pos, cell, nbrs.idx, nbrs.shifts, species),
+        "efs_plus_grade_s": lambda: joint(pos, cell, nbrs.idx, nbrs.shifts, species),
+    }
+    res.update(_time_interleaved(fns_, a.repeat))
     res["ratio_joint_extra"] = (res["efs_plus_grade_s"][0] - res["efs_s"][0]) / res["md_step_s"][0]
     md = res["md_step_s"][0]
     res["ratio_cfg"] = res["grade_cfg_s"][0] / md

@@ -1,10 +1,16 @@
 """Active learning: MaxVol active sets, extrapolation grades, state files,
-reference calculators, the training-set store and the learn-on-the-fly loop.
+reference calculators, label dispatch, the training-set store and the
+learning-on-the-fly loop.
 
-Submodules: :mod:`.rows` (selection-matrix rows), :mod:`.maxvol` (active set,
-grades, selection), :mod:`.state` (MLIP ``.almtp``/``.als`` files),
-:mod:`.grade` (high-level calc-grade / select-add).
+Submodules: :mod:`.rows` (selection-matrix rows ∂E/∂θ, ∂V_i/∂θ),
+:mod:`.maxvol` (active set, grades, MaxVol selection), :mod:`.grade`
+(calc-grade / select-add), :mod:`.state` (MLIP ``.almtp``/``.als`` files),
+:mod:`.md_grade` (grades on device for the MD hook; fused E+F+S+grade),
+:mod:`.reference` (tblite / VASP / EMT / any ASE calculator),
+:mod:`.dispatch` (executors, retries, timeouts), :mod:`.store` (HDF5
+training set), :mod:`.learn` (``mtpjax learn``).
 """
+from .grade import build_active_set, grade_configs, select_add  # noqa: F401
 from .maxvol import ActiveSet, ActiveSetError, grades, select  # noqa: F401
 from .rows import param_vector, selection_rows  # noqa: F401
 from .state import read_state, write_state  # noqa: F401
