@@ -29,6 +29,7 @@ import numpy as np
 
 from ..potential.evaluate import DEFAULT_MIN_DISTANCE, prepare_batches
 from ..potential.model import MTP, _basic_selector, _monomials
+from ..potential.program import contract
 
 __all__ = [
     "param_vector",
@@ -44,20 +45,6 @@ def param_vector(model: MTP) -> jax.Array:
     return jnp.concatenate(
         [model.radial_coeffs.reshape(-1), model.species_coeffs.reshape(-1), model.moment_coeffs.reshape(-1)]
     )
-
-
-def _contract(model: MTP, basic):
-    """Scalar basis functions B (S, N) from the basic moments (n_basic, N)."""
-    prog = model.program
-    dtype = basic.dtype
-    vals = basic
-    for layer in prog.layers:
-        contrib = layer.mult.astype(dtype)[:, None] * vals[layer.src_i] * vals[layer.src_j]
-        new = jax.ops.segment_sum(contrib, layer.seg, layer.n_targets, indices_are_sorted=True)
-        vals = jnp.concatenate([vals, new], axis=0)
-    if prog.mapping.size and int(prog.mapping.max()) >= vals.shape[0]:
-        vals = jnp.concatenate([vals, jnp.zeros((1, vals.shape[1]), dtype)], axis=0)
-    return vals[prog.mapping]
 
 
 def site_rows(model: MTP, rvec, mask, species_i, species_j):
@@ -91,9 +78,9 @@ def site_rows(model: MTP, rvec, mask, species_i, species_j):
     basic = sel @ moments  # (n_basic, N)
 
     def energy_sum(bm):
-        return jnp.sum(model.moment_coeffs @ _contract(model, bm))
+        return jnp.sum(model.moment_coeffs @ contract(model.program, bm))
 
-    basis = _contract(model, basic)  # (S, N)
+    basis = contract(model.program, basic)  # (S, N)
     g_basic = jax.grad(energy_sum)(basic)  # (n_basic, N): ∂V_i/∂M_k(i), separable per atom
     h = (sel.T @ g_basic).reshape(k, -1, n)  # (K, P, N)
     w = jnp.einsum("kpn,nmp->nmk", h, mono)  # (N, M, K)
