@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     p.add_argument("--linear-every", type=int, default=50)
     p.add_argument("--precond-every", type=int, default=50)
     p.add_argument("--memory-size", type=int, default=20)
-    p.add_argument("--precond-damping", type=float, default=1e-9)
+    p.add_argument("--precond-damping", type=float, default=1e-6)
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--tolerance", type=float, default=0.10)
     p.add_argument("--stop-at-target", action="store_true", help="stop once MLIP's validation errors are reached")

@@ -81,7 +81,7 @@ class TrainConfig:
     linear_every: int = 50
     precondition: str = "gauss-newton"
     precond_every: int = 50
-    precond_damping: float = 1e-9
+    precond_damping: float = 1e-6
     pretrain_iter: int = 75
     rescale: bool = True
     final_linear: bool = True
@@ -148,7 +148,7 @@ def _make_step(opt, unravel, lbfgs: bool, penalty: float):
     return step
 
 
-def preconditioner(model: MTP, data, unravel, damping: float = 1e-9):
+def preconditioner(model: MTP, data, unravel, damping: float = 1e-6):
     """(P, P⁻¹) with Pᵀ(JᵀJ + λ)P = I from the Gauss–Newton matrix at ``model``."""
     flat = ravel_pytree(get_params(model))[0]
     h = np.asarray(gauss_newton_matrix(flat, unravel, model, data), dtype=float)
