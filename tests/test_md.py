@@ -357,7 +357,7 @@ def test_npt_statistics_vs_ase(mode):
     T, P = 100.0, 300 * u.bar
     kT = u.kB * T
     dt, td, pd = 4 * u.fs, 100 * u.fs, 400 * u.fs
-    nsteps, neq = 100_000, 5000
+    nsteps, neq = 50_000, 5000
     integ, st, nb, _ = setup(atoms, lambda f: I.npt_mtk(LJ, f, dt, td, pd, mode, dof=3 * n,
                                                          cell_dof=None if mode == "iso" else 9), kT)
     st, nb, _ = run_scan(integ, st, nb, neq, kT, P)
@@ -391,13 +391,13 @@ def test_nvt_matches_ase_statistics():
     n = len(atoms)
     kT = u.kB * 100
     integ, st, nb, _ = setup(atoms, lambda f: I.nvt_nose_hoover(LJ, f, 4 * u.fs, 100 * u.fs, dof=3 * n), kT)
-    st, nb, (H, E, *_r) = run_scan(integ, st, nb, 100_000, kT)
+    st, nb, (H, E, *_r) = run_scan(integ, st, nb, 40_000, kT)
     a = atoms.copy()
     a.calc = EFSCalculator(LJ, RC)
     a.set_momenta(np.asarray(I.maxwell_boltzmann(jax.random.PRNGKey(5), jnp.asarray(a.get_masses()), kT)))
     md = NoseHooverChainNVT(a, 4 * u.fs, 100, 100 * u.fs)
     Ea = []
-    for _ in range(2500):
+    for _ in range(1000):
         md.run(10)
         Ea.append(a.get_potential_energy())
     m, se = _block_se(E)
