@@ -22,6 +22,7 @@ the same parameters as an uninterrupted run.
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -119,12 +120,29 @@ class TrainResult:
 
 
 def make_optimizer(cfg: TrainConfig):
-    if cfg.optimizer == "adam":
-        return optax.adam(cfg.learning_rate)
+    return _optimizer(cfg.optimizer, cfg.learning_rate, cfg.memory_size, cfg.max_linesearch_steps)
+
+
+@functools.lru_cache(maxsize=8)
+def _optimizer(name: str, learning_rate: float, memory_size: int, max_linesearch_steps: int):
+    """Cached, so that repeated :func:`train` calls reuse compiled steps."""
+    if name == "adam":
+        return optax.adam(learning_rate)
     return optax.lbfgs(
-        memory_size=cfg.memory_size,
-        linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=cfg.max_linesearch_steps),
+        memory_size=memory_size,
+        linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=max_linesearch_steps),
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _unravel_for(shapes: tuple, dtype: str):
+    """``unravel`` of the parameter dict with these (name, shape) entries (cached)."""
+    return ravel_pytree({k: jnp.zeros(sh, dtype) for k, sh in shapes})[1]
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_step(opt, unravel, lbfgs: bool, penalty: float):
+    return _make_step(opt, unravel, lbfgs, penalty)
 
 
 def _make_step(opt, unravel, lbfgs: bool, penalty: float):
@@ -191,9 +209,11 @@ def train(
 
     opt = make_optimizer(cfg)
     lbfgs = cfg.optimizer == "lbfgs"
-    flat0, unravel = ravel_pytree(get_params(model))
+    params0 = get_params(model)
+    flat0 = ravel_pytree(params0)[0]
+    unravel = _unravel_for(tuple((k, tuple(v.shape)) for k, v in sorted(params0.items())), str(flat0.dtype))
     n = int(flat0.size)
-    step = _make_step(opt, unravel, lbfgs, w.penalty)
+    step = _cached_step(opt, unravel, lbfgs, float(w.penalty))
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     gn = cfg.precondition == "gauss-newton"
     if cfg.precondition not in ("gauss-newton", "none"):
