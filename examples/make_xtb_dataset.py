@@ -4,7 +4,8 @@ Random packings (uniform positions with a minimum distance, cubic cells at a
 target density) and snapshots of short xTB Langevin MD runs started from
 them, labelled with energies, forces and stresses by tblite
 (``pip install tblite``, the project's ``xtb`` extra). Output: one MLIP
-``.cfg`` per system, ``OUT/xtb_LiPS.cfg`` and ``OUT/xtb_LiBO.cfg``, with
+``.cfg`` per system, ``OUT/xtb_LiPS.cfg`` and ``OUT/xtb_LiBO.cfg`` (plus a
+random ``_train``/``_valid`` split), with
 types ``Li P S`` → ``0 1 2`` and ``Li B O`` → ``0 1 2``. The data set is
 generated, not shipped.
 
@@ -79,6 +80,7 @@ def main(argv=None) -> int:
     p.add_argument("--temperature", type=float, default=1200.0, help="MD temperature (K)")
     p.add_argument("--units", type=int, nargs=2, default=(3, 12), help="formula units per cell, min max")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--valid-fraction", type=float, default=0.2, help="also write a random train/valid split")
     a = p.parse_args(argv)
 
     from ase import units
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
             n_units = int(rng.integers(a.units[0], a.units[1] + 1))
             at = random_cell(unit, n_units, rho, rng)
             at.calc = TBLite(method="GFN1-xTB", verbosity=0)
-            MaxwellBoltzmannDistribution(at, temperature_K=a.temperature, rng=rng)
+            MaxwellBoltzmannDistribution(at, temperature_K=a.temperature, rng=rng)  # noqa
             dyn = Langevin(at, 1.0 * units.fs, temperature_K=a.temperature, friction=0.02, rng=rng)
             for s in range(a.md_steps):
                 dyn.run(1)
@@ -116,6 +118,11 @@ def main(argv=None) -> int:
         confs = [Configuration.from_atoms(x, symbol_to_type=TYPES[name]) for x in labelled]
         path = out / f"xtb_{name}.cfg"
         write_cfg(path, confs)
+        perm = rng.permutation(len(confs))
+        n_valid = int(round(a.valid_fraction * len(confs)))
+        if n_valid:
+            write_cfg(out / f"xtb_{name}_valid.cfg", [confs[i] for i in perm[:n_valid]])
+            write_cfg(out / f"xtb_{name}_train.cfg", [confs[i] for i in perm[n_valid:]])
         print(f"{name}: {len(confs)} configurations, {sum(c.natoms for c in confs)} atoms, "
               f"{time.perf_counter() - t0:.0f} s → {path}")
     return 0
