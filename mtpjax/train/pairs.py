@@ -25,6 +25,7 @@ import numpy as np
 
 from ..potential.evaluate import Batch, bucket
 from ..potential.model import MTP
+from ..potential.program import contract
 
 
 @dataclass
@@ -139,18 +140,6 @@ def _monomials(prog, u, r):
     return mono, dmono
 
 
-def _contract(prog, basic, dtype):
-    """Scalar basis functions B (S, N) from basic moments (n_basic, N)."""
-    vals = basic
-    for layer in prog.layers:
-        contrib = layer.mult.astype(dtype)[:, None] * vals[layer.src_i] * vals[layer.src_j]
-        new = jax.ops.segment_sum(contrib, layer.seg, layer.n_targets, indices_are_sorted=True)
-        vals = jnp.concatenate([vals, new], axis=0)
-    if prog.mapping.size and int(prog.mapping.max()) >= vals.shape[0]:
-        vals = jnp.concatenate([vals, jnp.zeros((1, vals.shape[1]), dtype)], axis=0)
-    return vals[prog.mapping]
-
-
 def efs_pairs(model: MTP, pair_i, pair_j, pair_type, pair_config, r, u, rvec, q, dq, species, config_of_atom,
               atom_mask, n_configs: int):
     """Energies (B,), forces (Nt, 3), PlusStress (B, 6) and site energies (Nt,)
@@ -172,7 +161,7 @@ def efs_pairs(model: MTP, pair_i, pair_j, pair_type, pair_config, r, u, rvec, q,
     basic = jax.ops.segment_sum(fm, pair_i, nt).T  # (n_basic, Nt)
 
     def site(basic_):
-        bf = _contract(prog, basic_, dtype)
+        bf = contract(prog, basic_)
         return model.species_coeffs[species] + model.moment_coeffs @ bf
 
     v, vjp = jax.vjp(site, basic)
