@@ -488,3 +488,12 @@ def pair_vectors(positions, cell, nbrs_idx, nbrs_shifts):
 
 
 NeighborFn = Callable[..., NeighborList]
+
+
+def pair_distances(positions, cell, idx, shifts) -> np.ndarray:
+    """Host-side pair distances (N, M) in Å for a padded list; inf on padding."""
+    positions = np.asarray(positions, dtype=float)
+    idx = np.asarray(idx)
+    valid = idx < len(positions)
+    d = positions[np.where(valid, idx, 0)] + np.asarray(shifts) @ np.asarray(cell, dtype=float) - positions[:, None, :]
+    return np.where(valid, np.sqrt((d * d).sum(-1)), np.inf)

@@ -21,7 +21,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.data import atomic_numbers
 
 from ..errors import ConfigurationError
-from ..md.neighbors import NeighborListFns, neighbor_list
+from ..md.neighbors import NeighborListFns, neighbor_list, pair_distances
 from .model import MTP, energy_forces_stress
 
 
@@ -92,16 +92,12 @@ class MTPCalculator(Calculator):
         species = jnp.asarray(self._species(a))
         nb = self._nbrs
         if self.min_distance is not None:
-            n = len(a)
-            valid = np.asarray(nb.idx) < n
-            if valid.any():
-                j = np.where(valid, np.asarray(nb.idx), 0)
-                d = a.positions[j] + np.asarray(nb.shifts) @ cell - a.positions[:, None]
-                dmin = np.sqrt((d**2).sum(-1))[valid].min()
-                if dmin < self.min_distance:
-                    raise ConfigurationError(
-                        f"atoms closer than {self.min_distance} Å ({dmin:.4f} Å); set min_distance to allow"
-                    )
+            dist = pair_distances(a.positions, cell, nb.idx, nb.shifts)
+            dmin = float(dist.min()) if dist.size else np.inf
+            if dmin < self.min_distance:
+                raise ConfigurationError(
+                    f"atoms closer than {self.min_distance} Å ({dmin:.4f} Å); set min_distance to allow"
+                )
         e, f, s, v = energy_forces_stress(self.model, pos, jnp.asarray(cell), species, nb.idx, nb.shifts)
         self.results["energy"] = float(e)
         self.results["free_energy"] = float(e)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ConfigurationError
-from ..md.neighbors import host_neighbors
+from ..md.neighbors import host_neighbors, pair_distances
 from .cfg import Configuration
 from .model import MTP, efs_batch
 
@@ -34,22 +34,22 @@ def bucket(n: int, base: int = 8, growth: float = 1.25) -> int:
 @dataclass
 class Neighbors:
     """Host-side neighbour list of one configuration: idx (N, M) padded with
-    N, shifts (N, M, 3), min_distance (Å, inf if no pair)."""
+    N, shifts (N, M, 3), distances (N, M) Å (inf on padding)."""
 
     idx: np.ndarray
     shifts: np.ndarray
-    min_distance: float
+    distances: np.ndarray
+
+    @property
+    def min_distance(self) -> float:
+        return float(self.distances.min()) if self.distances.size else math.inf
 
 
 def config_neighbors(conf: Configuration, cutoff: float) -> Neighbors:
     pos = np.asarray(conf.positions, dtype=float)
     cell = np.asarray(conf.cell, dtype=float)
     idx, shifts, _ = host_neighbors(pos, cell, conf.pbc, cutoff)
-    n = len(pos)
-    valid = idx < n
-    d = pos[np.where(valid, idx, 0)] + shifts @ cell - pos[:, None, :]
-    dist = np.where(valid, np.sqrt((d**2).sum(-1)), np.inf)
-    return Neighbors(idx, shifts, float(dist.min()) if dist.size else math.inf)
+    return Neighbors(idx, shifts, pair_distances(pos, cell, idx, shifts))
 
 
 @dataclass
@@ -91,11 +91,7 @@ def check_config(model: MTP, conf: Configuration, nbrs: Neighbors, min_distance,
         raise ConfigurationError(f"{where}non-finite atomic positions")
     species = model.species_index(conf.types, where=where)
     if min_distance is not None and nbrs.min_distance < min_distance:
-        n = len(pos)
-        valid = nbrs.idx < n
-        d = pos[np.where(valid, nbrs.idx, 0)] + nbrs.shifts @ conf.cell - pos[:, None]
-        dist = np.where(valid, np.sqrt((d**2).sum(-1)), np.inf)
-        i, m = np.unravel_index(np.argmin(dist), dist.shape)
+        i, m = np.unravel_index(np.argmin(nbrs.distances), nbrs.distances.shape)
         raise ConfigurationError(
             f"{where}atoms {i + 1} and {int(nbrs.idx[i, m]) + 1} are {nbrs.min_distance:.4f} Å apart, closer "
             f"than the allowed minimum {min_distance} Å (set min_distance / --min-dist to change)"
