@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ConfigurationError
+from ..md.neighbors import pair_vectors
 from .program import ContractionProgram, compile_program, contract
 
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # xx yy zz yz xz xy (MLIP and ASE order)
@@ -268,7 +269,7 @@ class MTP(eqx.Module):
 
     def __call__(self, positions, cell, species_idx, nbrs_idx, nbrs_shifts, atom_mask=None):
         """Energy (eV) of one system; differentiable in positions and cell."""
-        rvec, mask = _pairs(positions, cell, nbrs_idx, nbrs_shifts)
+        rvec, mask = pair_vectors(positions, cell, nbrs_idx, nbrs_shifts)
         sj = species_idx[jnp.where(mask, nbrs_idx, 0)]
         return self.energy_from_pairs(rvec, mask, species_idx, sj, atom_mask)[0]
 
@@ -324,14 +325,6 @@ def initial_radial_coeffs(n_species: int, k: int, nq: int) -> np.ndarray:
             for mu in range(min(k, nq)):
                 rc[a, b, mu, mu] = 1e-3 * (p + 1)
     return rc
-
-
-def _pairs(positions, cell, idx, shifts):
-    n = positions.shape[0]
-    valid = idx < n
-    j = jnp.where(valid, idx, 0)
-    r = positions[j] + shifts.astype(positions.dtype) @ cell - positions[:, None, :]
-    return jnp.where(valid[..., None], r, 0.0), valid
 
 
 @jax.jit
