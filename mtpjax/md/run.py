@@ -29,6 +29,9 @@ Run file (user units: fs, K, bar or GPa, Å; converted once here)::
     pdamp_fs = 1000                  # LAMMPS Pdamp
     tchain = 3
 
+    [replicas]                       # optional: batched copies in one jitted run
+    temperatures_K = [600, 700, 800] # (see mtpjax.md.replicas; output in OUTPUT/rNN/)
+
 A killed run restarted with the same command resumes at the last checkpoint
 (bit-for-bit the same continuation); ``overwrite=True`` starts afresh.
 """
@@ -59,7 +62,7 @@ STAGE_KEYS = {
 TOP_KEYS = {
     "structure", "elements", "potential", "output", "timestep_fs", "temperature_K", "seed", "skin",
     "thermo_every", "traj_every", "checkpoint_every", "velocities", "max_temperature_K", "min_distance",
-    "stage", "neighbor_method", "capacity_multiplier",
+    "stage", "neighbor_method", "capacity_multiplier", "replicas",
 }
 
 
@@ -257,6 +260,10 @@ def run_md(cfg: dict, output=None, overwrite: bool = False, progress: bool = Tru
     unknown = set(k for k in cfg if not k.startswith("_")) - TOP_KEYS
     if unknown:
         raise ConfigurationError(f"run file: unknown key(s) {sorted(unknown)}")
+    if "replicas" in cfg:
+        from .replicas import run_md_replicas
+
+        return run_md_replicas(cfg, output, overwrite, progress, max_blocks, log)
     dt_fs = float(cfg.get("timestep_fs", 1.0))
     if not (dt_fs > 0 and math.isfinite(dt_fs)):
         raise ConfigurationError(f"run file: timestep_fs must be positive, got {cfg.get('timestep_fs')}")
