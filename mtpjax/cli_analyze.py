@@ -1,4 +1,4 @@
-"""``mtpjax analyze diffusion|rdf|gii|arrhenius ...``: print tables, write JSON + PNG.
+"""``mtpjax analyze diffusion|rdf|gii|units|arrhenius ...``: print tables, write JSON + PNG.
 
 Called by ``mtpjax/cli.py`` as ``main(argv)``; returns the exit status
 (0 ok, 2 bad input with the reason on stderr).
@@ -64,6 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bond cutoff per anion, e.g. O=3.5 S=4.0 (repeatable)")
     g.add_argument("--start", type=int, default=0)
     g.add_argument("--stride", type=int, default=1)
+
+    u = sub.add_parser("units", help="BO3/BO4 (coordination) or PS4/P2S7 (molecular unit) fractions per frame, "
+                                     "optionally per region along c")
+    _add_traj(u)
+    u.add_argument("--center", default="B", help="center species (B, P, ...)")
+    u.add_argument("--ligand", default="O", help="ligand species (O, S, ...)")
+    u.add_argument("--cutoff", type=float, default=2.0, help="center-ligand bond cutoff in Å")
+    u.add_argument("--molecular", action="store_true",
+                   help="classify connected units (PS4, P2S7, P2S6 ...) instead of coordination numbers")
+    u.add_argument("--center-center-cutoff", type=float, default=2.4,
+                   help="direct center-center bond cutoff in Å for --molecular (P-P in P2S6; 0: none)")
+    u.add_argument("--regions", nargs="+", default=None, metavar="LO,HI",
+                   help="fractional c ranges [lo, hi), e.g. 0,0.5 0.5,1 (lo > hi wraps through 0)")
+    u.add_argument("--start", type=int, default=0)
+    u.add_argument("--stop", type=int, default=None)
+    u.add_argument("--stride", type=int, default=1)
 
     a = sub.add_parser("arrhenius", help="weighted Arrhenius fit, extrapolated D and σ")
     a.add_argument("table", help="CSV with header T,D,D_err (K, cm²/s); repeated T = independent structures")
@@ -166,6 +182,55 @@ def _gii(ns):
         print(f"wrote {ns.png}")
 
 
+def _units(ns):
+    from .analysis.structure import coordination_fractions_trajectory, molecular_units_trajectory
+    from .errors import ConfigurationError
+
+    regions = None
+    if ns.regions:
+        regions = []
+        for r in ns.regions:
+            try:
+                lo, hi = (float(x) for x in r.split(","))
+            except ValueError:
+                raise ConfigurationError(f"--regions {r!r} must look like 0,0.5") from None
+            regions.append((lo, hi))
+    kw = dict(regions=regions, start=ns.start, stop=ns.stop, stride=ns.stride, timestep_fs=ns.timestep_fs or 1.0)
+    if ns.molecular:
+        out = molecular_units_trajectory(ns.trajectory, ns.center, ns.ligand, ns.cutoff,
+                                         center_center_cutoff=ns.center_center_cutoff or None, **kw)
+        what = f"{ns.center}-{ns.ligand} units (cutoff {ns.cutoff:g} Å, {ns.center}-{ns.center} " \
+               f"{ns.center_center_cutoff:g} Å); fraction of {ns.center} atoms per unit type"
+    else:
+        out = coordination_fractions_trajectory(ns.trajectory, ns.center, ns.ligand, ns.cutoff, **kw)
+        what = f"{ns.center}{ns.ligand}n fractions ({ns.center}-{ns.ligand} cutoff {ns.cutoff:g} Å)"
+    print(f"{what} over {out['n_frames']} frames; mean ± std over frames")
+    labels = sorted({x for r in out["regions"] for x in r["labels"]}, key=lambda x: (len(x), x))
+    print(f"{'region':<14}{'N_center':>9}" + "".join(f"{x:>18}" for x in labels))
+    for r in out["regions"]:
+        cells = []
+        for x in labels:
+            m, s = r["mean"].get(x, 0.0), r["std"].get(x, 0.0)
+            cells.append(f"{m:>9.4f} ± {s:<6.4f}")
+        print(f"{r['label']:<14}{r['n_centers_mean']:>9.1f}" + "".join(f"{c:>18}" for c in cells))
+    _write_json(ns.json, out)
+    if ns.png:
+        from .analysis.plots import _plt
+
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(5, 3))
+        for r in out["regions"]:
+            for x in r["labels"]:
+                ax.plot(out["frames"], r["fractions"][x], label=f"{x} {r['label']}")
+        ax.set_xlabel("frame")
+        ax.set_ylabel("fraction")
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        fig.savefig(ns.png, dpi=120)
+        plt.close(fig)
+        print(f"wrote {ns.png}")
+
+
 def _arrhenius(ns):
     from .analysis.arrhenius import fit_arrhenius, read_dt_table
 
@@ -200,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: ``main(['arrhenius', 'D_T.csv', '--ion-density', '0.0256'])``."""
     ns = build_parser().parse_args(argv)
     try:
-        {"diffusion": _diffusion, "rdf": _rdf, "gii": _gii, "arrhenius": _arrhenius}[ns.cmd](ns)
+        {"diffusion": _diffusion, "rdf": _rdf, "gii": _gii, "units": _units, "arrhenius": _arrhenius}[ns.cmd](ns)
     except (MTPJaxError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

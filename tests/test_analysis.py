@@ -504,16 +504,23 @@ def test_gii_trajectory_frames_and_cutoff_sensitivity(tmp_path):
 # ---------------------------------------------------------------- structure
 
 
-def test_bo3_bo4_and_thiophosphate_units_on_hand_built_clusters():
-    from mtpjax.analysis.structure import coordination_fractions, molecular_units
+def _borate_clusters():
+    """BO3 at z = 5, BO4 at z = 20, BO3 at z = 20 Å and a spare O far from all B
+    in a 25 × 25 × 30 Å cell; returns (symbols, positions, index of the spare O,
+    position that makes the first BO3 a BO4)."""
     from mtpjax.build.units import tetrahedron, triangle
 
     bo3, bo4 = triangle("B", "O", 1.37), tetrahedron("B", "O", 1.47)
-    pos = np.vstack([bo3.positions + 5, bo4.positions + [15, 5, 5], bo3.positions + [5, 15, 5]])
-    at = Atoms(list(bo3.symbols) + list(bo4.symbols) + list(bo3.symbols), positions=pos, cell=[25, 25, 25],
-               pbc=True)
-    assert coordination_fractions(at, "B", "O", 2.0) == pytest.approx({3: 2 / 3, 4: 1 / 3})
-    # PS4 + corner-sharing P2S7 + P2S6 (P-P bond)
+    pos = np.vstack([bo3.positions + [5, 5, 5], bo4.positions + [15, 5, 20], bo3.positions + [5, 15, 20],
+                     [[18, 18, 10]]])
+    sym = list(bo3.symbols) + list(bo4.symbols) + list(bo3.symbols) + ["O"]
+    return sym, pos, len(sym) - 1, np.array([5, 5, 5 + 1.47])
+
+
+def _thiophosphate_clusters():
+    """PS4 + corner-sharing P2S7 + P2S6 (P-P bond) in a 32 Å cube."""
+    from mtpjax.build.units import tetrahedron
+
     ps4 = tetrahedron("P", "S", 2.05)
     v = ps4.positions[1:] / 2.05
     p2s7_P = np.array([[0, 0, 0], 2 * 2.05 * v[0]])  # second P across the shared S
@@ -524,8 +531,136 @@ def test_bo3_bo4_and_thiophosphate_units_on_hand_built_clusters():
     sym = ["P"] + ["S"] * 4 + ["P"] * 2 + ["S"] * 7 + ["P"] * 2 + ["S"] * 6
     pos = np.vstack([ps4.positions + 5, p2s7_P + [20, 5, 5], p2s7_S + [20, 5, 5], p2s6_P + [5, 20, 20],
                      p2s6_S + [5, 20, 20]])
+    return sym, pos
+
+
+def test_bo3_bo4_and_thiophosphate_units_on_hand_built_clusters():
+    from mtpjax.analysis.structure import coordination_fractions, molecular_units
+
+    sym, pos, _, _ = _borate_clusters()
+    at = Atoms(sym, positions=pos, cell=[25, 25, 30], pbc=True)
+    assert coordination_fractions(at, "B", "O", 2.0) == pytest.approx({3: 2 / 3, 4: 1 / 3})
+    sym, pos = _thiophosphate_clusters()
     at = Atoms(sym, positions=pos, cell=[32, 32, 32], pbc=True)
     assert molecular_units(at, "P", "S", 2.6) == {"PS4": 1, "P2S7": 1, "P2S6": 1}
+    # without the P-P criterion the P2S6 falls apart into two PS3
+    assert molecular_units(at, "P", "S", 2.6, center_center_cutoff=None) == {"PS4": 1, "P2S7": 1, "PS3": 2}
+
+
+def _borate_trajectory():
+    """3 frames: (0) the clusters as built; (1) the spare O moved onto the
+    first BO3 (BO3 -> BO4) and everything shifted by +15 Å along c (wrapping);
+    (2) as (0).  Region [0, 0.5) holds z < 15 Å."""
+    sym, pos, io, onto = _borate_clusters()
+    f1 = pos.copy()
+    f1[io] = onto
+    f1[:, 2] = (f1[:, 2] + 15.0) % 30.0
+    P = np.stack([pos, f1, pos])
+    return sym, P, np.diag([25.0, 25.0, 30.0])
+
+
+def test_coordination_fractions_trajectory_per_frame_regions_h5md(tmp_path):
+    from mtpjax.analysis.structure import coordination_fractions_trajectory
+
+    sym, P, cell = _borate_trajectory()
+    t = ArrayTrajectory(P, cell, sym, timestep_fs=10.0)
+    out = coordination_fractions_trajectory(t, "B", "O", 2.0, regions=[(0.0, 0.5), (0.5, 1.0)])
+    assert out["frames"] == [0, 1, 2] and out["times_fs"] == [0.0, 10.0, 20.0]
+    allr, low, high = out["regions"]
+    assert allr["label"] == "all" and low["region"] == [0.0, 0.5] and high["region"] == [0.5, 1.0]
+    assert allr["labels"] == ["BO3", "BO4"]
+    np.testing.assert_allclose(allr["fractions"]["BO4"], [1 / 3, 2 / 3, 1 / 3])
+    np.testing.assert_allclose(allr["fractions"]["BO3"], [2 / 3, 1 / 3, 2 / 3])
+    assert allr["mean"]["BO4"] == pytest.approx(4 / 9)
+    assert allr["std"]["BO4"] == pytest.approx(np.std([1 / 3, 2 / 3, 1 / 3]))
+    assert allr["pooled"]["BO4"] == pytest.approx(4 / 9)
+    np.testing.assert_allclose(allr["mean_cn"], [10 / 3, 11 / 3, 10 / 3])
+    # frame 0/2: B at z = 5 (low, BO3), z = 20 (high, BO4 and BO3);
+    # frame 1: shifted by 15 Å -> B at z = 20 (high, now BO4), z = 5 (low, BO4 and BO3)
+    assert low["n_centers"] == [1, 2, 1] and high["n_centers"] == [2, 1, 2]
+    np.testing.assert_allclose(low["fractions"]["BO4"], [0, 1 / 2, 0])
+    np.testing.assert_allclose(high["fractions"]["BO4"], [1 / 2, 1, 1 / 2])
+    assert low["center_counts"]["BO3"] == [1, 1, 1]
+    # counts of the regions add up to the whole cell
+    for x in ("BO3", "BO4"):
+        np.testing.assert_array_equal(np.add(low["center_counts"][x], high["center_counts"][x]),
+                                      allr["center_counts"][x])
+    # a region wrapping through z = 0 and an empty region (NaN fractions, excluded from the mean)
+    w = coordination_fractions_trajectory(t, "B", "O", 2.0, regions=[(0.9, 0.1), (0.3, 0.4)])
+    assert w["regions"][1]["n_centers"] == [0, 0, 0] and w["regions"][1]["labels"] == []
+    assert w["regions"][2]["n_centers"] == [0, 0, 0]
+    P2 = P.copy()
+    P2[1, :, 2] = (P2[1, :, 2] + 5.0) % 30.0  # frame 1: B at z = 25, 10, 10 -> none in [3, 6) Å
+    n = coordination_fractions_trajectory(ArrayTrajectory(P2, cell, sym, timestep_fs=1.0), "B", "O", 2.0,
+                                          regions=[(0.1, 0.2)])["regions"][1]
+    assert n["n_centers"] == [1, 0, 1] and np.isnan(n["fractions"]["BO3"][1])
+    assert n["mean"] == {"BO3": 1.0} and n["std"] == {"BO3": 0.0}
+    # start / stop / stride
+    s = coordination_fractions_trajectory(t, "B", "O", 2.0, start=1, stride=5)
+    assert s["frames"] == [1] and s["regions"][0]["fractions"]["BO4"] == [pytest.approx(2 / 3)]
+    # streaming from H5MD in chunks of one frame gives the same numbers
+    path = tmp_path / "b.h5"
+    from ase.data import atomic_numbers
+
+    _write_h5md(path, P, np.broadcast_to(cell, (3, 3, 3)).copy(), np.array([atomic_numbers[x] for x in sym]), 10.0)
+    with H5MDTrajectory(path) as h:
+        o2 = coordination_fractions_trajectory(h, "B", "O", 2.0, regions=[(0.0, 0.5), (0.5, 1.0)], chunk=1)
+    assert o2["regions"] == out["regions"] and o2["frames"] == out["frames"]
+    with pytest.raises(ConfigurationError, match="not present"):
+        coordination_fractions_trajectory(t, "Al", "O", 2.0)
+    with pytest.raises(ConfigurationError, match="no frames"):
+        coordination_fractions_trajectory(t, "B", "O", 2.0, start=5)
+    with pytest.raises(ConfigurationError, match="region"):
+        coordination_fractions_trajectory(t, "B", "O", 2.0, regions=[(0.2, 1.5)])
+
+
+def test_molecular_units_trajectory_and_cli_units(tmp_path, capsys):
+    from ase.data import atomic_numbers
+
+    from mtpjax.analysis.structure import molecular_units_trajectory
+    from mtpjax.cli_analyze import main
+
+    sym, pos = _thiophosphate_clusters()
+    P = np.stack([pos, pos, pos])
+    P[1, 14:] += [0, 0, 100.0]  # the P2S6 far away: still one unit (periodic), frame 1 identical in content
+    P[2, 1] += [0, 0, 3.0]  # frame 2: one S of the PS4 leaves -> PS3 + lone S
+    t = ArrayTrajectory(P, np.diag([32.0] * 3), sym, timestep_fs=1.0)
+    out = molecular_units_trajectory(t, "P", "S", 2.6)
+    r = out["regions"][0]
+    assert r["labels"] == ["PS3", "PS4", "P2S6", "P2S7"]
+    np.testing.assert_allclose(r["fractions"]["P2S7"], [2 / 5] * 3)
+    np.testing.assert_allclose(r["fractions"]["PS4"], [1 / 5, 1 / 5, 0])
+    np.testing.assert_allclose(r["fractions"]["PS3"], [0, 0, 1 / 5])
+    np.testing.assert_allclose(r["unit_counts"]["P2S6"], [1, 1, 1])
+    np.testing.assert_allclose(r["unit_fractions"]["PS4"], [1 / 3, 1 / 3, 0])
+    assert r["mean"]["P2S6"] == pytest.approx(2 / 5)
+    # regions along c: PS4 and P2S7 at z ≈ 5 Å (lower half), P2S6 at z = 20 Å
+    rr = molecular_units_trajectory(t, "P", "S", 2.6, regions=[(0.0, 0.5), (0.5, 1.0)], stop=1)
+    low, high = rr["regions"][1:]
+    assert low["unit_counts"] == {"PS4": [1.0], "P2S7": [1.0]} and high["unit_counts"] == {"P2S6": [1.0]}
+
+    # CLI on an H5MD file of the borate trajectory
+    bsym, BP, cell = _borate_trajectory()
+    path = tmp_path / "b.h5"
+    _write_h5md(path, BP, np.broadcast_to(cell, (3, 3, 3)).copy(), np.array([atomic_numbers[x] for x in bsym]), 10.0)
+    js = tmp_path / "u.json"
+    assert main(["units", str(path), "--center", "B", "--ligand", "O", "--cutoff", "2.0",
+                 "--regions", "0,0.5", "0.5,1", "--json", str(js)]) == 0
+    txt = capsys.readouterr().out
+    assert "BO3" in txt and "BO4" in txt and "[0, 0.5)" in txt and "3 frames" in txt
+    d = json.loads(js.read_text())
+    assert d["regions"][0]["mean"]["BO4"] == pytest.approx(4 / 9)
+    assert d["regions"][1]["fractions"]["BO4"] == pytest.approx([0, 0.5, 0])
+    ps = tmp_path / "p.xyz"
+    import ase.io
+
+    ase.io.write(ps, [Atoms(sym, positions=p, cell=[32] * 3, pbc=True) for p in P], format="extxyz")
+    assert main(["units", str(ps), "--center", "P", "--ligand", "S", "--cutoff", "2.6", "--molecular",
+                 "--stride", "2", "--json", str(tmp_path / "p.json")]) == 0
+    d = json.loads((tmp_path / "p.json").read_text())
+    assert d["frames"] == [0, 2] and d["regions"][0]["fractions"]["PS3"] == pytest.approx([0, 0.2])
+    assert main(["units", str(path), "--regions", "0-0.5"]) == 2
+    assert "must look like" in capsys.readouterr().err
 
 
 def test_density_formula_units_and_energies():

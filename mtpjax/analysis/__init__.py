@@ -23,13 +23,15 @@ from .diffusion import (
 from .energetics import amorphization_energy, interface_energy, interface_energy_from_atoms
 from .msd import msd_axes, msd_columns
 from .rdf import compute_rdf, first_minimum
-from .regions import displacement_histogram, region_diffusivity
+from .regions import displacement_histogram, region_diffusivity, region_mask
 from .structure import (
     coordination_fractions,
+    coordination_fractions_trajectory,
     decompose_formula_units,
     density_g_cm3,
     formula_units,
     molecular_units,
+    molecular_units_trajectory,
 )
 from .trajectory import ArrayTrajectory, H5MDTrajectory, from_ase, open_trajectory
 from .unwrap import unwrap, unwrapped_positions

@@ -27,7 +27,7 @@ from .diffusion import A2_PER_FS_TO_CM2_PER_S, InsufficientDataError, fit_line, 
 from .trajectory import as_trajectory, species_indices
 from .unwrap import UnwrapState, unwrap_chunk
 
-__all__ = ["load_unwrapped_with_fractional", "displacement_histogram", "region_diffusivity"]
+__all__ = ["load_unwrapped_with_fractional", "displacement_histogram", "region_diffusivity", "region_mask"]
 
 
 def load_unwrapped_with_fractional(traj, select="Li", chunk: int = 2048, timestep_fs=None):
@@ -81,12 +81,18 @@ def displacement_histogram(traj=None, select="Li", *, axis="normal", lag_fs: flo
             "std_A": float(d.std()), "n": int(d.size), "axis": e.tolist(), "lag_fs": lag_fs}
 
 
-def _region_mask(sc, lo, hi):
+def region_mask(sc, lo, hi):
+    """(mask, width): which wrapped fractional c values ``sc`` lie in the
+    slab [lo, hi) (lo > hi wraps through 0; hi = 1 is the top face), and the
+    slab's width as a fraction of c."""
     lo = float(lo) % 1.0
     hi = 1.0 if float(hi) == 1.0 else float(hi) % 1.0
     if lo < hi:
         return (sc >= lo) & (sc < hi), hi - lo
     return (sc >= lo) | (sc < hi), 1.0 - lo + hi
+
+
+_region_mask = region_mask
 
 
 def region_diffusivity(traj=None, select="Li", regions=((0.0, 0.5), (0.5, 1.0)), *, temperature_K=None,
