@@ -1,0 +1,318 @@
+"""The workflow's analysis stage: every number of the report, as JSON.
+
+Reads the quench runs (the last ``relax_fraction`` of the 300 K NPT stage:
+densities, energies, RDF/CN, BO3/BO4 and PS4 fractions, GII per frame) and
+the NVT sweep (Li diffusivities with He et al. uncertainties → Arrhenius
+fits → σ(T0) by Nernst–Einstein; parallel/normal for the interface;
+displacement histogram along the normal). Writes ``analyze/results.json``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigurationError
+
+PAIRS = {"lps": ["P-S", "Li-S", "Li-Li"], "lbo": ["B-O", "Li-O", "Li-Li"],
+         "int": ["P-S", "B-O", "Li-S", "Li-O", "Li-Li"]}
+
+
+def _relax_window(wf, comp: str):
+    """(t_start_fs, t_end_fs) of the averaging window of the quench run."""
+    p = wf.cfg["production"]
+    t_relax0 = 1000.0 * (float(p["melt_ps"]) + float(p["quench_ps"]))
+    t_end = t_relax0 + 1000.0 * float(p["relax_ps"])
+    return t_end - float(wf.cfg["analysis"]["relax_fraction"]) * (t_end - t_relax0), t_end
+
+
+def _frames(run_dir: Path, t0_fs: float):
+    """ArrayTrajectory + per-frame potential energy (eV) of the frames at t ≥ t0."""
+    from ..analysis.trajectory import ArrayTrajectory
+    from ..md.io import read_h5md
+
+    sp, pos, cells, steps, times_ps, _, obs = read_h5md(run_dir / "traj.h5md")
+    t_fs = np.asarray(times_ps) * 1000.0
+    keep = t_fs >= t0_fs - 1e-6
+    if keep.sum() < 1:
+        raise ConfigurationError(f"{run_dir}: no frames in the averaging window (t ≥ {t0_fs:g} fs)")
+    tr = ArrayTrajectory(pos[keep], cells[keep], sp, times_fs=t_fs[keep])
+    return tr, np.asarray(obs["potential_energy"])[keep]
+
+
+def _thermo_window(run_dir: Path, t0_fs: float) -> dict:
+    from ..md.io import read_thermo
+
+    th = read_thermo(run_dir / "thermo.csv")
+    k = th["time_fs"] >= t0_fs - 1e-6
+    return {c: th[c][k] for c in th}
+
+
+def structure_of(wf, comp: str) -> dict:
+    """Per-structure and averaged structural/energetic results of one composition."""
+    from ..analysis.bondvalence import gii
+    from ..analysis.rdf import compute_rdf, first_minimum
+    from ..analysis.structure import coordination_fractions_trajectory, molecular_units_trajectory
+
+    a = wf.cfg["analysis"]
+    cut = a["cutoffs_A"]
+    t0, _ = _relax_window(wf, comp)
+    per = []
+    rdfs = []
+    for k in range(int(wf.cfg["n_structures"])):
+        rd = wf.workdir / "quench" / comp / "md" / f"r{k:02d}"
+        tr, epot = _frames(rd, t0)
+        th = _thermo_window(rd, t0)
+        n = tr.n_atoms
+        from ase.data import chemical_symbols
+
+        sym = [chemical_symbols[z] for z in tr.species]
+        rec = {"structure": k, "natoms": n, "n_frames": tr.n_frames,
+               "density_g_cm3": float(np.mean(th["density_g_cm3"])),
+               "density_std": float(np.std(th["density_g_cm3"])),
+               "epot_eV": float(np.mean(th["epot_eV"])),
+               "epot_eV_per_atom": float(np.mean(th["epot_eV"])) / n,
+               "temperature_K": float(np.mean(th["temperature_K"])),
+               "pressure_bar": float(np.mean(th["pressure_bar"])),
+               "volume_A3": float(np.mean(th["volume_A3"])),
+               "cell_A": np.mean(tr.cells, axis=0).tolist()}
+        rdf = compute_rdf(tr, PAIRS[comp], r_max=float(a["rdf_r_max_A"]), dr=0.02)
+        rdfs.append(rdf)
+        cns = {}
+        for pair in PAIRS[comp]:
+            rm, _ = first_minimum(rdf.r, rdf.g[pair])
+            c_fix = float(cut[pair]) if pair in cut else None
+            cns[pair] = {
+                "first_min_A": None if not np.isfinite(rm) else float(rm),
+                "cn_first_min": None if not np.isfinite(rm) else float(np.interp(rm, rdf.edges[1:], rdf.cn[pair])),
+                "cutoff_A": c_fix,
+                "cn_cutoff": None if c_fix is None else float(np.interp(c_fix, rdf.edges[1:], rdf.cn[pair])),
+            }
+        rec["cn"] = cns
+        if "B" in sym:
+            bo = coordination_fractions_trajectory(tr, "B", "O", float(cut.get("B-O", 2.0)))["regions"][0]
+            pooled = bo["pooled"]
+            n3, n4 = float(pooled.get("BO3", 0.0)), float(pooled.get("BO4", 0.0))
+            rec["BO_fractions"] = {kk: float(v) for kk, v in pooled.items()}
+            rec["BO4_over_BO3_BO4"] = n4 / (n3 + n4) if n3 + n4 > 0 else None
+        if "P" in sym:
+            ps = molecular_units_trajectory(tr, "P", "S", float(cut.get("P-S", 2.6)))["regions"][0]
+            rec["P_unit_fractions"] = {kk: float(v) for kk, v in ps["pooled"].items()}
+        g = gii(tr.positions, tr.cells, sym)
+        rec["gii"] = {"per_frame": g.tolist(), "mean": float(np.mean(g)), "epot_per_atom": (epot / n).tolist()}
+        per.append(rec)
+    # averages over independent structures (mean ± std)
+    def ms(key, sub=None):
+        v = [r[key] if sub is None else (r[key][sub] if r.get(key) and r[key].get(sub) is not None else np.nan)
+             for r in per]
+        v = np.asarray([np.nan if x is None else x for x in v], dtype=float)
+        return {"mean": float(np.nanmean(v)) if np.isfinite(v).any() else None,
+                "std": float(np.nanstd(v)) if np.isfinite(v).any() else None}
+
+    out = {"per_structure": per, "density_g_cm3": ms("density_g_cm3"), "epot_eV_per_atom": ms("epot_eV_per_atom"),
+           "cn": {}}
+    for pair in PAIRS[comp]:
+        v1 = [r["cn"][pair]["cn_first_min"] for r in per]
+        v2 = [r["cn"][pair]["cn_cutoff"] for r in per]
+        out["cn"][pair] = {"first_min": _msv(v1), "cutoff": _msv(v2),
+                           "cutoff_A": per[0]["cn"][pair]["cutoff_A"]}
+    if "BO4_over_BO3_BO4" in per[0]:
+        out["BO4_fraction"] = _msv([r["BO4_over_BO3_BO4"] for r in per])
+    out["gii"] = _msv([r["gii"]["mean"] for r in per])
+    # mean RDF over structures (for the figure)
+    out["rdf"] = {"r_A": rdfs[0].r.tolist(),
+                  "g": {p: np.mean([x.g[p] for x in rdfs], axis=0).tolist() for p in PAIRS[comp]},
+                  "cn": {p: np.mean([x.cn[p] for x in rdfs], axis=0).tolist() for p in PAIRS[comp]},
+                  "edges_A": rdfs[0].edges.tolist()}
+    return out
+
+
+def _msv(v) -> dict:
+    v = np.asarray([np.nan if x is None else x for x in v], dtype=float)
+    if not np.isfinite(v).any():
+        return {"mean": None, "std": None}
+    return {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v))}
+
+
+def diffusion_of(wf, comp: str) -> dict:
+    """D(T) of Li from every sweep replica, hopping flags, Arrhenius fits and σ(T0)."""
+    from ..analysis.arrhenius import fit_arrhenius
+    from ..analysis.diffusion import InsufficientDataError, analyze_diffusion
+
+    a, sw = wf.cfg["analysis"], wf.cfg["sweep"]
+    rows = []
+    for rnd in sorted((wf.workdir / "sweep" / comp).glob("round*")):
+        for rep in json.loads((rnd / "replicas.json").read_text()):
+            path = rnd / f"r{rep['replica']:02d}" / "traj.h5md"
+            row = {"round": rnd.name, "replica": rep["replica"], "structure": rep["structure"], "T_K": rep["T_K"]}
+            try:
+                res = analyze_diffusion(str(path), "Li", site_distance=float(a["site_distance_A"]))
+            except (InsufficientDataError, ConfigurationError) as e:
+                row["error"] = str(e)
+                rows.append(row)
+                continue
+            msd_end = float(res.msd[-1])
+            row.update({"D_cm2_s": res.D, "D_err_cm2_s": res.D_err, "msd_end_A2": msd_end,
+                        "hopping": msd_end >= float(sw["hop_msd_A2"]), "ion_density_A3": res.n_ions / res.volume_A3,
+                        "volume_A3": res.volume_A3})
+            for c in ("parallel", "normal"):
+                f = res.fits.get(c)
+                if f is not None:
+                    row[f"D_{c}_cm2_s"], row[f"D_{c}_err_cm2_s"] = f.D_cm2_s, f.D_err_cm2_s
+            rows.append(row)
+    good = [r for r in rows if "D_cm2_s" in r and r["hopping"] and r["D_cm2_s"] > 0]
+    out = {"rows": rows, "n_hopping": len(good)}
+    T0 = float(a["T0_K"])
+    if good:
+        rho = float(np.mean([r["ion_density_A3"] for r in good]))
+        out["ion_density_A3"] = rho
+    comps = ["total"] + (["parallel", "normal"] if comp == "int" else [])
+    for c in comps:
+        kD, kE = ("D_cm2_s", "D_err_cm2_s") if c == "total" else (f"D_{c}_cm2_s", f"D_{c}_err_cm2_s")
+        use = [r for r in good if r.get(kD, 0) > 0]
+        if len({r["T_K"] for r in use}) < 2:
+            out[f"arrhenius_{c}"] = {"error": "fewer than two temperatures with Li hopping"}
+            continue
+        fit = fit_arrhenius([r["T_K"] for r in use], [r[kD] for r in use], [r[kE] for r in use])
+        s0, rng = fit.conductivity_at(T0, out["ion_density_A3"])
+        D0, Drng = fit.D_at(T0)
+        out[f"arrhenius_{c}"] = {"Ea_eV": fit.Ea_eV, "Ea_err_eV": fit.Ea_err_eV, "D0_cm2_s": fit.D0_cm2_s,
+                                 "reduced_chi2": fit.reduced_chi2, "T0_K": T0, "D_T0_cm2_s": float(D0),
+                                 "D_T0_range_cm2_s": np.asarray(Drng).tolist(),
+                                 "sigma_T0_mS_cm": float(s0), "sigma_T0_range_mS_cm": np.asarray(rng).tolist(),
+                                 "T_K": fit.T_K.tolist(), "D_cm2_s": fit.D_cm2_s.tolist(),
+                                 "D_err_cm2_s": fit.D_err_cm2_s.tolist()}
+    # per-temperature mean D (all replicas that could be fitted)
+    byT = {}
+    for r in rows:
+        if "D_cm2_s" in r:
+            byT.setdefault(r["T_K"], []).append(r["D_cm2_s"])
+    out["mean_D_by_T"] = {str(T): float(np.mean(v)) for T, v in sorted(byT.items())}
+    return out
+
+
+def displacement_of(wf) -> dict | None:
+    """Li displacement histogram along the interface normal at the highest sweep temperature (Fig. 9)."""
+    from ..analysis.regions import displacement_histogram
+
+    rnd = wf.workdir / "sweep" / "int" / "round0"
+    if not rnd.exists():
+        return None
+    reps = json.loads((rnd / "replicas.json").read_text())
+    best = max(reps, key=lambda r: r["T_K"])
+    h = displacement_histogram(str(rnd / f"r{best['replica']:02d}" / "traj.h5md"), "Li", axis="normal", bins=40)
+    return {"T_K": best["T_K"], "structure": best["structure"],
+            **{k: (np.asarray(v).tolist() if hasattr(v, "__len__") else v) for k, v in h.items()}}
+
+
+def energetics_of(wf, struct: dict) -> dict:
+    """Interface energy (per independent interface cell) and amorphization energies."""
+    from ase.io import read
+
+    from ..analysis.energetics import amorphization_energy, interface_energy_from_atoms
+    from ..analysis.structure import formula_units
+
+    out = {}
+    E_fu = {}
+    for comp, formula in (("lps", "Li3PS4"), ("lbo", "Li3B11O18")):
+        vals = []
+        for r in struct[comp]["per_structure"]:
+            at = read(wf.workdir / "quench" / comp / "md" / f"r{r['structure']:02d}" / "final.extxyz")
+            vals.append(r["epot_eV"] / formula_units(at, formula))
+        E_fu[formula] = float(np.mean(vals))
+    out["E_per_fu_eV"] = E_fu
+    if "int" in struct:
+        g = []
+        for r in struct["int"]["per_structure"]:
+            at = read(wf.workdir / "quench" / "int" / "md" / f"r{r['structure']:02d}" / "final.extxyz")
+            at.set_cell(np.asarray(r["cell_A"]), scale_atoms=True)  # mean cell of the averaging window
+            g.append(interface_energy_from_atoms(r["epot_eV"], at, "Li3PS4", E_fu["Li3PS4"], "Li3B11O18",
+                                                 E_fu["Li3B11O18"]))
+        out["interface"] = {"per_structure": g,
+                            "gamma_mJ_m2": _msv([x["gamma_mJ_m2"] for x in g]),
+                            "gamma_meV_A2": _msv([x["gamma_meV_A2"] for x in g])}
+    crystals = wf.cfg["analysis"]["crystals"]
+    if crystals:
+        out["amorphization_meV_atom"] = {}
+        for formula, path in crystals.items():
+            comp = "lps" if formula == "Li3PS4" else "lbo"
+            E_c, at_c = _relaxed_energy(wf, read(wf._path(path)))
+            vals = []
+            for r in struct[comp]["per_structure"]:
+                at = read(wf.workdir / "quench" / comp / "md" / f"r{r['structure']:02d}" / "final.extxyz")
+                E_a, at_a = _relaxed_energy(wf, at)
+                vals.append(amorphization_energy(E_a, at_a, E_c, at_c))
+            out["amorphization_meV_atom"][formula] = {"per_structure": vals, **_msv(vals),
+                                                     "crystal_E_eV_per_atom": E_c / len(at_c)}
+    return out
+
+
+def _relaxed_energy(wf, atoms, fmax: float = 0.02, steps: int = 300):
+    """Energy (eV) after a FIRE relaxation of positions and cell with the workflow's potential."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    from ..potential.calculator import MTPCalculator
+
+    atoms = atoms.copy()
+    atoms.calc = MTPCalculator(wf.done("fit")["potential"], symbols=wf.species)
+    FIRE(FrechetCellFilter(atoms), logfile=None).run(fmax=fmax, steps=steps)
+    return float(atoms.get_potential_energy()), atoms
+
+
+def analyze_all(wf) -> dict:
+    t0 = time.perf_counter()
+    d = wf.workdir / "analyze"
+    d.mkdir(exist_ok=True)
+    res = {"compositions": {}, "diffusion": {}}
+    for comp in wf.comps():
+        res["compositions"][comp] = structure_of(wf, comp)
+        res["diffusion"][comp] = diffusion_of(wf, comp)
+        wf.log(f"[analyze] {comp}: density {res['compositions'][comp]['density_g_cm3']['mean']:.3f} g/cm³, "
+               f"{res['diffusion'][comp]['n_hopping']} hopping replicas")
+    res["energetics"] = energetics_of(wf, res["compositions"])
+    res["displacement"] = displacement_of(wf) if "int" in wf.comps() else None
+    res["sanity"] = sanity_checks(res)
+    res["wall_s"] = time.perf_counter() - t0
+    from .stages import _atomic_json
+
+    _atomic_json(d / "results.json", res)
+    return {"results": str(d / "results.json"), "sanity_passed": all(c["passed"] for c in res["sanity"])}
+
+
+PAPER = {"density_g_cm3": {"lps": 1.79, "lbo": 2.09}}
+
+
+def sanity_checks(res: dict) -> list[dict]:
+    """The physics checks of the report (issue #7)."""
+    out = []
+    comps = res["compositions"]
+
+    def add(name, passed, value, expect):
+        out.append({"check": name, "passed": bool(passed), "value": value, "expected": expect})
+
+    for comp in ("lps", "int"):
+        if comp in comps:
+            v = comps[comp]["cn"]["P-S"]["first_min"]["mean"] or comps[comp]["cn"]["P-S"]["cutoff"]["mean"]
+            add(f"P–S coordination ({comp})", v is not None and abs(v - 4.0) <= 0.5, v, "≈ 4 (3.5–4.5)")
+    for comp in ("lbo", "int"):
+        if comp in comps:
+            v = comps[comp]["cn"]["B-O"]["first_min"]["mean"] or comps[comp]["cn"]["B-O"]["cutoff"]["mean"]
+            add(f"B–O coordination ({comp})", v is not None and 3.0 <= v <= 4.0, v, "between 3 and 4")
+    for comp, ref in PAPER["density_g_cm3"].items():
+        v = comps[comp]["density_g_cm3"]["mean"]
+        add(f"density {comp} within 20 % of the paper", abs(v - ref) <= 0.2 * ref, v, f"{ref} ± 20 %")
+    itf = res["energetics"].get("interface")
+    if itf:
+        v = itf["gamma_mJ_m2"]["mean"]
+        add("interface energy positive", v is not None and v > 0, v, "> 0 mJ/m²")
+    for comp, dd in res["diffusion"].items():
+        fit = dd.get("arrhenius_total", {})
+        byT = {float(T): D for T, D in dd.get("mean_D_by_T", {}).items()}
+        Ts = sorted(byT)
+        inc = len(Ts) >= 2 and byT[Ts[-1]] > byT[Ts[0]] and fit.get("Ea_eV", -1) > 0
+        add(f"D increases with T ({comp})", inc, {"Ea_eV": fit.get("Ea_eV"), "mean_D_by_T": dd.get("mean_D_by_T")},
+            "E_a > 0 and D(T_max) > D(T_min)")
+    return out

@@ -1,0 +1,193 @@
+"""WORKFLOW.toml: every key, its default and its validation.
+
+Units as LAMMPS/MLIP users give them: fs, ps, K, bar, Å, g/cm³. A missing or
+misspelt key is reported with the section and the allowed keys.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigurationError
+
+#: the paper's protocol (Wang, Aykol & Mueller, Chem. Mater. 2023) as defaults;
+#: ``examples/quick.toml`` shrinks it to minutes.
+DEFAULTS = {
+    "workdir": "workflow_out",
+    "seed": 0,
+    "title": "amorphous Li3PS4, Li3B11O18 and their interface",
+    "n_structures": 4,  # independent random cells per composition
+    "species": ["Li", "B", "O", "P", "S"],  # MLIP type t ↔ species[t]
+    "build": {
+        "a_A": 12.0,  # in-plane a = b of every cell (the interface stacks along c)
+        "lps_formula_units": 12,  # Li3PS4: 96 atoms
+        "lbo_formula_units": 4,  # Li3B11O18: 128 atoms
+        "lps_density_g_cm3": 1.677,  # the paper's 12 × 12 × 14.87 Å cell
+        "lbo_density_g_cm3": 1.854,  # the paper's 12 × 12 × 10.64 Å cell
+        "interface": True,
+        "gaps_A": [1.2, 1.25, 1.3, 1.35, 1.4, 1.45, 1.5],
+        "min_cross_LiLi_A": 2.5,
+    },
+    "potential": {"level": 12, "cutoff": 5.0, "min_dist": 1.5, "radial_basis_size": 8},
+    "reference": {"kind": "tblite", "method": "GFN1-xTB"},
+    "labels": {"executor": "process", "max_workers": 1, "retries": 2, "timeout_s": 3600.0, "submitit": {}},
+    "learn": {
+        "max_iterations": 30,
+        "ensembles": ["nvt", "npt"],  # LOTF runs per structure (the paper: NVT, then NPT)
+        "structures_per_composition": 4,
+        "temperature_K": 1000.0,
+        "pressure_bar": 1.01325,
+        "timestep_fs": 2.0,
+        "steps": 1_000_000,  # target length without extrapolation (2 ns at 2 fs)
+        "tdamp_fs": 100.0,
+        "pdamp_fs": 1000.0,
+        "select_threshold": 1.5,
+        "break_threshold": 10.0,
+        "max_select": 50,
+        "candidate_every": 10,
+        "active_init": "auto",
+        "bootstrap": {"method": "md", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "md_steps": 7500,
+                      "md_every": 5, "md_temperature_K": 1000.0},
+        "train": {"max_iter": 300, "init_max_iter": 1000, "energy_weight": 1.0, "force_weight": 0.01,
+                  "stress_weight": 0.001, "conv_tol": 1e-3},
+    },
+    "fit": {"max_iter": 1000, "energy_weight": 1.0, "force_weight": 0.01, "stress_weight": 0.001,
+            "valid_fraction": 0.1},
+    "production": {
+        "supercell": True,  # 2×2×2 bulk, 2×2×1 interface
+        "timestep_fs": 2.0,
+        "melt_K": 1000.0,
+        "melt_ps": 20.0,
+        "quench_end_K": 300.0,
+        "quench_ps": 2000.0,  # 1000 → 300 K in 2 ns = 3.5e11 K/s
+        "relax_ps": 1000.0,
+        "pressure_bar": 1.01325,
+        "tdamp_fs": 100.0,
+        "pdamp_fs": 1000.0,
+        "thermo_every": 50,
+        "traj_every": 500,
+    },
+    "sweep": {
+        "temperatures_K": [720.0, 710.0, 700.0, 690.0],  # first round; more rounds go down by step_K
+        "step_K": 10.0,
+        "max_rounds": 1,  # extra rounds while the lowest T still shows hopping
+        "time_ps": 100_000.0,
+        "timestep_fs": 2.0,
+        "tdamp_fs": 100.0,
+        "traj_every": 500,
+        "thermo_every": 500,
+        "hop_msd_A2": 9.0,  # Li "hops" at T when its MSD at the end exceeds this (site distance²)
+    },
+    "analysis": {
+        "T0_K": 300.0,
+        "site_distance_A": 3.0,
+        "rdf_r_max_A": 6.0,
+        "cutoffs_A": {"P-S": 2.6, "B-O": 2.0, "Li-S": 3.0, "Li-O": 2.6},
+        "crystals": {},  # {"Li3PS4": "gamma.cif", "Li3B11O18": "lbo.cif"} for amorphization energies
+        "relax_fraction": 0.5,  # last fraction of the 300 K NPT stage averaged for densities/energies
+    },
+}
+
+STAGES = ("build", "learn", "fit", "quench", "sweep", "analyze", "report")
+COMPOSITIONS = {"lps": "Li3PS4", "lbo": "Li3B11O18"}
+FREE_TABLES = {"reference", "submitit", "crystals", "cutoffs_A"}
+
+
+def _merge(base: dict, new: dict, where: str) -> dict:
+    out = dict(base)
+    for k, v in new.items():
+        if k not in base:
+            raise ConfigurationError(f"{where}: unknown key '{k}' (allowed: {', '.join(sorted(base))})")
+        if k in FREE_TABLES:
+            if not isinstance(v, dict):
+                raise ConfigurationError(f"{where}: '{k}' must be a table")
+            out[k] = dict(base[k], **v) if k == "cutoffs_A" else dict(v)
+        elif isinstance(base[k], dict):
+            if not isinstance(v, dict):
+                raise ConfigurationError(f"{where}: '{k}' must be a table")
+            out[k] = _merge(base[k], v, f"{where}.{k}" if where != "workflow file" else k)
+        else:
+            out[k] = v
+    return out
+
+
+def load_workflow(path, overrides=()) -> dict:
+    """Read and validate WORKFLOW.toml (+ ``section.key=value`` overrides) into a dict."""
+    import tomllib
+
+    from ..active.learn import _set_override
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigurationError(f"{path}: workflow file not found")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigurationError(f"{path}: not valid TOML: {e}") from None
+    for o in overrides:
+        _set_override(raw, o)
+    cfg = _merge(DEFAULTS, raw, "workflow file")
+    cfg["_dir"] = str(path.resolve().parent)
+    cfg["_path"] = str(path.resolve())
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: dict) -> None:
+    from ase.data import atomic_numbers
+
+    def pos(section, key, integer=False):
+        v = cfg[section][key] if section else cfg[key]
+        name = f"{section}.{key}" if section else key
+        try:
+            ok = float(v) > 0 and (not integer or int(v) == v)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigurationError(f"{name} must be a positive {'integer' if integer else 'number'}, got {v!r}")
+
+    pos(None, "n_structures", True)
+    for s in cfg["species"]:
+        if s not in atomic_numbers:
+            raise ConfigurationError(f"species: unknown chemical symbol {s!r}")
+    need = {"Li", "B", "O", "P", "S"}
+    if not need <= set(cfg["species"]):
+        raise ConfigurationError(f"species must contain {sorted(need)} (got {cfg['species']})")
+    b = cfg["build"]
+    for k in ("a_A", "lps_formula_units", "lbo_formula_units", "lps_density_g_cm3", "lbo_density_g_cm3"):
+        pos("build", k, integer=k.endswith("units"))
+    ln = cfg["learn"]
+    bad = [e for e in ln["ensembles"] if e not in ("nvt", "npt", "langevin")]
+    if bad or not ln["ensembles"]:
+        raise ConfigurationError(f"learn.ensembles = {ln['ensembles']} (allowed: nvt, npt, langevin; at least one)")
+    for k in ("temperature_K", "timestep_fs", "steps", "tdamp_fs", "pdamp_fs", "max_iterations",
+              "structures_per_composition"):
+        pos("learn", k)
+    if not ln["break_threshold"] > ln["select_threshold"] >= 1.0:
+        raise ConfigurationError("learn: need break_threshold > select_threshold ≥ 1 "
+                                 f"(got {ln['select_threshold']}, {ln['break_threshold']})")
+    for k in ("timestep_fs", "melt_K", "melt_ps", "quench_end_K", "quench_ps", "relax_ps", "tdamp_fs", "pdamp_fs",
+              "thermo_every", "traj_every"):
+        pos("production", k)
+    pr = cfg["production"]
+    if int(pr["traj_every"]) % int(pr["thermo_every"]):
+        raise ConfigurationError("production.traj_every must be a multiple of production.thermo_every")
+    sw = cfg["sweep"]
+    if not sw["temperatures_K"] or any(not float(t) > 0 for t in sw["temperatures_K"]):
+        raise ConfigurationError(f"sweep.temperatures_K must be a non-empty list of positive K, got {sw['temperatures_K']}")
+    for k in ("time_ps", "timestep_fs", "tdamp_fs", "traj_every", "thermo_every", "step_K", "max_rounds"):
+        pos("sweep", k)
+    if int(sw["traj_every"]) % int(sw["thermo_every"]):
+        raise ConfigurationError("sweep.traj_every must be a multiple of sweep.thermo_every")
+    fv = float(cfg["fit"]["valid_fraction"])
+    if not 0.0 <= fv < 0.5:
+        raise ConfigurationError(f"fit.valid_fraction must be in [0, 0.5), got {fv}")
+    for name, p in cfg["analysis"]["crystals"].items():
+        if name not in COMPOSITIONS.values():
+            raise ConfigurationError(f"analysis.crystals: unknown composition {name!r} "
+                                     f"(allowed: {', '.join(COMPOSITIONS.values())})")
+        q = Path(p) if Path(p).is_absolute() else Path(cfg["_dir"]) / p
+        if not q.exists():
+            raise ConfigurationError(f"analysis.crystals.{name}: file {q} not found")
+    from ..active.reference import check_spec
+
+    cfg["reference"] = check_spec(cfg["reference"])
