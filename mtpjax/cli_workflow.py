@@ -10,6 +10,23 @@ from __future__ import annotations
 import argparse
 
 
+def enable_compilation_cache(path) -> None:
+    """JAX's persistent compilation cache (the MD blocks and training steps of
+    a resumed or repeated run are not compiled again); the user's
+    ``JAX_COMPILATION_CACHE_DIR`` wins."""
+    import os
+
+    import jax
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    try:
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    except Exception:  # noqa: BLE001 - an older JAX without the option: run uncached
+        pass
+
+
 def main(argv) -> int:
     from .workflow import STAGES, Workflow, load_workflow
 
@@ -22,6 +39,7 @@ def main(argv) -> int:
     a = p.parse_args(argv)
     cfg = load_workflow(a.workflow, a.set)
     wf = Workflow(cfg)
+    enable_compilation_cache(wf.workdir / "jax_cache")
     wf.run(from_stage=a.from_stage, until=a.until)
     rep = wf.workdir / "report" / "report.md"
     if rep.exists():

@@ -20,6 +20,7 @@ callbacks receive each result as soon as it arrives (the store flushes it).
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -30,7 +31,10 @@ __all__ = ["ProcessExecutor", "SubmititExecutor", "InlineExecutor", "Job", "disp
 
 
 # ------------------------------------------------------------------ executors
-def _child(conn, fn, args):
+def _child(conn, fn, args, threads=None):
+    if threads:  # before the reference code loads its OpenMP/BLAS runtime
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(threads))
     try:
         conn.send(("ok", fn(*args)))
     except BaseException as e:  # noqa: BLE001
@@ -40,9 +44,9 @@ def _child(conn, fn, args):
 
 
 class _ProcHandle:
-    def __init__(self, ctx, fn, args):
+    def __init__(self, ctx, fn, args, threads=None):
         self._recv, send = ctx.Pipe(duplex=False)
-        self._p = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
+        self._p = ctx.Process(target=_child, args=(send, fn, args, threads), daemon=True)
         self._p.start()
         send.close()
         self._res = None
@@ -77,14 +81,21 @@ class _ProcHandle:
 
 
 class ProcessExecutor:
-    """Each job in a fresh spawned process (killable; JAX-safe)."""
+    """Each job in a fresh spawned process (killable; JAX-safe).
 
-    def __init__(self, max_workers: int = 1):
+    Each worker gets ``threads`` OpenMP/BLAS threads (default: the CPU
+    count divided by ``max_workers``, so that parallel labels do not
+    oversubscribe the cores — tblite is 2–4× slower when they do); variables
+    already set in the environment win.
+    """
+
+    def __init__(self, max_workers: int = 1, threads: int | None = None):
         self.max_workers = max(1, int(max_workers))
         self._ctx = mp.get_context("spawn")
+        self.threads = threads or max(1, (os.cpu_count() or 1) // self.max_workers)
 
     def submit(self, fn, *args):
-        return _ProcHandle(self._ctx, fn, args)
+        return _ProcHandle(self._ctx, fn, args, self.threads)
 
 
 class _InlineHandle:
