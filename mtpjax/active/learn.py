@@ -402,17 +402,15 @@ class Learner:
 
     def md(self):
         """MTP-MD of every unfinished system; candidates + restart frames on disk."""
-        from ..md.forcefields import mtp_efs
         from ..md.simulate import FS, Simulation, SimulationError, Stage
         from ..potential.cfg import Configuration, write_cfg
-        from .md_grade import grade_jit, make_hook
+        from .md_grade import grade_jit, md_grade_setup
         from .state import read_state
 
         it = self.state["iteration"]
         d = self._itdir()
         model, ast = read_state(d / "pot.almtp")
-        efs = mtp_efs(model)
-        grade = grade_jit(model, ast)
+        grade = None  # separate grade of a frame: only needed when the efs_fn does not return it
         for s in self.cfg["system"]:
             ss = self.state["systems"][s["name"]]
             if ss["done"] or (d / f"md_{s['name']}.json").exists():
@@ -432,15 +430,19 @@ class Learner:
                           tdamp=float(md["tdamp_fs"]) * FS, pdamp=float(md["pdamp_fs"]) * FS, barostat=md["barostat"],
                           name=s["name"])
             every = int(act["candidate_every"])
+            # cfg mode: the grade comes out of the force call (MDState.aux); nbh mode: separate hook.
+            # Both are parametric: the MD block compiled in an earlier iteration is reused.
+            efs, hook, fused = md_grade_setup(model, ast, float(act["break_threshold"]), int(act["grade_every"]))
+            if not fused and grade is None:
+                grade = grade_jit(model, ast)
             sim = Simulation(efs, float(model.cutoff), float(md["timestep_fs"]) * FS, [stage], skin=float(md["skin"]),
-                             thermo_every=every, traj_every=every,
-                             hook=make_hook(model, ast, float(act["break_threshold"]), int(act["grade_every"])),
+                             thermo_every=every, traj_every=every, hook=hook,
                              max_temperature=float(md["max_temperature_K"]))
             cands, grades_seen = [], []
             last = {"state": None}
 
             def on_frame(st):
-                g = float(_grade_state(grade, sim, st))
+                g = float(st.aux) if st.aux is not None else float(_grade_state(grade, sim, st))
                 grades_seen.append((int(st.step), g))
                 last["state"] = st
                 if g > float(act["select_threshold"]):

@@ -8,17 +8,30 @@ configuration, as in MLIP's LAMMPS interface): configuration mode
 :class:`mtpjax.md.simulate.Simulation`'s ``hook = (hook_fn, every)`` with the
 break threshold: the run stops at the first checked step with γ > break and
 returns the last state checked below it.
+
+Fused path (configuration mode): :func:`mtp_efs_grade` is an efs_fn that
+returns the grade as a fourth value computed in the same backward pass as the
+forces; the MD engine carries it in ``MDState.aux`` and :func:`aux_hook`
+reads it, so checking the grade every step costs a few per cent of a step
+instead of a second basis evaluation. :func:`md_grade_setup` picks the fused
+path when it can (cfg mode) and the separate hook otherwise (nbh mode).
+
+All these functions are :class:`~mtpjax.md.forcefields.Parametric` over the
+model's arrays and A⁻¹, so a retrained potential and a new active set of the
+same shapes reuse the compiled MD block.
 """
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..potential.model import MTP
+from ..md.forcefields import Parametric, mtp_params, mtp_static_key, mtp_with_params, voigt_to_matrix
+from ..potential.model import MTP, VOIGT
 from .maxvol import ActiveSet
 from .rows import site_rows
 
-__all__ = ["make_grade_fn", "make_hook"]
+__all__ = ["make_grade_fn", "make_hook", "make_efs_grade_fn", "mtp_efs_grade", "aux_hook", "md_grade_setup"]
 
 
 def _pairs(positions, cell, idx, shifts):
@@ -52,14 +65,22 @@ def make_grade_fn(model: MTP, state: ActiveSet, per_atom: bool = False):
 
 def make_hook(model: MTP, state: ActiveSet, break_threshold: float = 10.0, every: int = 1):
     """``(hook_fn, every)`` for :class:`~mtpjax.md.simulate.Simulation`
-    (``hook_fn(md_state, nbrs) → (γ, break_threshold)``)."""
-    g = make_grade_fn(model, state)
-    thr = float(break_threshold)
+    (``hook_fn(md_state, nbrs) → (γ, break_threshold)``); recomputes the
+    basis for the grade (cfg or nbh mode). ``hook_fn`` is
+    :class:`~mtpjax.md.forcefields.Parametric` over (model arrays, A⁻¹, threshold)."""
+    template = model
+    mode = state.mode
+    pscale = float(state.weight_scaling)
+    dtype = model.moment_coeffs.dtype
 
-    def hook_fn(st, nbrs):
+    def apply(params, st, nbrs):
+        mp, inv, thr = params
+        g = make_grade_fn(mtp_with_params(template, mp), ActiveSet(A=None, inv=inv, owner=None, mode=mode,
+                                                                    weight_scaling=pscale))
         return g(st.positions, st.cell, nbrs.idx, nbrs.shifts, st.species), jnp.asarray(thr, st.energy.dtype)
 
-    return hook_fn, int(every)
+    params = (mtp_params(model), jnp.asarray(state.inv, dtype=dtype), jnp.asarray(float(break_threshold), dtype))
+    return Parametric(apply, params, ("grade_hook", mtp_static_key(model), mode, pscale)), int(every)
 
 
 def grade_jit(model: MTP, state: ActiveSet, per_atom: bool = False):
@@ -67,38 +88,134 @@ def grade_jit(model: MTP, state: ActiveSet, per_atom: bool = False):
     return jax.jit(make_grade_fn(model, state, per_atom))
 
 
+def _energy_tapped(model: MTP, rvec, mask, species_i, species_j, tap):
+    """Total energy as :meth:`MTP.energy_from_pairs` with ``tap`` (N, M, K)
+    added to the radial functions f_μ(r_ij) (``tap = 0`` leaves it unchanged;
+    ∂E/∂tap is then ∂E/∂f). Also returns the masked radial basis Q (N, M, N_Q).
+    Mirrors :meth:`MTP.basis_functions` (the fused-kernel test checks the
+    energy, forces and grade against the model and the host grade)."""
+    from ..potential.model import _basic_selector, _monomials, pair_geometry
+    from ..potential.program import contract
+
+    prog = model.program
+    dtype = model.moment_coeffs.dtype
+    mask, r, u = pair_geometry(rvec.astype(dtype), mask, model.max_dist)
+    q = model.radial_basis(r) * mask[..., None]  # (N, M, NQ)
+    c, _, k, nq = model.radial_coeffs.shape
+    onehot = jax.nn.one_hot(species_i[:, None] * c + species_j, c * c, dtype=dtype)  # (N, M, C²)
+    w = jnp.transpose(model.radial_coeffs, (3, 0, 1, 2)).reshape(nq, c * c * k)
+    f_all = (q @ w).reshape(q.shape[:-1] + (c * c, k))
+    f = jnp.einsum("nmp,nmpk->nmk", onehot, f_all) + tap  # (N, M, K)
+    mono = _monomials(prog, u)
+    moments = jnp.einsum("nmk,nmp->kpn", f, mono).reshape(-1, u.shape[0])
+    basis = contract(prog, _basic_selector(prog, dtype) @ moments)  # (S, N)
+    v = model.species_coeffs[species_i] + model.moment_coeffs @ basis
+    return jnp.sum(v), q
+
+
+def _efs_grade_core(model: MTP, inv, p: float, positions, cell, idx, shifts, species):
+    """(E, F, PlusStress (6,), cfg-mode γ) from one reverse pass.
+
+    The backward sweep of the forces already yields ∂E/∂f_μ(r_ij) (the
+    cotangent of the radial functions, taken through a zero ``tap``) and the
+    moment-coefficient gradient Σ_i B(i); the radial-coefficient gradient is
+    contracted per atom from it, ∂E/∂c[a,b,μ,β] = Σ_i δ(z_i,a) Σ_j δ(z_j,b)
+    Q_β(r_ij) ∂E/∂f_μ(r_ij) (cheaper than autodiff's transposed pair-level
+    matmul), and ∂E/∂ξ_a is the count of species a.
+    """
+    rvec, valid, j = _pairs(positions, cell, idx, shifts)
+    sj = species[j]
+    c, _, kk, _ = model.radial_coeffs.shape
+    dtype = model.moment_coeffs.dtype
+    tap = jnp.zeros(rvec.shape[:2] + (kk,), dtype)
+
+    def e_of(rv, tp, mc):
+        return _energy_tapped(eqx.tree_at(lambda t: t.moment_coeffs, model, mc), rv, valid, species, sj, tp)
+
+    (e, q), (g, df, gm) = jax.value_and_grad(e_of, argnums=(0, 1, 2), has_aux=True)(rvec, tap, model.moment_coeffs)
+    g = jnp.where(valid[..., None], g, 0.0)
+    n = positions.shape[0]
+    forces = jnp.sum(g, axis=1) - jax.ops.segment_sum(g.reshape(-1, 3), idx.reshape(-1), num_segments=n)
+    w = jnp.einsum("nma,nmb->ab", g, rvec)
+    ps = -jnp.stack([w[a, b] for a, b in VOIGT])
+    oh_i = jax.nn.one_hot(species, c, dtype=dtype)  # (N, C)
+    oh_j = jax.nn.one_hot(sj, c, dtype=dtype)  # (N, M, C) (Q is 0 for absent pairs)
+    per_atom = jnp.einsum("nmq,nmbk->nbkq", q, oh_j[..., :, None] * df[..., None, :])  # (N, C, K, NQ)
+    g_rad = jnp.einsum("na,nbkq->abkq", oh_i, per_atom)  # (C, C, K, NQ), MLIP order
+    g_spc = jnp.sum(oh_i, axis=0)
+    row = jnp.concatenate([g_rad.reshape(-1), g_spc, gm]) * n ** (-0.5 * p)
+    return e, forces, ps, jnp.max(jnp.abs(row @ inv))
+
+
+def _check_cfg(state: ActiveSet, who: str):
+    if state.mode != "cfg":
+        raise ValueError(f"{who}: configuration mode only (nbh grades need per-atom rows)")
+
+
 def make_efs_grade_fn(model: MTP, state: ActiveSet):
     """Energy, forces, PlusStress **and** the configuration-mode grade from one
     reverse pass (the parameter gradient ∂E/∂θ is accumulated in the same
     backward sweep as the forces, so the grade adds only a few per cent to an
     MD step). ``f(positions, cell, idx, shifts, species) → (E eV, F (N,3) eV/Å,
-    plus_stress (6,) eV, γ)``. For an MD engine whose force callback can return
-    an auxiliary value; configuration mode only.
+    plus_stress (6,) eV, γ)``. Configuration mode only; the MD engine uses it
+    through :func:`mtp_efs_grade`.
     """
-    import equinox as eqx
-
-    from ..potential.model import VOIGT
-
-    if state.mode != "cfg":
-        raise ValueError("make_efs_grade_fn: configuration mode only (nbh grades need per-atom rows)")
+    _check_cfg(state, "make_efs_grade_fn")
     inv = jnp.asarray(state.inv, dtype=model.moment_coeffs.dtype)
     p = float(state.weight_scaling)
 
     def f(positions, cell, idx, shifts, species):
-        rvec, valid, j = _pairs(positions, cell, idx, shifts)
-        params = (model.radial_coeffs, model.species_coeffs, model.moment_coeffs)
-
-        def e_of(rv, prm):
-            m = eqx.tree_at(lambda t: (t.radial_coeffs, t.species_coeffs, t.moment_coeffs), model, prm)
-            return m.energy_from_pairs(rv, valid, species, species[j])[0]
-
-        e, (g, gp) = jax.value_and_grad(e_of, argnums=(0, 1))(rvec, params)
-        g = jnp.where(valid[..., None], g, 0.0)
-        n = positions.shape[0]
-        forces = jnp.sum(g, axis=1) - jax.ops.segment_sum(g.reshape(-1, 3), idx.reshape(-1), num_segments=n)
-        w = jnp.einsum("nma,nmb->ab", g, rvec)
-        ps = -jnp.stack([w[a, b] for a, b in VOIGT])
-        row = jnp.concatenate([gp[0].reshape(-1), gp[1], gp[2]]) * n ** (-0.5 * p)
-        return e, forces, ps, jnp.max(jnp.abs(row @ inv))
+        return _efs_grade_core(model, inv, p, positions, cell, idx, shifts, species)
 
     return f
+
+
+def mtp_efs_grade(model: MTP, state: ActiveSet):
+    """efs_fn for the MD engine returning ``(E, F, virial (3,3), γ)``: as
+    :func:`mtpjax.md.forcefields.mtp_efs` plus the configuration-mode grade of
+    the same configuration as an auxiliary value (carried in ``MDState.aux``).
+    :class:`~mtpjax.md.forcefields.Parametric` over (model arrays, A⁻¹)."""
+    _check_cfg(state, "mtp_efs_grade")
+    template = model
+    p = float(state.weight_scaling)
+
+    def apply(params, positions, cell, nbrs, species):
+        mp, inv = params
+        e, f, ps, g = _efs_grade_core(mtp_with_params(template, mp), inv, p, positions, cell,
+                                      nbrs.idx, nbrs.shifts, species)
+        return e, f, voigt_to_matrix(ps), g
+
+    params = (mtp_params(model), jnp.asarray(state.inv, dtype=model.moment_coeffs.dtype))
+    return Parametric(apply, params, ("mtp_efs_grade", mtp_static_key(model), p))
+
+
+def aux_hook(break_threshold: float = 10.0, every: int = 1):
+    """``(hook_fn, every)`` reading the grade the efs_fn computed with the
+    forces (``MDState.aux``, e.g. :func:`mtp_efs_grade`): no extra work per check."""
+
+    def apply(thr, st, nbrs):
+        if st.aux is None:
+            from ..errors import ConfigurationError
+
+            raise ConfigurationError("aux_hook: the efs_fn returns no auxiliary grade (use mtp_efs_grade)")
+        return st.aux, jnp.asarray(thr, st.energy.dtype)
+
+    return Parametric(apply, jnp.asarray(float(break_threshold)), ("aux_hook",)), int(every)
+
+
+def md_grade_setup(model: MTP, state: ActiveSet, break_threshold: float = 10.0, every: int = 1,
+                   fused: bool | None = None):
+    """``(efs_fn, hook, fused)`` for an MD run graded against ``state``.
+
+    cfg mode (default ``fused=None`` → fused when possible): the efs_fn returns
+    the grade with the forces and the hook reads it; nbh mode (or
+    ``fused=False``): :func:`~mtpjax.md.forcefields.mtp_efs` and the separate
+    :func:`make_hook`.
+    """
+    from ..md.forcefields import mtp_efs
+
+    if fused is None:
+        fused = state.mode == "cfg"
+    if fused:
+        return mtp_efs_grade(model, state), aux_hook(break_threshold, every), True
+    return mtp_efs(model), make_hook(model, state, break_threshold, every), False

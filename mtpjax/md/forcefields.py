@@ -3,7 +3,14 @@
 Every adapter returns ``(E eV, F (N, 3) eV/Å, virial (3, 3) eV)`` with
 ``virial = −∂E/∂ε`` (the tensor whose Voigt form is MLIP's PlusStress; ASE
 stress = −(virial)/V). Any JAX energy works through :func:`efs_from_energy`
-(autodiff in positions and a homogeneous strain).
+(autodiff in positions and a homogeneous strain). An adapter may return a
+fourth, auxiliary scalar (see :mod:`mtpjax.md.integrators`).
+
+Parametric adapters (:class:`Parametric`, e.g. :func:`mtp_efs`) split the
+function into a static, hashable ``key``, a ``params`` pytree of arrays and
+``apply(params, *args)``: the MD engine passes the parameters as an argument
+of its jitted block, so a retrained potential of the same structure (same
+``key``: basis, species, radial basis) reuses the compiled block.
 """
 from __future__ import annotations
 
@@ -13,6 +20,58 @@ import jax.numpy as jnp
 from .neighbors import pair_vectors
 
 _VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+class Parametric:
+    """A function of ``(params, *args)`` bound to ``params``: ``self(*args) = apply(params, *args)``.
+
+    ``key`` must be hashable and identify ``apply`` up to ``params`` (two
+    Parametric objects with equal keys compute the same function of their
+    params); shapes and dtypes of ``params`` need not be part of it. Used for
+    efs_fns and MD hooks so that jitted MD blocks take the parameters as
+    arguments instead of closing over them.
+    """
+
+    __slots__ = ("apply", "params", "key")
+
+    def __init__(self, apply, params, key):
+        self.apply = apply
+        self.params = params
+        self.key = key
+        hash(key)  # fail early on an unhashable key
+
+    def __call__(self, *args):
+        return self.apply(self.params, *args)
+
+    def bind(self, params):
+        """The plain function ``apply(params, ·)`` (params may be tracers)."""
+        apply = self.apply
+        return lambda *args: apply(params, *args)
+
+    def __repr__(self):
+        return f"Parametric(key={self.key!r})"
+
+
+def is_parametric(fn) -> bool:
+    return isinstance(fn, Parametric)
+
+
+def mtp_static_key(model):
+    """Hashable identity of an MTP up to its trainable arrays (basis program,
+    radial range, species); equal keys → same energy function of the arrays."""
+    return ("mtp", model.program, float(model.min_dist), float(model.max_dist), tuple(model.species))
+
+
+def mtp_params(model):
+    """The arrays of an MTP (what changes when it is retrained)."""
+    return (model.radial_coeffs, model.species_coeffs, model.moment_coeffs, model.scaling)
+
+
+def mtp_with_params(model, params):
+    """``model`` with its arrays replaced by ``params`` (see :func:`mtp_params`)."""
+    import equinox as eqx
+
+    return eqx.tree_at(lambda t: (t.radial_coeffs, t.species_coeffs, t.moment_coeffs, t.scaling), model, tuple(params))
 
 
 def voigt_to_matrix(v):
@@ -116,11 +175,18 @@ def morse(D: float = 0.3429, alpha: float = 1.3588, r0: float = 2.866, cutoff: f
 
 
 def mtp_efs(model):
-    """efs_fn for an :class:`~mtpjax.potential.MTP` (species = species indices)."""
+    """efs_fn for an :class:`~mtpjax.potential.MTP` (species = species indices).
+
+    A :class:`Parametric` over the model's arrays: MD blocks are compiled once
+    per model structure, not once per model.
+    """
     from ..potential.model import energy_forces_stress
 
-    def efs(positions, cell, nbrs, species):
-        e, f, s, _ = energy_forces_stress(model, positions, cell, species, nbrs.idx, nbrs.shifts)
+    template = model
+
+    def apply(params, positions, cell, nbrs, species):
+        m = mtp_with_params(template, params)
+        e, f, s, _ = energy_forces_stress(m, positions, cell, species, nbrs.idx, nbrs.shifts)
         return e, f, voigt_to_matrix(s)
 
-    return efs
+    return Parametric(apply, mtp_params(model), mtp_static_key(model))

@@ -10,7 +10,11 @@ functions::
 ``kT`` (eV) and ``pressure`` (eV/Å³) are dynamic arguments so that ramps do not
 recompile. The force field is ``efs_fn(positions, cell, nbrs, species) ->
 (E eV, F (N, 3) eV/Å, virial (3, 3) eV)`` with ``virial = −∂E/∂ε`` (MLIP's
-PlusStress as a matrix, = Σ r⊗F for pair potentials); ``neighbor_fns`` is a
+PlusStress as a matrix, = Σ r⊗F for pair potentials). An efs_fn may return a
+fourth, auxiliary value computed together with the forces (e.g. the
+extrapolation grade of the configuration, :func:`mtpjax.active.md_grade.mtp_efs_grade`):
+it is carried in ``MDState.aux`` (``None`` for a three-value efs_fn, so plain
+force fields carry nothing extra). ``neighbor_fns`` is a
 :class:`~mtpjax.md.neighbors.NeighborListFns` (or ``None`` when the energy
 needs no list), updated inside ``step`` after the positions/cell move.
 
@@ -65,7 +69,9 @@ class MDState(NamedTuple):
     (N,) int, cell (3, 3) lattice rows Å, forces (N, 3) eV/Å, energy () eV,
     virial (3, 3) eV (= −∂E/∂ε), thermostat / barostat :class:`ChainState`,
     p_cell (3, 3) cell momenta (``iso``: p_ε in [0, 0]), bath () eV (heat
-    removed by a Langevin bath), step () int, time () ASE units, key PRNG key.
+    removed by a Langevin bath), step () int, time () ASE units, key PRNG key,
+    aux: the auxiliary value returned by a four-value efs_fn at these
+    positions (e.g. the extrapolation grade), ``None`` (no leaf) otherwise.
     """
 
     positions: jax.Array
@@ -83,6 +89,7 @@ class MDState(NamedTuple):
     step: jax.Array
     time: jax.Array
     key: jax.Array
+    aux: jax.Array | None = None
 
 
 class Integrator(NamedTuple):
@@ -97,7 +104,7 @@ class Integrator(NamedTuple):
     variable_cell: bool
 
 
-EFSFn = Callable  # (positions, cell, nbrs, species) -> (E, F, virial)
+EFSFn = Callable  # (positions, cell, nbrs, species) -> (E, F, virial) or (E, F, virial, aux)
 
 
 # ----------------------------------------------------------------- helpers
@@ -205,11 +212,24 @@ def _check_positive(name, value):
         raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
 
 
+def _efs(efs_fn, positions, cell, nbrs, species):
+    """(E, F, W, aux) from a three- or four-value efs_fn (aux None for three)."""
+    out = efs_fn(positions, cell, nbrs, species)
+    if len(out) == 4:
+        return out
+    e, f, w = out
+    return e, f, w, None
+
+
 def _forces(efs_fn, neighbor_fns, positions, cell, nbrs, species):
     if neighbor_fns is not None:
         nbrs = neighbor_fns.update(positions, cell, nbrs)
-    e, f, w = efs_fn(positions, cell, nbrs, species)
-    return e, f, w, nbrs
+    e, f, w, aux = _efs(efs_fn, positions, cell, nbrs, species)
+    return e, f, w, aux, nbrs
+
+
+def _with_aux(state, aux):
+    return state if aux is None else state._replace(aux=aux)
 
 
 def _make_init(efs_fn, neighbor_fns, m_t: int, m_b: int, default_dof, momentum_fn=maxwell_boltzmann):
@@ -226,7 +246,7 @@ def _make_init(efs_fn, neighbor_fns, m_t: int, m_b: int, default_dof, momentum_f
             momenta = (
                 jnp.zeros_like(positions) if kT is None else momentum_fn(sub, masses, jnp.asarray(kT, dtype))
             )
-        e, f, w = efs_fn(positions, cell, nbrs, species)
+        e, f, w, aux = _efs(efs_fn, positions, cell, nbrs, species)
         z = jnp.zeros((), dtype)
         return MDState(
             positions,
@@ -244,6 +264,7 @@ def _make_init(efs_fn, neighbor_fns, m_t: int, m_b: int, default_dof, momentum_f
             jnp.zeros((), jnp.int64),
             z,
             key,
+            None if aux is None else jnp.asarray(aux),
         )
 
     return init
@@ -261,9 +282,9 @@ def nve(efs_fn: EFSFn, neighbor_fns, dt: float) -> Integrator:
     def step(state: MDState, nbrs, kT=None, pressure=None):
         p = state.momenta + 0.5 * dt * state.forces
         q = state.positions + dt * p / state.masses[:, None]
-        e, f, w, nbrs = _forces(efs_fn, neighbor_fns, q, state.cell, nbrs, state.species)
+        e, f, w, aux, nbrs = _forces(efs_fn, neighbor_fns, q, state.cell, nbrs, state.species)
         p = p + 0.5 * dt * f
-        st = state._replace(positions=q, momenta=p, forces=f, energy=e, virial=w)
+        st = _with_aux(state._replace(positions=q, momenta=p, forces=f, energy=e, virial=w), aux)
         return _advance_clock(st, dt), nbrs
 
     def conserved(state, kT=None, pressure=None):
@@ -301,9 +322,9 @@ def nvt_nose_hoover(
         state = half(state, kT, 0.5 * dt)
         p = state.momenta + 0.5 * dt * state.forces
         q = state.positions + dt * p / state.masses[:, None]
-        e, f, w, nbrs = _forces(efs_fn, neighbor_fns, q, state.cell, nbrs, state.species)
+        e, f, w, aux, nbrs = _forces(efs_fn, neighbor_fns, q, state.cell, nbrs, state.species)
         p = p + 0.5 * dt * f
-        state = state._replace(positions=q, momenta=p, forces=f, energy=e, virial=w)
+        state = _with_aux(state._replace(positions=q, momenta=p, forces=f, energy=e, virial=w), aux)
         state = half(state, kT, 0.5 * dt)
         return _advance_clock(state, dt), nbrs
 
@@ -343,11 +364,11 @@ def nvt_langevin(efs_fn: EFSFn, neighbor_fns, dt: float, tdamp: float, dof: int 
         p = c1 * p + jnp.sqrt((1.0 - c1**2) * m * kT) * noise
         k_after = 0.5 * jnp.sum(p**2 / m)
         q = q + 0.5 * dt * p / m
-        e, f, w, nbrs = _forces(efs_fn, neighbor_fns, q, state.cell, nbrs, state.species)
+        e, f, w, aux, nbrs = _forces(efs_fn, neighbor_fns, q, state.cell, nbrs, state.species)
         p = p + 0.5 * dt * f
-        state = state._replace(
+        state = _with_aux(state._replace(
             positions=q, momenta=p, forces=f, energy=e, virial=w, key=key, bath=state.bath - (k_after - k_before)
-        )
+        ), aux)
         return _advance_clock(state, dt), nbrs
 
     def conserved(state, kT=None, pressure=None):
@@ -474,9 +495,9 @@ def npt_mtk(
             xl = lam * dt / W
             q = ((state.positions @ U) * jnp.exp(xl) + dt * (p @ U) / m * exprel(xl)) @ U.T
             cell = ((state.cell @ U) * jnp.exp(xl)) @ U.T
-        e, f, w, nbrs = _forces(efs_fn, neighbor_fns, q, cell, nbrs, state.species)
+        e, f, w, aux, nbrs = _forces(efs_fn, neighbor_fns, q, cell, nbrs, state.species)
         p = kick(p, f)
-        state = state._replace(positions=q, momenta=p, cell=cell, forces=f, energy=e, virial=w)
+        state = _with_aux(state._replace(positions=q, momenta=p, cell=cell, forces=f, energy=e, virial=w), aux)
         state = p_cell_kick(state, P0, h)
         state = thermo_half(state, kT, h)
         state = baro_half(state, kT, h)

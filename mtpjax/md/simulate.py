@@ -10,6 +10,16 @@ writing output, re-allocating an overflowed neighbour list (the block is then
 redone from its start state, so wrong forces are never kept) and moving
 between stages.
 
+Parameters: an efs_fn or hook that is a
+:class:`~mtpjax.md.forcefields.Parametric` (``mtp_efs``, the grade hooks of
+:mod:`mtpjax.active.md_grade`) enters the jitted block through its ``params``
+argument; such blocks are cached per process by the functions' static keys, so
+a new :class:`Simulation` with a retrained potential of the same structure
+(and the same stage, timestep, neighbour capacity...) reuses the compiled
+block (:func:`block_traces` counts the traces). The hook may read
+``state.aux``, a value the efs_fn returned together with the forces (the
+fused extrapolation grade).
+
 Replicas: give states with a leading axis (:func:`stack_states`); the block is
 ``vmap``-ed over replicas (different seeds, temperatures or structures of
 equal size) and all advance in one jitted call.
@@ -27,6 +37,7 @@ import numpy as np
 
 from ..errors import ConfigurationError, MTPJaxError
 from . import integrators as I
+from .forcefields import is_parametric
 from .neighbors import NeighborList, NeighborListFns, neighbor_list
 
 FS = 0.09822694788464063  # ase.units.fs
@@ -168,7 +179,8 @@ def make_block(
     ``sched`` = (t_start, t_end, kT_start, kT_end, P_start, P_end) (ASE units):
     kT and P are linear in the simulation time between t_start and t_end.
     ``hook_fn(state, nbrs) -> (value, threshold)``: when value > threshold the
-    block stops and ``last_good`` is the state of the last check below it.
+    block stops and ``last_good`` is the state of the last check below it
+    (a hook may read ``state.aux``, computed by the efs_fn with the forces).
     """
     ncol = len(THERMO_COLUMNS)
     thermo_every = int(thermo_every)
@@ -234,6 +246,26 @@ def make_block(
         return BlockResult(st, nb, ov, buf, nrec, i, hs, ex, good, hv)
 
     return block
+
+
+# compiled blocks of parametric force fields/hooks, shared between Simulations
+_BLOCK_CACHE: "OrderedDict" = None
+_BLOCK_CACHE_SIZE = 32
+_TRACES = [0]
+
+
+def block_traces() -> int:
+    """Number of times an MD block has been traced (≈ compiled) in this process."""
+    return _TRACES[0]
+
+
+def _shared_cache():
+    global _BLOCK_CACHE
+    if _BLOCK_CACHE is None:
+        from collections import OrderedDict
+
+        _BLOCK_CACHE = OrderedDict()
+    return _BLOCK_CACHE
 
 
 def stack_states(states):
@@ -352,25 +384,59 @@ class Simulation:
         return st, nbrs
 
     def _block_fn(self, stage: Stage, max_records: int):
-        key = (
-            stage.ensemble, stage.barostat, stage.tdamp, stage.pdamp, stage.tchain, stage.pchain,
-            stage.tloop, stage.ploop, self.neighbor_fns, max_records,
-        )
-        fn = self._cache.get(key)
+        """Jitted ``fn(efs_params, hook_params, state, nbrs, n_steps, sched)``.
+
+        Parametric efs_fn and hook (or no hook): cached per process by their
+        static keys, so another Simulation of the same structure reuses it;
+        otherwise cached on this Simulation (the block closes over them).
+        """
+        hook_fn, hook_every = (None, 1) if self.hook is None else self.hook
+        hook_every = int(hook_every)
+        efs_p = is_parametric(self.efs_fn)
+        hook_p = hook_fn is None or is_parametric(hook_fn)
+        stage_key = (stage.ensemble, stage.barostat, stage.tdamp, stage.pdamp, stage.tchain, stage.pchain,
+                     stage.tloop, stage.ploop)
+        key = stage_key + (self.neighbor_fns, max_records)
+        shared = efs_p and hook_p
+        if shared:
+            key = ("block", self.efs_fn.key, None if hook_fn is None else hook_fn.key, hook_every, key,
+                   float(self.dt), self.dof, int(self.thermo_every), float(self.max_temperature), bool(self.replicas))
+            cache = _shared_cache()
+        else:
+            cache = self._cache
+        fn = cache.get(key)
         if fn is None:
             fns = self.neighbor_fns
             if self.replicas and fns is not None:
                 fns = fns.for_replicas("replica")
-            integ = make_integrator(stage, self.efs_fn, fns, self.dt, self.dof)
-            hook_fn, hook_every = (None, 1) if self.hook is None else self.hook
-            blk = make_block(
-                integ, fns, self.thermo_every, max_records, hook_fn, hook_every, self.max_temperature
-            )
+            efs_fn, dt, dof = self.efs_fn, self.dt, self.dof
+            thermo_every, max_temperature = self.thermo_every, self.max_temperature
+
+            def blk(eparams, hparams, state, nbrs, n_steps, sched):
+                _TRACES[0] += 1  # Python side effect: runs once per trace
+                efs = efs_fn.bind(eparams) if efs_p else efs_fn
+                hk = hook_fn.bind(hparams) if (hook_fn is not None and is_parametric(hook_fn)) else hook_fn
+                integ = make_integrator(stage, efs, fns, dt, dof)
+                b = make_block(integ, fns, thermo_every, max_records, hk, hook_every, max_temperature)
+                return b(state, nbrs, n_steps, sched)
+
             if self.replicas:
-                blk = jax.vmap(blk, in_axes=(0, 0, None, 0), axis_name="replica")
+                blk = jax.vmap(blk, in_axes=(None, None, 0, 0, None, 0), axis_name="replica")
             fn = jax.jit(blk)
-            self._cache[key] = fn
+            cache[key] = fn
+            if shared:
+                while len(cache) > _BLOCK_CACHE_SIZE:
+                    cache.popitem(last=False)
+        elif shared:
+            cache.move_to_end(key)
         return fn
+
+    def _params(self):
+        """(efs params, hook params) passed to the jitted block (None when closed over)."""
+        ep = self.efs_fn.params if is_parametric(self.efs_fn) else None
+        hook_fn = None if self.hook is None else self.hook[0]
+        hp = hook_fn.params if (hook_fn is not None and is_parametric(hook_fn)) else None
+        return ep, hp
 
     def _sched(self, stage: Stage):
         t0 = self.stage_t0
@@ -414,7 +480,7 @@ class Simulation:
             t_wall = _time.perf_counter()
             while True:
                 fn = self._block_fn(stage, max_rec)
-                res = fn(state, nbrs, jnp.asarray(n, jnp.int32), self._sched(stage))
+                res = fn(*self._params(), state, nbrs, jnp.asarray(n, jnp.int32), self._sched(stage))
                 if bool(jnp.any(res.overflow)):
                     # re-allocate from the block's start state and redo the block
                     self.capacity_multiplier *= 1.25
