@@ -32,7 +32,7 @@ OXIDATION_STATES = {"Li": 1, "Na": 1, "Mg": 2, "Sr": 2, "B": 3, "P": 5, "Si": 4,
 DEFAULT_CUTOFFS = {"O": 3.5, "S": 4.0, "Cl": 4.0}
 
 
-def _setup(symbols, oxidation, r0, cutoffs):
+def _setup(symbols, oxidation, r0, cutoffs, skip_missing: bool = False):
     ox = dict(OXIDATION_STATES)
     ox.update(oxidation or {})
     R0 = dict(R0_TABLE)
@@ -52,6 +52,8 @@ def _setup(symbols, oxidation, r0, cutoffs):
     for c in cations:
         for a in anions:
             if (c, a) not in R0:
+                if skip_missing:  # e.g. B–S across an oxide/sulfide interface: not counted
+                    continue
                 raise ConfigurationError(f"no bond-valence R0 for {c}-{a}; pass r0={{('{c}', '{a}'): ...}}")
             if a not in cut:
                 raise ConfigurationError(f"no bond cutoff for anion {a}; pass cutoffs={{'{a}': ...}}")
@@ -60,15 +62,16 @@ def _setup(symbols, oxidation, r0, cutoffs):
 
 
 def bond_valence_sums(positions, cells, symbols, *, b: float = B_DEFAULT, oxidation=None, r0=None,
-                      cutoffs=None) -> np.ndarray:
+                      cutoffs=None, skip_missing: bool = False) -> np.ndarray:
     """Bond-valence sums V (f, N) v.u. for frames positions (f, N, 3) Å,
-    cells (f, 3, 3); symbols (N,) chemical symbols."""
+    cells (f, 3, 3); symbols (N,) chemical symbols. ``skip_missing``: leave
+    out cation–anion pairs without an R0 (instead of raising)."""
     symbols = np.asarray(symbols)
     P = np.asarray(positions, dtype=np.float64)
     C = np.asarray(cells, dtype=np.float64)
     if P.ndim == 2:
         P, C = P[None], C.reshape(1, 3, 3)
-    ox, pairs = _setup(symbols.tolist(), oxidation, r0, cutoffs)
+    ox, pairs = _setup(symbols.tolist(), oxidation, r0, cutoffs, skip_missing)
     V = np.zeros(P.shape[:2])
     for c, a, R0, rc in pairs:
         ic, ia = np.flatnonzero(symbols == c), np.flatnonzero(symbols == a)
@@ -82,7 +85,8 @@ def bond_valence_sums(positions, cells, symbols, *, b: float = B_DEFAULT, oxidat
 def gii(positions, cells, symbols, **kw) -> np.ndarray:
     """Global Instability Index (f,) v.u. per frame (see module doc)."""
     symbols = np.asarray(symbols)
-    ox, _ = _setup(symbols.tolist(), kw.get("oxidation"), kw.get("r0"), kw.get("cutoffs"))
+    ox, _ = _setup(symbols.tolist(), kw.get("oxidation"), kw.get("r0"), kw.get("cutoffs"),
+                   kw.get("skip_missing", False))
     V = bond_valence_sums(positions, cells, symbols, **kw)
     v = np.abs(np.array([ox[s] for s in symbols.tolist()], dtype=np.float64))
     return np.sqrt(np.mean((V - v) ** 2, axis=-1))

@@ -100,7 +100,7 @@ def structure_of(wf, comp: str) -> dict:
         if "P" in sym:
             ps = molecular_units_trajectory(tr, "P", "S", float(cut.get("P-S", 2.6)))["regions"][0]
             rec["P_unit_fractions"] = {kk: float(v) for kk, v in ps["pooled"].items()}
-        g = gii(tr.positions, tr.cells, sym)
+        g = gii(tr.positions, tr.cells, sym, skip_missing=True)  # no R0 for B–S at the interface
         rec["gii"] = {"per_frame": g.tolist(), "mean": float(np.mean(g)), "epot_per_atom": (epot / n).tolist()}
         per.append(rec)
     # averages over independent structures (mean ± std)

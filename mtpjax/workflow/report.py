@@ -161,7 +161,7 @@ def figures(res: dict, wf, d) -> dict:
     h = res.get("displacement")
     if h:
         fig, ax = plt.subplots(figsize=(5, 3.6))
-        e = np.asarray(h["edges"])
+        e = np.asarray(h["edges_A"])
         ax.bar(0.5 * (e[1:] + e[:-1]), h["counts"], width=np.diff(e), alpha=0.8)
         ax.set_xlabel("Li displacement along the interface normal (Å)")
         ax.set_ylabel("count")
@@ -217,8 +217,8 @@ def write_report(wf) -> dict:
               "|---|---|---|---|---|---|"]
         for name, m, n in (("train", tm, fit.get("n_train")), ("validation", vm, fit.get("n_valid"))):
             if m:
-                L.append(f"| {name} | {n} | {_f(1e3 * m.get('energy_rmse_per_atom', np.nan), '{:.2f}')} | "
-                         f"{_f(1e3 * m.get('energy_mae_per_atom', np.nan), '{:.2f}')} | "
+                L.append(f"| {name} | {n} | {_f(1e3 * m.get('energy_rmse', np.nan), '{:.2f}')} | "
+                         f"{_f(1e3 * m.get('energy_mae', np.nan), '{:.2f}')} | "
                          f"{_f(m.get('force_rmse'), '{:.3f}')} | {_f(m.get('force_mae'), '{:.3f}')} |")
         L += ["", "Paper (PBE): MAE ≈ 4 meV/atom, 0.24 eV/Å.", ""]
     for f in ("fig3a_learning.png", "fig3b_parity.png", "fig3c_learning_curve.png"):

@@ -271,7 +271,7 @@ class Workflow:
         _atomic_json(d / "metrics.json", info)
         m = info["valid_metrics"] or info["train_metrics"]
         self.log(f"[fit] {len(trn)} train / {len(valid)} valid configurations; "
-                 f"E RMSE {1e3 * m.get('energy_rmse_per_atom', float('nan')):.2f} meV/atom, "
+                 f"E RMSE {1e3 * m.get('energy_rmse', float('nan')):.2f} meV/atom, "
                  f"F RMSE {m.get('force_rmse', float('nan')):.3f} eV/Å")
         return info
 
