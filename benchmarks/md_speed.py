@@ -1,34 +1,50 @@
-"""MD throughput (atom-steps/s) with a level-12 MTP: NVT and NPT, vs jax-md's nvt_nose_hoover.
+"""MD throughput (atom-steps/s) with a level-12 MTP: NVT and NPT, single and batched replicas,
+beside jax-md and (optionally) LAMMPS with MLIP's pair style.
 
-    python benchmarks/md_speed.py [--sizes 1000 8000 64000] [--steps 20] [--out md_speed.json]
+    python benchmarks/md_speed.py [--sizes 1000 8000 64000] [--steps 20] [--replicas 4] [--json OUT]
 
 System: random Cu/Ag/Au FCC alloy (a = 3.85 Å) with the Cu/Ag/Au level-12
-potential (``m2_l12_trained.mtp``), 1 fs, skin 1 Å. For each size the bare
-energy+forces+stress call, our NHC NVT step, our MTK NPT (iso) step and
-jax-md's ``simulate.nvt_nose_hoover`` step (same potential and neighbour
-list, forces from the same kernel) are timed inside jitted loops after a
-warm-up. Prints a table and writes JSON.
+potential (``m2_l12_trained.mtp``), 1 fs, skin 1 Å. For each size:
+
+* mtpjax: Nosé–Hoover-chain NVT, MTK NPT (iso and triclinic), each for one
+  system and for ``--replicas`` replicas batched with ``jax.vmap`` (the
+  neighbour list rebuild decision shared over replicas);
+* jax-md: ``simulate.nvt_nose_hoover`` driven by the same MTP forces (the
+  mtpjax kernel and neighbour list as jax-md's ``force_fn``), single and
+  batched;
+* LAMMPS (``MTPJAX_LAMMPS``): ``pair_style mlip mlip.ini`` on the same cell
+  and potential, ``fix nvt`` / ``fix npt``, parsed ``Loop time``.
+
+Each figure: ``--steps`` steps inside one jitted ``fori_loop`` after a
+warm-up, min and median over ``--repeats``; reported per step and as
+atom-steps/s (replicas × atoms / step time). Prints a table and writes JSON.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import time
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
-import mtpjax  # noqa: F401
-import jax
-import jax.numpy as jnp
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mtpjax.md import forcefields as FF
-from mtpjax.md import integrators as I
-from mtpjax.md.neighbors import neighbor_list
-from mtpjax.potential import MTP
+import mtpjax  # noqa: F401,E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 
-POT = "/work/shared/data/mlip_ref/potentials/m2_l12_trained.mtp"
+from benchmarks import peers  # noqa: E402
+from benchmarks.common import MLIP_REF, repeat_time, write_json  # noqa: E402
+from mtpjax.md import forcefields as FF  # noqa: E402
+from mtpjax.md import integrators as I  # noqa: E402
+from mtpjax.md.neighbors import neighbor_list  # noqa: E402
+from mtpjax.potential import MTP  # noqa: E402
+
+POT = str(MLIP_REF / "potentials" / "m2_l12_trained.mtp")
+MASSES = [63.546, 107.8682, 196.96657]
 FS = 0.09822694788464063
 KB = 8.617330337217213e-05
 
@@ -44,108 +60,150 @@ def alloy(n_atoms, a=3.85, seed=0):
     rng = np.random.default_rng(seed)
     types = rng.integers(0, 3, len(at))
     at.positions += rng.normal(0, 0.05, at.positions.shape)
-    masses = np.array([63.546, 107.8682, 196.96657])[types]
+    masses = np.array(MASSES)[types]
     return at.positions, at.cell.array, types, masses
 
 
 def timeit(fn, *args, reps=3):
-    out = fn(*args)
-    jax.block_until_ready(out)
-    best = np.inf
-    for _ in range(reps):
-        t = time.perf_counter()
-        out = fn(*args)
-        jax.block_until_ready(out)
-        best = min(best, time.perf_counter() - t)
-    return best
+    """(min, median) seconds of ``fn(*args)`` after one warm-up (compiling) call."""
+    jax.block_until_ready(fn(*args))
+    return repeat_time(lambda: fn(*args), reps, jax.block_until_ready)
 
 
-def bench(n, steps, model):
+def _loop(step, steps):
+    @jax.jit
+    def loop(st, nb):
+        return jax.lax.fori_loop(0, steps, lambda i, c: step(*c), (st, nb))
+
+    return loop
+
+
+def _row(n, ensemble, replicas, code, mm, steps):
+    mn, med = mm[0] / steps, mm[1] / steps
+    return dict(n_atoms=n, ensemble=ensemble, replicas=replicas, code=code, step_min_s=mn, step_median_s=med,
+                atom_steps_per_s=n * replicas / mn)
+
+
+def bench(n, steps, model, replicas=4, repeats=2, jaxmd=True, lammps=None, workdir=None,
+          ensembles=("NVT", "NPT iso", "NPT tri"), pot=POT):
+    """Rows (one per code × ensemble × replica count) for ``n`` atoms."""
     pos, cell, types, masses = alloy(n)
     sp = jnp.asarray(model.species_index(types))
     efs = FF.mtp_efs(model)
     fns, nb = neighbor_list(pos, cell, True, model.cutoff, 1.0)
+    rfns = fns.for_replicas("replica")
     P = jnp.asarray(pos)
     C = jnp.asarray(cell)
-    res = dict(n_atoms=n, neighbor_method=fns.method, capacity=fns.capacity)
-    t_efs = timeit(jax.jit(lambda p, c, nb: efs(p, c, nb, sp)), P, C, nb)
-    t_build = timeit(jax.jit(fns.build), P, C)
-    res["efs_s"] = t_efs
-    res["rebuild_s"] = t_build
     kT = KB * 300.0
     dt = 1.0 * FS
+    rows = []
+    R = max(1, replicas)
+    nbR = jax.tree_util.tree_map(lambda x: jnp.stack([x] * R), nb)
 
-    def run_ours(integ):
+    def ours(make, ensemble):
+        integ = make(fns)
         st = integ.init(P, masses, C, nb, sp, kT=kT, key=jax.random.PRNGKey(0))
+        rows.append(_row(n, ensemble, 1, "mtpjax",
+                         timeit(_loop(lambda s, b: integ.step(s, b, kT, 0.0), steps), st, nb, reps=repeats), steps))
+        if replicas > 1:
+            integ_r = make(rfns)
+            sts = [integ_r.init(P, masses, C, nb, sp, kT=kT, key=jax.random.PRNGKey(r)) for r in range(R)]
+            stR = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *sts)
+            vstep = jax.vmap(lambda s, b: integ_r.step(s, b, kT, 0.0), axis_name="replica")
+            rows.append(_row(n, ensemble, R, "mtpjax", timeit(_loop(vstep, steps), stR, nbR, reps=repeats), steps))
 
-        @jax.jit
-        def loop(st, nb):
-            def body(i, c):
-                return integ.step(c[0], c[1], kT, 0.0)
-
-            return jax.lax.fori_loop(0, steps, body, (st, nb))
-
-        return timeit(loop, st, nb, reps=2) / steps
-
-    res["nvt_step_s"] = run_ours(I.nvt_nose_hoover(efs, fns, dt, 100 * FS))
-    res["npt_step_s"] = run_ours(I.npt_mtk(efs, fns, dt, 100 * FS, 1000 * FS, "iso"))
-    res["npt_tri_step_s"] = run_ours(I.npt_mtk(efs, fns, dt, 100 * FS, 1000 * FS, "tri"))
-    try:
-        from jax_md import simulate, space
-
-        disp, shift = space.periodic_general(C, fractional_coordinates=False)
-
-        def force_fn(R, nbrs=None, **kw):
-            return efs(R, C, nbrs, sp)[1]
-
-        init, apply = simulate.nvt_nose_hoover(force_fn, shift, dt, kT, chain_length=3, tau=100 * dt)
-        st = init(jax.random.PRNGKey(0), P, mass=jnp.asarray(masses)[:, None], nbrs=nb)
-
-        @jax.jit
-        def jloop(st, nb):
-            def body(i, c):
-                s, b = c
-                b = fns.update(s.position, C, b)
-                return apply(s, nbrs=b), b
-
-            return jax.lax.fori_loop(0, steps, body, (st, nb))
-
-        res["jaxmd_nvt_step_s"] = timeit(jloop, st, nb, reps=2) / steps
-    except Exception as e:  # noqa: BLE001
-        res["jaxmd_error"] = repr(e)
-    for k in ("nvt", "npt", "npt_tri", "jaxmd_nvt"):
-        if f"{k}_step_s" in res:
-            res[f"{k}_atom_steps_per_s"] = n / res[f"{k}_step_s"]
-    res["nvt_over_efs"] = res["nvt_step_s"] / t_efs
-    res["npt_over_nvt"] = res["npt_step_s"] / res["nvt_step_s"]
-    res["rebuild_over_efs"] = t_build / t_efs
-    return res
+    makers = {"NVT": lambda f: I.nvt_nose_hoover(efs, f, dt, 100 * FS),
+              "NPT iso": lambda f: I.npt_mtk(efs, f, dt, 100 * FS, 1000 * FS, "iso"),
+              "NPT tri": lambda f: I.npt_mtk(efs, f, dt, 100 * FS, 1000 * FS, "tri")}
+    for ens in ensembles:
+        ours(makers[ens], ens)
+    if jaxmd:
+        try:
+            rows += _jaxmd_rows(n, steps, efs, fns, rfns, P, C, sp, masses, nb, nbR, kT, dt, R, repeats)
+        except Exception as e:  # noqa: BLE001
+            rows.append(dict(n_atoms=n, ensemble="NVT", replicas=1, code="jax-md", error=repr(e)[:300]))
+    if lammps:
+        for ens in ("nvt", "npt"):
+            try:
+                res = peers.lammps_md(lammps, pot, pos, cell, types, MASSES, max(steps, 10), workdir, ens, 300.0,
+                                      repeats)
+                rows.append(dict(n_atoms=n, ensemble=ens.upper() + (" iso" if ens == "npt" else ""), replicas=1,
+                                 code="LAMMPS+MLIP", step_min_s=res["lammps_step_min_s"],
+                                 step_median_s=res["lammps_step_median_s"],
+                                 atom_steps_per_s=res["lammps_atom_steps_per_s"], procs=res["lammps_procs"]))
+            except Exception as e:  # noqa: BLE001
+                rows.append(dict(n_atoms=n, ensemble=ens.upper(), replicas=1, code="LAMMPS+MLIP", error=repr(e)[:300]))
+    return rows
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def _jaxmd_rows(n, steps, efs, fns, rfns, P, C, sp, masses, nb, nbR, kT, dt, R, repeats):
+    from jax_md import simulate, space
+
+    _, shift = space.periodic_general(C, fractional_coordinates=False)
+
+    def force_fn(Rpos, nbrs=None, **kw):
+        return efs(Rpos, C, nbrs, sp)[1]
+
+    init, apply = simulate.nvt_nose_hoover(force_fn, shift, dt, kT, chain_length=3, tau=100 * dt)
+    m = jnp.asarray(masses)[:, None]
+    rows = []
+    st = init(jax.random.PRNGKey(0), P, mass=m, nbrs=nb)
+
+    def jstep(f):
+        def step(s, b):
+            b = f.update(s.position, C, b)
+            return apply(s, nbrs=b), b
+
+        return step
+
+    rows.append(_row(n, "NVT", 1, "jax-md", timeit(_loop(jstep(fns), steps), st, nb, reps=repeats), steps))
+    if R > 1:
+        stR = jax.vmap(lambda k: init(k, P, mass=m, nbrs=nb))(jax.random.split(jax.random.PRNGKey(1), R))
+        vstep = jax.vmap(jstep(rfns), axis_name="replica")
+        rows.append(_row(n, "NVT", R, "jax-md", timeit(_loop(vstep, steps), stR, nbR, reps=repeats), steps))
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 8000, 64000])
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--out", default="md_speed.json")
-    a = ap.parse_args()
-    model = MTP.from_file(POT)
+    ap.add_argument("--replicas", type=int, default=4, help="batched replicas (1: single only)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-jaxmd", action="store_true")
+    ap.add_argument("--potential", default=POT)
+    ap.add_argument("--ensembles", nargs="+", default=["NVT", "NPT iso", "NPT tri"])
+    ap.add_argument("--quick", action="store_true", help="1000 atoms, NVT and NPT iso, 5 steps, 4 replicas, 3 repeats")
+    ap.add_argument("--tiny", action="store_true", help="108 atoms, level 8, NVT and NPT iso, 3 steps, 2 replicas, 2 repeats")
+    ap.add_argument("--json", "--out", dest="json", default="benchmarks/results/md_speed.json")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.sizes, a.steps, a.replicas, a.repeats = [1000], 5, 4, 3
+        a.ensembles = ["NVT", "NPT iso"]
+    if a.tiny:
+        a.sizes, a.steps, a.replicas, a.repeats = [108], 3, 2, 2
+        a.ensembles, a.potential = ["NVT", "NPT iso"], str(MLIP_REF / "potentials" / "m2_l08_trained.mtp")
+    model = MTP.from_file(a.potential)
+    lammps = peers.lammps_binary()
     rows = []
-    for n in a.sizes:
-        steps = max(2, a.steps if n <= 8000 else a.steps // 10)
-        r = bench(n, steps, model)
-        rows.append(r)
-        print(json.dumps(r), flush=True)
-    hdr = f"{'N':>7} {'E+F+S ms':>9} {'rebuild ms':>10} {'NVT a-s/s':>11} {'NPT a-s/s':>11} {'NPTtri a-s/s':>12} " \
-          f"{'jax-md NVT':>11} {'NVT/EFS':>8} {'NPT/NVT':>8}"
-    print(f"\nlevel-12 MTP, CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), 1 fs")
-    print(hdr)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in a.sizes:
+            steps = max(2, a.steps if n <= 8000 else a.steps // 10)
+            rows += bench(n, steps, model, a.replicas, a.repeats, not a.no_jaxmd, lammps, Path(tmp), a.ensembles,
+                          a.potential)
+            print(f"done N={n}", file=sys.stderr, flush=True)
+    print(f"\n{Path(a.potential).name}, {jax.devices()[0]} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), 1 fs")
+    print(f"{'N':>7} {'ensemble':>8} {'R':>3} {'code':>12} {'ms/step':>9} {'atom-steps/s':>13}")
     for r in rows:
-        print(f"{r['n_atoms']:>7} {r['efs_s'] * 1e3:>9.1f} {r['rebuild_s'] * 1e3:>10.1f} "
-              f"{r['nvt_atom_steps_per_s']:>11.3g} {r['npt_atom_steps_per_s']:>11.3g} "
-              f"{r['npt_tri_atom_steps_per_s']:>12.3g} {r.get('jaxmd_nvt_atom_steps_per_s', float('nan')):>11.3g} "
-              f"{r['nvt_over_efs']:>8.2f} {r['npt_over_nvt']:>8.2f}")
-    with open(a.out, "w") as fh:
-        json.dump(dict(device=str(jax.devices()[0]), cpu_count=os.cpu_count(), results=rows), fh, indent=1)
+        if "error" in r:
+            print(f"{r['n_atoms']:>7} {r['ensemble']:>8} {r['replicas']:>3} {r['code']:>12} error: {r['error']}")
+            continue
+        print(f"{r['n_atoms']:>7} {r['ensemble']:>8} {r['replicas']:>3} {r['code']:>12} "
+              f"{r['step_min_s'] * 1e3:>9.2f} {r['atom_steps_per_s']:>13.4g}")
+    meta = dict(device=str(jax.devices()[0]), cpu_count=os.cpu_count(), potential=Path(a.potential).name, timestep_fs=1.0,
+                temperature_K=300.0, repeats=a.repeats, lammps=" ".join(lammps) if lammps else None)
+    write_json(a.json, rows, meta)
+    return rows
 
 
 if __name__ == "__main__":
