@@ -22,7 +22,6 @@ same shapes reuse the compiled MD block.
 """
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -92,6 +91,7 @@ def _energy_tapped(model: MTP, rvec, mask, species_i, species_j, tap):
     """Total energy as :meth:`MTP.energy_from_pairs` with ``tap`` (N, M, K)
     added to the radial functions f_μ(r_ij) (``tap = 0`` leaves it unchanged;
     ∂E/∂tap is then ∂E/∂f). Also returns the masked radial basis Q (N, M, N_Q).
+    Also returns the basis sums Σ_i B(i) (S,) (= ∂E/∂moment_coeffs).
     Mirrors :meth:`MTP.basis_functions` (the fused-kernel test checks the
     energy, forces and grade against the model and the host grade)."""
     from ..potential.model import _basic_selector, _monomials, pair_geometry
@@ -110,15 +110,15 @@ def _energy_tapped(model: MTP, rvec, mask, species_i, species_j, tap):
     moments = jnp.einsum("nmk,nmp->kpn", f, mono).reshape(-1, u.shape[0])
     basis = contract(prog, _basic_selector(prog, dtype) @ moments)  # (S, N)
     v = model.species_coeffs[species_i] + model.moment_coeffs @ basis
-    return jnp.sum(v), q
+    return jnp.sum(v), (q, jax.lax.stop_gradient(jnp.sum(basis, axis=1)))
 
 
 def _efs_grade_core(model: MTP, inv, p: float, positions, cell, idx, shifts, species):
     """(E, F, PlusStress (6,), cfg-mode γ) from one reverse pass.
 
     The backward sweep of the forces already yields ∂E/∂f_μ(r_ij) (the
-    cotangent of the radial functions, taken through a zero ``tap``) and the
-    moment-coefficient gradient Σ_i B(i); the radial-coefficient gradient is
+    cotangent of the radial functions, taken through a zero ``tap``); the
+    moment-coefficient gradient is Σ_i B(i) from the forward pass; the radial-coefficient gradient is
     contracted per atom from it, ∂E/∂c[a,b,μ,β] = Σ_i δ(z_i,a) Σ_j δ(z_j,b)
     Q_β(r_ij) ∂E/∂f_μ(r_ij) (cheaper than autodiff's transposed pair-level
     matmul), and ∂E/∂ξ_a is the count of species a.
@@ -129,10 +129,10 @@ def _efs_grade_core(model: MTP, inv, p: float, positions, cell, idx, shifts, spe
     dtype = model.moment_coeffs.dtype
     tap = jnp.zeros(rvec.shape[:2] + (kk,), dtype)
 
-    def e_of(rv, tp, mc):
-        return _energy_tapped(eqx.tree_at(lambda t: t.moment_coeffs, model, mc), rv, valid, species, sj, tp)
+    def e_of(rv, tp):
+        return _energy_tapped(model, rv, valid, species, sj, tp)
 
-    (e, q), (g, df, gm) = jax.value_and_grad(e_of, argnums=(0, 1, 2), has_aux=True)(rvec, tap, model.moment_coeffs)
+    (e, (q, gm)), (g, df) = jax.value_and_grad(e_of, argnums=(0, 1), has_aux=True)(rvec, tap)
     g = jnp.where(valid[..., None], g, 0.0)
     n = positions.shape[0]
     forces = jnp.sum(g, axis=1) - jax.ops.segment_sum(g.reshape(-1, 3), idx.reshape(-1), num_segments=n)

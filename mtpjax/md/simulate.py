@@ -208,12 +208,16 @@ def make_block(
             st2, nb2 = integ.step(st, nb, kT, P0)
             ov2 = nb2.did_overflow if neighbor_fns is not None else jnp.asarray(False)
             if hook_fn is not None:
-                do_hook = (st2.step % hook_every) == 0
-                val, thr = jax.lax.cond(
-                    do_hook,
-                    lambda: tuple(jnp.asarray(v, dtype) for v in hook_fn(st2, nb2)),
-                    lambda: (hv, jnp.asarray(jnp.inf, dtype)),
-                )
+                if hook_every == 1:  # every step: no branch
+                    do_hook = jnp.asarray(True)
+                    val, thr = tuple(jnp.asarray(v, dtype) for v in hook_fn(st2, nb2))
+                else:
+                    do_hook = (st2.step % hook_every) == 0
+                    val, thr = jax.lax.cond(
+                        do_hook,
+                        lambda: tuple(jnp.asarray(v, dtype) for v in hook_fn(st2, nb2)),
+                        lambda: (hv, jnp.asarray(jnp.inf, dtype)),
+                    )
                 hs2 = do_hook & (val > thr)
                 good2 = jax.tree_util.tree_map(
                     lambda a, b: jnp.where(do_hook & ~hs2, a, b), st2, good
