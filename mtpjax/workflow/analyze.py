@@ -295,12 +295,14 @@ def sanity_checks(res: dict) -> list[dict]:
 
     for comp in ("lps", "int"):
         if comp in comps:
-            v = comps[comp]["cn"]["P-S"]["first_min"]["mean"] or comps[comp]["cn"]["P-S"]["cutoff"]["mean"]
-            add(f"P–S coordination ({comp})", v is not None and abs(v - 4.0) <= 0.5, v, "≈ 4 (3.5–4.5)")
+            v = comps[comp]["cn"]["P-S"]["cutoff"]["mean"]
+            add(f"P–S coordination ({comp})", v is not None and abs(v - 4.0) <= 0.5, v,
+                f"≈ 4 (3.5–4.5) within {comps[comp]['cn']['P-S']['cutoff_A']} Å")
     for comp in ("lbo", "int"):
         if comp in comps:
-            v = comps[comp]["cn"]["B-O"]["first_min"]["mean"] or comps[comp]["cn"]["B-O"]["cutoff"]["mean"]
-            add(f"B–O coordination ({comp})", v is not None and 3.0 <= v <= 4.0, v, "between 3 and 4")
+            v = comps[comp]["cn"]["B-O"]["cutoff"]["mean"]
+            add(f"B–O coordination ({comp})", v is not None and 3.0 <= v <= 4.0, v,
+                f"between 3 and 4 within {comps[comp]['cn']['B-O']['cutoff_A']} Å")
     for comp, ref in PAPER["density_g_cm3"].items():
         v = comps[comp]["density_g_cm3"]["mean"]
         add(f"density {comp} within 20 % of the paper", abs(v - ref) <= 0.2 * ref, v, f"{ref} ± 20 %")

@@ -184,7 +184,8 @@ def write_report(wf) -> dict:
     L = [f"# mtpjax workflow report: {c['title']}", ""]
     L += [f"Workflow file: `{c.get('_path', '')}`; work folder `{wf.workdir}`.", ""]
     ref = c["reference"]
-    L += [f"> **Reference labels: {ref.get('kind')} {ref.get('method', '')}**, {c['n_structures']} structure(s) per "
+    rname = ref.get("method") or ref.get("factory") or ""
+    L += [f"> **Reference labels: {ref.get('kind')} {rname}**, {c['n_structures']} structure(s) per "
           f"composition, MTP level {c['potential']['level']}. The numbers below are what this run computed; "
           "they are comparable with the paper's (PBE/VASP, 96–128-atom cells, ns runs) only when this workflow is run "
           "with the paper's settings (`examples/paper.toml`). A quick run (tiny cells, xTB, ps) checks that every "
@@ -234,10 +235,12 @@ def write_report(wf) -> dict:
         cn = r["cn"]
         L.append(f"| {COMP_NAMES[comp]} | {r['per_structure'][0]['natoms']} | {_pm(r['density_g_cm3'])} | "
                  f"{_pm(r['epot_eV_per_atom'], '{:.4f}')} | "
-                 f"{_pm(cn['P-S']['first_min']) if 'P-S' in cn else '—'} | "
-                 f"{_pm(cn['B-O']['first_min']) if 'B-O' in cn else '—'} | {_pm(r.get('BO4_fraction'))} | "
+                 f"{_pm(cn['P-S']['cutoff']) if 'P-S' in cn else '—'} | "
+                 f"{_pm(cn['B-O']['cutoff']) if 'B-O' in cn else '—'} | {_pm(r.get('BO4_fraction'))} | "
                  f"{_pm(r['gii'])} |")
-    L += ["", "CN: running coordination number at the first minimum of g(r) (mean ± std over structures).", "",
+    cut = wf.cfg["analysis"]["cutoffs_A"]
+    L += ["", f"CN: running coordination number within {cut.get('P-S')} Å (P–S) and {cut.get('B-O')} Å (B–O), "
+          "mean ± std over structures; the first minima of g(r) and the CN there are in results.json.", "",
           "![fig4](fig4_rdf.png)", "", "![fig5](fig5_density_bo4.png)", ""]
     # energetics
     en = res["energetics"]

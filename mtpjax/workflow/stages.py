@@ -29,7 +29,7 @@ from .config import STAGES
 __all__ = ["Workflow", "COMPS", "toml_dumps"]
 
 COMPS = ("lps", "lbo", "int")
-COMP_NAMES = {"lps": "Li3PS4", "lbo": "Li3B11O18", "int": "Li3PS4|Li3B11O18 interface"}
+COMP_NAMES = {"lps": "Li3PS4", "lbo": "Li3B11O18", "int": "Li3PS4/Li3B11O18 interface"}
 
 
 # ------------------------------------------------------------------ small helpers

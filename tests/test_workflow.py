@@ -1,0 +1,189 @@
+"""`mtpjax run WORKFLOW.toml`: a reduced workflow end to end (toy Morse labels), skipping and --from, resume after kill."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mtpjax.errors import ConfigurationError
+from mtpjax.workflow import STAGES, Workflow, load_workflow
+
+TESTS = Path(__file__).parent
+
+CI_TOML = """
+workdir = "out"
+seed = 1
+n_structures = 1
+species = ["Li", "B", "O", "P", "S"]
+
+[build]
+a_A = 7.0
+lps_formula_units = 2
+lbo_formula_units = 1
+
+[potential]
+level = 4
+cutoff = 4.5
+min_dist = 1.2
+radial_basis_size = 6
+
+[reference]
+kind = "ase"
+factory = "_toy_reference:toy_calculator"
+kwargs = {cutoff = 4.5}
+
+[labels]
+executor = "inline"
+
+[learn]
+max_iterations = 1
+ensembles = ["nvt"]
+structures_per_composition = 1
+timestep_fs = 1.0
+steps = 40
+tdamp_fs = 50
+candidate_every = 10
+
+[learn.bootstrap]
+method = "rattle"
+n_configs = 4
+
+[learn.train]
+max_iter = 20
+init_max_iter = 40
+
+[fit]
+max_iter = 20
+
+[production]
+supercell = false
+timestep_fs = 1.0
+melt_ps = 0.06
+quench_ps = 0.06
+relax_ps = 0.08
+tdamp_fs = 50
+pdamp_fs = 500
+thermo_every = 10
+traj_every = 20
+
+[sweep]
+temperatures_K = [1200, 900]
+time_ps = 0.3
+timestep_fs = 1.0
+thermo_every = 10
+traj_every = 10
+hop_msd_A2 = 0.5
+
+[analysis]
+site_distance_A = 1.0
+"""
+
+
+def _setup(tmp_path, text=CI_TOML):
+    p = tmp_path / "wf.toml"
+    p.write_text(text)
+    return p
+
+
+def _numbers(path):
+    """results.json without wall times (the part that must not depend on interruptions)."""
+    r = json.loads(Path(path).read_text())
+    r.pop("wall_s", None)
+    return r
+
+
+@pytest.fixture(autouse=True)
+def _toy_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+
+
+def test_reduced_workflow_end_to_end(tmp_path):
+    """Every stage runs, the report has every figure and number; a re-run skips; --from analyze reproduces."""
+    cfg = load_workflow(_setup(tmp_path))
+    logs = []
+    wf = Workflow(cfg, log=logs.append)
+    wf.run()
+    out = tmp_path / "out"
+    for s in STAGES:
+        assert (out / "stages" / f"{s}.json").exists(), s
+    rep = (out / "report" / "report.md").read_text()
+    for fig in ("fig3b_parity.png", "fig4_rdf.png", "fig5_density_bo4.png", "fig6_arrhenius.png",
+                "fig7_interface_diffusion.png", "fig8_gii_energy.png", "fig9_displacement.png"):
+        assert (out / "report" / fig).stat().st_size > 1000, fig
+        assert fig in rep
+    res = json.loads((out / "analyze" / "results.json").read_text())
+    assert set(res["compositions"]) == {"lps", "lbo", "int"}
+    for comp, r in res["compositions"].items():
+        # densities from the thermo log agree with the cell and the masses of the last frame's structure
+        assert r["density_g_cm3"]["mean"] > 0
+        assert len(r["per_structure"][0]["gii"]["per_frame"]) == r["per_structure"][0]["n_frames"]
+    # the PS4 units survive the toy potential's MD: 4 S within 2.6 Å of P
+    assert abs(res["compositions"]["lps"]["cn"]["P-S"]["cutoff"]["mean"] - 4.0) < 0.5
+    assert res["energetics"]["interface"]["gamma_mJ_m2"]["mean"] is not None
+    assert {c["check"] for c in res["sanity"]} >= {"interface energy positive", "D increases with T (lps)"}
+    # replicas of the sweep are the product structures × temperatures, each with its own trajectory
+    reps = json.loads((out / "sweep" / "lps" / "round0" / "replicas.json").read_text())
+    assert sorted(r["T_K"] for r in reps) == [900.0, 1200.0]
+    # re-running skips every stage
+    logs.clear()
+    Workflow(cfg, log=logs.append).run()
+    assert sum("done already" in m for m in logs) == len(STAGES)
+    # --from analyze redoes analysis and report with the same numbers
+    before = _numbers(out / "analyze" / "results.json")
+    Workflow(cfg, log=logs.append).run(from_stage="analyze")
+    assert _numbers(out / "analyze" / "results.json") == before
+
+
+@pytest.mark.parametrize("text,match", [
+    (CI_TOML.replace("[fit]\n", "[fit]\nfoo = 1\n"), "fit: unknown key 'foo'"),
+    (CI_TOML.replace("n_structures = 1\n", "n_structures = 0\n"), "n_structures"),
+    (CI_TOML.replace('ensembles = ["nvt"]', 'ensembles = ["nxt"]'), "learn.ensembles"),
+    (CI_TOML.replace("temperatures_K = [1200, 900]", "temperatures_K = []"), "sweep.temperatures_K"),
+    (CI_TOML.replace('species = ["Li", "B", "O", "P", "S"]', 'species = ["Li", "B", "O", "P"]'), "species must"),
+    (CI_TOML.replace("[analysis]\n", "[analysis]\ncrystals = {Li3PS4 = \"nope.cif\"}\n"), "not found"),
+    (CI_TOML.replace('kind = "ase"', 'kind = "dft"'), "reference.kind"),
+])
+def test_workflow_config_errors(tmp_path, text, match):
+    from mtpjax.errors import MTPJaxError
+
+    with pytest.raises(MTPJaxError, match=match):
+        load_workflow(_setup(tmp_path, text))
+
+
+def test_unknown_stage(tmp_path):
+    wf = Workflow(load_workflow(_setup(tmp_path)))
+    with pytest.raises(ConfigurationError, match="unknown stage"):
+        wf.run(from_stage="nope")
+
+
+@pytest.mark.slow
+def test_kill_and_resume_same_report(tmp_path):
+    """SIGKILL `mtpjax run` during learn and during quench, re-run: same numbers as an uninterrupted run."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    Workflow(load_workflow(_setup(clean))).run()
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    p = _setup(killed)
+    env = dict(os.environ, PYTHONPATH=str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for stage in ("learn", "quench"):
+        proc = subprocess.Popen([sys.executable, "-m", "mtpjax.cli", "run", str(p)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        marker = killed / "out" / "stages" / f"{STAGES[STAGES.index(stage) - 1]}.json"
+        t0 = time.time()
+        while not marker.exists() and time.time() - t0 < 600:
+            time.sleep(0.2)
+        time.sleep(8.0)  # well inside the stage
+        assert proc.poll() is None, "finished before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not (killed / "out" / "stages" / f"{stage}.json").exists()
+    r = subprocess.run([sys.executable, "-m", "mtpjax.cli", "run", str(p)], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _numbers(killed / "out" / "analyze" / "results.json") == _numbers(clean / "out" / "analyze" / "results.json")
