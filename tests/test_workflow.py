@@ -187,3 +187,14 @@ def test_kill_and_resume_same_report(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mtpjax.cli", "run", str(p)], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert _numbers(killed / "out" / "analyze" / "results.json") == _numbers(clean / "out" / "analyze" / "results.json")
+
+
+def test_example_workflow_files_validate():
+    """examples/quick.toml and examples/paper.toml are valid (paper: VASP command replaced by one that exists)."""
+    ex = TESTS.parent / "examples"
+    pytest.importorskip("tblite")
+    q = load_workflow(ex / "quick.toml")
+    assert q["reference"]["kind"] == "tblite" and q["n_structures"] >= 1
+    p = load_workflow(ex / "paper.toml", ['reference.command="true"'])
+    assert p["build"]["lps_formula_units"] == 12 and p["production"]["quench_ps"] == 2000
+    assert p["learn"]["ensembles"] == ["nvt", "npt"]
