@@ -88,8 +88,10 @@ def _paired(fns: dict, repeat: int, base: str):
         jax.block_until_ready(f())  # compile
     wall = {k: [] for k in fns}
     cpu = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, f in fns.items():
+    names = list(fns)
+    for r in range(repeat):
+        for k in names[r % len(names):] + names[: r % len(names)]:  # rotate the order: no position bias
+            f = fns[k]
             t0, c0 = time.perf_counter(), time.process_time()
             jax.block_until_ready(f())
             wall[k].append(time.perf_counter() - t0)
