@@ -44,7 +44,7 @@ CASES = {
     "train": ("benchmarks.train_speed", ["--quick"], ["--tiny"], "Training to MLIP-2's validation error"),
     "grade": ("benchmarks.grade_speed", ["--level", "12", "--repeat", "3"], ["--tiny"],
               "Extrapolation grade per MD step"),
-    "precision": ("benchmarks.precision", ["--steps", "400", "--size", "3"], ["--tiny"],
+    "precision": ("benchmarks.precision", ["--steps", "300", "--size", "3"], ["--tiny"],
                   "Mixed precision (float32 forces)"),
     "memory": ("benchmarks.memory", ["--quick"], ["--tiny"], "Peak memory of one E+F+S call"),
 }

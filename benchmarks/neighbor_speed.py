@@ -34,12 +34,12 @@ def main(argv=None):
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 8000, 32000])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--potential", default=POT)
-    ap.add_argument("--quick", action="store_true", help="1000 and 4000 atoms")
+    ap.add_argument("--quick", action="store_true", help="1000 and 2000 atoms")
     ap.add_argument("--tiny", action="store_true", help="108 atoms, level-8 potential")
     ap.add_argument("--json", "--out", dest="json", default="benchmarks/results/neighbor_speed.json")
     a = ap.parse_args(argv)
     if a.quick:
-        a.sizes = [1000, 4000]
+        a.sizes = [1000, 2000]
     if a.tiny:
         a.sizes, a.repeats = [108], 2
         a.potential = str(Path(POT).with_name("m2_l08_trained.mtp"))

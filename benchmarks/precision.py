@@ -49,7 +49,7 @@ def efs_for(model, dtype):
 
 def run(model, atoms, species, dtype, steps, temperature, seed):
     sim = Simulation(efs_for(model, dtype), model.cutoff, 1 * FS, [Stage("nve", steps)], skin=1.0,
-                     thermo_every=10, traj_every=max(10, steps // 20))
+                     thermo_every=10, traj_every=max(10, steps // 200 * 10))
     st, nb = sim.init_state(atoms.positions, atoms.get_masses(), atoms.cell.array, species, temperature, seed=seed)
     rows, frames = [], []
     t0 = time.perf_counter()

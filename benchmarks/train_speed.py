@@ -51,11 +51,11 @@ def main(argv=None) -> int:
     p.add_argument("--save", default=None, help="write the trained potential here")
     p.add_argument("--json", default=None, help="write the summary as JSON")
     p.add_argument("--mlp-max-iter", type=int, default=None, help="max-iter for a live `mlp train` (default: --max-iter)")
-    p.add_argument("--quick", action="store_true", help="20 iterations: s/iteration (the time to the target needs a full run)")
+    p.add_argument("--quick", action="store_true", help="10 iterations: s/iteration (the time to the target needs a full run)")
     p.add_argument("--tiny", action="store_true", help="10 iterations")
     a = p.parse_args(argv)
     if a.quick:
-        a.max_iter, a.eval_every, a.stop_at_target = 20, 10, True
+        a.max_iter, a.eval_every, a.stop_at_target = 10, 5, True
     if a.tiny:
         a.max_iter, a.eval_every, a.stop_at_target = 10, 5, True
     if a.one_core:
