@@ -60,7 +60,7 @@ DEFAULTS = {
     "md": {"timestep_fs": 1.0, "steps": 1000, "ensemble": "nvt", "temperature_K": 1000.0,
            "temperature_end_K": None, "pressure_bar": 0.0, "tdamp_fs": 100.0, "pdamp_fs": 1000.0,
            "barostat": "iso", "skin": 1.0, "max_temperature_K": 1e5},
-    "bootstrap": {"method": "rattle", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "md_steps": 100,
+    "bootstrap": {"method": "rattle", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "min_distance": 1.0, "md_steps": 100,
                   "md_every": 10, "md_temperature_K": 1000.0},
     "system": None,  # list of {name, structure, ...overrides of md/active keys}
 }
@@ -315,15 +315,29 @@ class Learner:
         b = self.cfg["bootstrap"]
         rng = np.random.default_rng(int(self.cfg["seed"]))
         items = []
+        seen = set()
         for s in self.cfg["system"]:
+            spec = json.dumps(s["structure"], sort_keys=True, default=str)
+            if spec in seen:  # e.g. the NVT and NPT runs of one structure: bootstrap it once
+                continue
+            seen.add(spec)
             c0 = self._structure(s)
             if b["method"] == "none":
                 continue
             if b["method"] == "rattle":
+                from ..md.neighbors import host_neighbors
+
+                dmin = float(b["min_distance"])
                 for k in range(int(b["n_configs"])):
-                    eps = rng.uniform(-b["strain"], b["strain"], (3, 3))
-                    d = np.eye(3) + 0.5 * (eps + eps.T)
-                    pos = c0.positions @ d.T + rng.normal(0.0, b["rattle"], c0.positions.shape)
+                    for _ in range(100):  # redraw rattles that push atoms closer than min_distance
+                        eps = rng.uniform(-b["strain"], b["strain"], (3, 3))
+                        d = np.eye(3) + 0.5 * (eps + eps.T)
+                        pos = c0.positions @ d.T + rng.normal(0.0, b["rattle"], c0.positions.shape)
+                        if host_neighbors(pos, c0.cell @ d.T, (True, True, True), dmin)[2] == 0:
+                            break
+                    else:
+                        raise ConfigurationError(f"bootstrap: cannot rattle {s['name']} by {b['rattle']} Å without "
+                                                 f"atoms closer than bootstrap.min_distance = {dmin} Å")
                     c = replace(c0, positions=pos, cell=c0.cell @ d.T, features={}, atom_data={})
                     items.append((f"boot/{s['name']}/r{k:04d}", c, {"iteration": -1, "system": s["name"],
                                                                    "source": "rattle"}))

@@ -45,7 +45,7 @@ DEFAULTS = {
         "max_select": 50,
         "candidate_every": 10,
         "active_init": "auto",
-        "bootstrap": {"method": "md", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "md_steps": 7500,
+        "bootstrap": {"method": "md", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "min_distance": 1.0, "md_steps": 7500,
                       "md_every": 5, "md_temperature_K": 1000.0},
         "train": {"max_iter": 300, "init_max_iter": 1000, "energy_weight": 1.0, "force_weight": 0.01,
                   "stress_weight": 0.001, "conv_tol": 1e-3},
