@@ -387,7 +387,8 @@ def neighbor_list(
     else:
         raise ValueError(f"unknown neighbour-list method {method!r} (use 'dense' or 'cell')")
     idx, shifts, maxc = host_neighbors(positions, cell, pbc, rc)
-    capacity = max(min_capacity, int(math.ceil(maxc * capacity_multiplier)))
+    # rounded up to a multiple of 8: restarts and re-allocations with a few more neighbours reuse compiled blocks
+    capacity = max(min_capacity, 8 * int(math.ceil(maxc * capacity_multiplier / 8)))
     fns = NeighborListFns(cutoff, skin, capacity, pbc, images, method, grid, bin_cap)
     nbrs = pad_neighbors(idx, shifts, capacity, positions, cell)
     return fns, nbrs
