@@ -472,6 +472,14 @@ class Learner:
                 try:
                     res = sim.run(state0, nbrs, on_frame=on_frame)
                     stopped, final, hv, steps = res.stopped_by_hook, res.state, res.hook_value, res.steps
+                    bs = res.break_state
+                    if stopped and bs is not None and np.all(np.isfinite(np.asarray(bs.positions))):
+                        # the extrapolating frame itself is a candidate too (as MLIP keeps it): without it a
+                        # restart frame that breaks at once would never teach the potential anything
+                        c = Configuration(positions=np.asarray(bs.positions), types=np.asarray(types),
+                                          cell=np.asarray(bs.cell), pbc=np.ones(3, bool),
+                                          features={"MV_grade": f"{float(hv):f}"})
+                        cands.append((int(bs.step), float(hv), c))
                 except SimulationError as e:  # unphysical: treat as extrapolation, restart from the last frame
                     exploded, stopped, hv, steps = True, True, float("inf"), (grades_seen[-1][0] if grades_seen else 0)
                     final = last["state"]

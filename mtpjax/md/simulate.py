@@ -294,6 +294,7 @@ class RunResult:
     stopped_by_hook: bool = False
     hook_value: float | None = None
     steps: int = 0
+    break_state: I.MDState | None = None  # the state whose hook value stopped the run (not kept as ``state``)
 
 
 @dataclass
@@ -524,7 +525,7 @@ class Simulation:
                 if on_frame is not None:
                     on_frame(state)
                 hv = np.asarray(res.hook_value)
-                return RunResult(state, nbrs, True, float(np.max(hv)), total)
+                return RunResult(state, nbrs, True, float(np.max(hv)), total, break_state=res.state)
             if on_frame is not None and int(np.max(np.asarray(state.step))) % self.traj_every == 0:
                 on_frame(state)
             if should_checkpoint is not None:
