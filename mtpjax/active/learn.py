@@ -56,7 +56,8 @@ DEFAULTS = {
     "train": {"max_iter": 300, "energy_weight": 1.0, "force_weight": 0.01, "stress_weight": 0.001,
               "weighting": "vibrations", "conv_tol": 1e-3, "init_max_iter": None},
     "active": {"mode": "nbh", "select_threshold": 1.5, "break_threshold": 10.0, "init": 1e-5,
-               "swap_threshold": 1.0000001, "max_select": 20, "grade_every": 1, "candidate_every": 10},
+               "swap_threshold": 1.0000001, "max_select": 20, "grade_every": 1, "candidate_every": 10,
+               "max_candidate_grade": 1000.0},
     "md": {"timestep_fs": 1.0, "steps": 1000, "ensemble": "nvt", "temperature_K": 1000.0,
            "temperature_end_K": None, "pressure_bar": 0.0, "tdamp_fs": 100.0, "pdamp_fs": 1000.0,
            "barostat": "iso", "skin": 1.0, "max_temperature_K": 1e5},
@@ -459,7 +460,8 @@ class Learner:
                 g = float(st.aux) if st.aux is not None else float(_grade_state(grade, sim, st))
                 grades_seen.append((int(st.step), g))
                 last["state"] = st
-                if g > float(act["select_threshold"]):
+                if float(act["select_threshold"]) < g <= float(act["max_candidate_grade"]):
+                    # (far beyond max_candidate_grade a frame is unphysical: labelling it only adds noise)
                     c = Configuration(positions=np.asarray(st.positions), types=np.asarray(types),
                                       cell=np.asarray(st.cell), pbc=np.ones(3, bool), features={"MV_grade": f"{g:f}"})
                     cands.append((int(st.step), g, c))
@@ -473,7 +475,8 @@ class Learner:
                     res = sim.run(state0, nbrs, on_frame=on_frame)
                     stopped, final, hv, steps = res.stopped_by_hook, res.state, res.hook_value, res.steps
                     bs = res.break_state
-                    if stopped and bs is not None and np.all(np.isfinite(np.asarray(bs.positions))):
+                    if (stopped and bs is not None and np.all(np.isfinite(np.asarray(bs.positions)))
+                            and float(hv) <= float(act["max_candidate_grade"])):
                         # the extrapolating frame itself is a candidate too (as MLIP keeps it): without it a
                         # restart frame that breaks at once would never teach the potential anything
                         c = Configuration(positions=np.asarray(bs.positions), types=np.asarray(types),
