@@ -72,19 +72,22 @@ BOOTSTRAPS = ("rattle", "md", "none")
 
 
 # ------------------------------------------------------------------ config
-def _merge(base: dict, new: dict, where: str) -> dict:
+def _merge(base: dict, new: dict, where: str, free=("reference", "submitit"), top: str = "learn file",
+           defaults_kept=()) -> dict:
+    """``base`` updated with ``new``: unknown keys are errors naming ``where`` and the allowed keys; tables in
+    ``free`` are taken as given (validated elsewhere), or on top of their defaults when in ``defaults_kept``."""
     out = dict(base)
     for k, v in new.items():
         if k not in base:
             raise ConfigurationError(f"{where}: unknown key '{k}' (allowed: {', '.join(sorted(base))})")
-        if k in ("reference", "submitit"):  # free-form tables, validated by check_spec / submitit
+        if k in free:
             if not isinstance(v, dict):
                 raise ConfigurationError(f"{where}: '{k}' must be a table")
-            out[k] = dict(v)
+            out[k] = dict(base[k], **v) if k in defaults_kept else dict(v)
         elif isinstance(base[k], dict):
             if not isinstance(v, dict):
                 raise ConfigurationError(f"{where}: '{k}' must be a table")
-            out[k] = _merge(base[k], v, f"{where}.{k}" if where != "learn file" else k)
+            out[k] = _merge(base[k], v, f"{where}.{k}" if where != top else k, free, top, defaults_kept)
         else:
             out[k] = v
     return out
@@ -185,6 +188,8 @@ def _validate(cfg):
 
 # ------------------------------------------------------------------ helpers
 def _atomic_json(path: Path, obj) -> None:
+    """Write JSON to ``path`` atomically (temporary file + rename); creates the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
     os.replace(tmp, path)

@@ -27,7 +27,6 @@ import numpy as np
 
 from ..errors import ConfigurationError
 from .io import H5MDWriter, ThermoLog, load_checkpoint, load_checkpoint_meta, save_checkpoint, state_frame
-from .neighbors import NeighborListFns
 from .simulate import FS, THERMO_COLUMNS, Simulation, replicate_neighbors, unstack
 
 REPLICA_KEYS = {"temperatures_K", "seeds", "structures", "count"}
@@ -87,7 +86,7 @@ def run_md_replicas(cfg: dict, output=None, overwrite: bool = False, progress: b
                     log=print):
     """Run (or resume) the replicas of ``cfg`` (see the module docstring); returns the output folder."""
     from .run import (_check_overlap, _Progress, _resolve, _StopRun, _write_final, make_potential,
-                      parse_stages, read_structure)
+                      neighbor_fns_from_meta, neighbor_fns_meta, parse_stages, read_structure)
 
     dt_fs = float(cfg.get("timestep_fs", 1.0))
     if not (dt_fs > 0 and math.isfinite(dt_fs)):
@@ -141,10 +140,7 @@ def run_md_replicas(cfg: dict, output=None, overwrite: bool = False, progress: b
         if meta.get("config_hash") != h:
             raise ConfigurationError(f"{out}: holds a checkpoint of a different run file; use --overwrite "
                                      "or another output folder")
-        nf = meta["neighbor_fns"]
-        sim.neighbor_fns = NeighborListFns(
-            nf["cutoff"], nf["skin"], nf["capacity"], tuple(nf["pbc"]), tuple(tuple(s) for s in nf["images"]),
-            nf["method"], tuple(nf["grid"]), nf["bin_capacity"])
+        sim.neighbor_fns = neighbor_fns_from_meta(meta["neighbor_fns"])
         sim.capacity_multiplier = meta["capacity_multiplier"]
         tmpl = replicate_neighbors(sim.neighbor_fns, state.positions, state.cell)
         loaded, meta = load_checkpoint(ck, {"state": state, "nbrs": tmpl})
@@ -188,9 +184,7 @@ def run_md_replicas(cfg: dict, output=None, overwrite: bool = False, progress: b
                 config_hash=h, stage_index=s.stage_index, stage_step=s.stage_step, stage_t0=s.stage_t0,
                 n_frames=[w.n_frames for w in writers], thermo_bytes=[t.tell() for t in thermos],
                 capacity_multiplier=s.capacity_multiplier, step=step, replicas=R,
-                neighbor_fns=dict(cutoff=fns.cutoff, skin=fns.skin, capacity=fns.capacity, pbc=list(fns.pbc),
-                                  images=[list(x) for x in fns.images], method=fns.method, grid=list(fns.grid),
-                                  bin_capacity=fns.bin_capacity))
+                neighbor_fns=neighbor_fns_meta(fns))
             save_checkpoint(ck, {"state": st, "nbrs": nb}, meta)
         blocks[0] += 1
         if max_blocks is not None and blocks[0] >= max_blocks:

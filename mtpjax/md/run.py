@@ -298,11 +298,7 @@ def run_md(cfg: dict, output=None, overwrite: bool = False, progress: bool = Tru
             raise ConfigurationError(
                 f"{out}: holds a checkpoint of a different run file; use --overwrite or another output folder"
             )
-        nf = meta["neighbor_fns"]
-        sim.neighbor_fns = NeighborListFns(
-            nf["cutoff"], nf["skin"], nf["capacity"], tuple(nf["pbc"]), tuple(tuple(s) for s in nf["images"]),
-            nf["method"], tuple(nf["grid"]), nf["bin_capacity"],
-        )
+        sim.neighbor_fns = neighbor_fns_from_meta(meta["neighbor_fns"])
         sim.capacity_multiplier = meta["capacity_multiplier"]
         tmpl_nbrs = jax.jit(sim.neighbor_fns.build)(state.positions, state.cell)
         loaded, meta = load_checkpoint(ck, {"state": state, "nbrs": tmpl_nbrs})
@@ -341,9 +337,7 @@ def run_md(cfg: dict, output=None, overwrite: bool = False, progress: bool = Tru
                 config_hash=h, stage_index=s.stage_index, stage_step=s.stage_step, stage_t0=s.stage_t0,
                 n_frames=writer.n_frames, thermo_bytes=thermo.tell(), capacity_multiplier=s.capacity_multiplier,
                 step=step,
-                neighbor_fns=dict(cutoff=fns.cutoff, skin=fns.skin, capacity=fns.capacity, pbc=list(fns.pbc),
-                                  images=[list(x) for x in fns.images], method=fns.method, grid=list(fns.grid),
-                                  bin_capacity=fns.bin_capacity),
+                neighbor_fns=neighbor_fns_meta(fns),
             )
             save_checkpoint(ck, {"state": st, "nbrs": nb}, meta)
         blocks[0] += 1
@@ -370,6 +364,19 @@ def run_md(cfg: dict, output=None, overwrite: bool = False, progress: bool = Tru
         writer.close()
         thermo.close()
     return out
+
+
+def neighbor_fns_meta(fns: NeighborListFns) -> dict:
+    """JSON-ready static settings of a neighbour list (for checkpoints)."""
+    return dict(cutoff=fns.cutoff, skin=fns.skin, capacity=fns.capacity, pbc=list(fns.pbc),
+                images=[list(x) for x in fns.images], method=fns.method, grid=list(fns.grid),
+                bin_capacity=fns.bin_capacity)
+
+
+def neighbor_fns_from_meta(nf: dict) -> NeighborListFns:
+    """Inverse of :func:`neighbor_fns_meta`."""
+    return NeighborListFns(nf["cutoff"], nf["skin"], nf["capacity"], tuple(nf["pbc"]),
+                           tuple(tuple(s) for s in nf["images"]), nf["method"], tuple(nf["grid"]), nf["bin_capacity"])
 
 
 class _StopRun(Exception):

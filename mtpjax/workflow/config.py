@@ -93,21 +93,9 @@ FREE_TABLES = {"reference", "submitit", "crystals", "cutoffs_A"}
 
 
 def _merge(base: dict, new: dict, where: str) -> dict:
-    out = dict(base)
-    for k, v in new.items():
-        if k not in base:
-            raise ConfigurationError(f"{where}: unknown key '{k}' (allowed: {', '.join(sorted(base))})")
-        if k in FREE_TABLES:
-            if not isinstance(v, dict):
-                raise ConfigurationError(f"{where}: '{k}' must be a table")
-            out[k] = dict(base[k], **v) if k == "cutoffs_A" else dict(v)
-        elif isinstance(base[k], dict):
-            if not isinstance(v, dict):
-                raise ConfigurationError(f"{where}: '{k}' must be a table")
-            out[k] = _merge(base[k], v, f"{where}.{k}" if where != "workflow file" else k)
-        else:
-            out[k] = v
-    return out
+    from ..active.learn import _merge as merge
+
+    return merge(base, new, where, FREE_TABLES, "workflow file", defaults_kept=("cutoffs_A",))
 
 
 def load_workflow(path, overrides=()) -> dict:

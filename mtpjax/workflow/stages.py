@@ -16,13 +16,13 @@ bottom, LBO on top, stacked along c).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..active.learn import _atomic_json
 from ..errors import ConfigurationError, MTPJaxError
 from .config import STAGES
 
@@ -33,13 +33,6 @@ COMP_NAMES = {"lps": "Li3PS4", "lbo": "Li3B11O18", "int": "Li3PS4/Li3B11O18 inte
 
 
 # ------------------------------------------------------------------ small helpers
-def _atomic_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
-    os.replace(tmp, path)
-
-
 def _toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
