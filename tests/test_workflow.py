@@ -198,3 +198,35 @@ def test_example_workflow_files_validate():
     p = load_workflow(ex / "paper.toml", ['reference.command="true"'])
     assert p["build"]["lps_formula_units"] == 12 and p["production"]["quench_ps"] == 2000
     assert p["learn"]["ensembles"] == ["nvt", "npt"]
+
+
+def test_toy_reference_forces_and_stress_are_derivatives():
+    """The toy reference used above: forces and stress against central finite differences of its energy."""
+    import numpy as np
+    from ase.build import bulk
+
+    from _toy_reference import ToyPairs
+
+    at = bulk("Li", "bcc", a=3.5, cubic=True).repeat(2)
+    at.symbols[[0, 3, 5]] = ["P", "S", "O"]
+    at.rattle(0.05, seed=2)
+    at.calc = ToyPairs()
+    F, S, V = at.get_forces(), at.get_stress(), at.get_volume()
+
+    def energy(a):
+        a.calc = ToyPairs()
+        return a.get_potential_energy()
+
+    h = 1e-5
+    for k, c in ((0, 0), (3, 1), (7, 2)):
+        ap, am = at.copy(), at.copy()
+        ap.positions[k, c] += h
+        am.positions[k, c] -= h
+        assert abs(-(energy(ap) - energy(am)) / (2 * h) - F[k, c]) < 1e-6
+    for v, (i, j) in enumerate([(0, 0), (1, 1), (2, 2)]):
+        eps = np.zeros((3, 3))
+        eps[i, j] = h
+        ap, am = at.copy(), at.copy()
+        ap.set_cell(at.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+        am.set_cell(at.cell.array @ (np.eye(3) - eps), scale_atoms=True)
+        assert abs((energy(ap) - energy(am)) / (2 * h) / V - S[v]) < 1e-6
