@@ -69,12 +69,29 @@ def _write(tmp_path, text, name="learn.toml"):
         (lambda t: t.replace("[[system]]\nname = \"cu\"\n", "[[system]]\n"), "missing key 'name'"),
         (lambda t: t.split("[[system]]")[0], r"missing \[\[system\]\]"),
         (lambda t: t.replace('species = ["Cu"]', 'species = ["Cx"]'), "unknown chemical symbol 'Cx'"),
+        (lambda t: t.replace('mode = "nbh"', 'mode = "nbh"\ndone_when = "never"'),
+         r"active.done_when = 'never' \(allowed: no-candidates, no-break\)"),
+        (lambda t: t.replace('mode = "nbh"', 'mode = "nbh"\nmin_distance_factor = 1.5'), r"min_distance_factor must be in \[0, 1\)"),
     ],
 )
 def test_bad_toml(tmp_path, edit, match):
     p = _write(tmp_path, edit(BASE))
     with pytest.raises(MTPJaxError, match=match):
         load_config(p)
+
+
+def test_closest_pair_uses_covalent_radii_and_periodic_images():
+    """Frames are 'unphysical' (never labelled) only when a pair is closer than factor × (r_cov,i + r_cov,j):
+    B–O at 0.70 Å is (0.5 × (0.84 + 0.66) = 0.75), Li–Li at 1.30 Å is not (0.5 × 2.56 = 1.28);
+    the close pair may be across the periodic boundary."""
+    from mtpjax.active.learn import _closest_pair
+
+    cell = np.eye(3) * 6.0
+    assert _closest_pair([[0.1, 0, 0], [5.4, 0, 0]], cell, ["B", "O"], 0.5) == (0, 1, pytest.approx(0.7))
+    assert _closest_pair([[0.1, 0, 0], [5.4, 0, 0]], cell, ["B", "O"], 0.45) is None  # 0.675 Å limit
+    assert _closest_pair([[0, 0, 0], [1.3, 0, 0]], cell, ["Li", "Li"], 0.5) is None
+    assert _closest_pair([[0, 0, 0], [1.2, 0, 0]], cell, ["Li", "Li"], 0.5)[2] == pytest.approx(1.2)
+    assert _closest_pair([[0, 0, 0], [0.1, 0, 0]], cell, ["Li", "Li"], 0.0) is None  # factor 0: check off
 
 
 def test_bad_toml_cli_message(tmp_path):

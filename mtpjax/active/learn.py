@@ -15,8 +15,16 @@ Loop (Podryabinkin & Shapeev 2017; Novikov et al. 2021; docs/active_learning.md)
    all systems (at most ``max_select``);
 4. label them (executor, retries, timeouts; failures recorded and skipped);
    then back to 1. A system is done when one MD run of its target length
-   finished without a break; the loop stops when every system is done or
-   after ``max_iterations``.
+   finished without extrapolation: with ``active.done_when = "no-candidates"``
+   (default) no frame had γ > ``select_threshold``, as MLIP users stop when
+   nothing is preselected; with ``"no-break"`` it only had to run without
+   γ > ``break_threshold``. The loop stops when every system is done or after
+   ``max_iterations``.
+
+Frames with atoms closer than ``active.min_distance_factor`` × the sum of
+their covalent radii (an exploding run) are never labelled; a high grade
+alone is no reason to skip a frame (``active.max_candidate_grade``, off by
+default, caps it if wanted).
 
 State on disk (``workdir``): ``learn_state.json`` (phase, iteration, per-system
 restart/done, timings, history; written atomically after every phase), the
@@ -57,7 +65,7 @@ DEFAULTS = {
               "weighting": "vibrations", "conv_tol": 1e-3, "init_max_iter": None},
     "active": {"mode": "nbh", "select_threshold": 1.5, "break_threshold": 10.0, "init": 1e-5,
                "swap_threshold": 1.0000001, "max_select": 20, "grade_every": 1, "candidate_every": 10,
-               "max_candidate_grade": 1000.0},
+               "max_candidate_grade": None, "min_distance_factor": 0.5, "done_when": "no-candidates"},
     "md": {"timestep_fs": 1.0, "steps": 1000, "ensemble": "nvt", "temperature_K": 1000.0,
            "temperature_end_K": None, "pressure_bar": 0.0, "tdamp_fs": 100.0, "pdamp_fs": 1000.0,
            "barostat": "iso", "skin": 1.0, "max_temperature_K": 1e5},
@@ -69,6 +77,7 @@ SYSTEM_KEYS = {"name", "structure", "md", "active"}
 ENSEMBLES = ("nvt", "npt", "langevin", "nve")
 MODES = ("cfg", "nbh")
 BOOTSTRAPS = ("rattle", "md", "none")
+DONE_WHEN = ("no-candidates", "no-break")
 
 
 # ------------------------------------------------------------------ config
@@ -175,6 +184,12 @@ def _validate(cfg):
                                      "e.g. 1e-5 as MLIP, or \"auto\" / \"auto:<scale>\" for a regularised start)")
         if int(md["steps"]) <= 0:
             raise ConfigurationError(f"system {s['name']}: md.steps must be > 0")
+        if act["done_when"] not in DONE_WHEN:
+            raise ConfigurationError(f"system {s['name']}: active.done_when = {act['done_when']!r} "
+                                     f"(allowed: {', '.join(DONE_WHEN)})")
+        if not 0.0 <= float(act["min_distance_factor"]) < 1.0:
+            raise ConfigurationError(f"system {s['name']}: active.min_distance_factor must be in [0, 1), "
+                                     f"got {act['min_distance_factor']!r}")
     modes = {s["active"]["mode"] for s in cfg["system"]}
     if len(modes) > 1:
         raise ConfigurationError("active.mode must be the same for every system (one shared active set)")
@@ -187,6 +202,21 @@ def _validate(cfg):
 
 
 # ------------------------------------------------------------------ helpers
+def _closest_pair(positions, cell, symbols, factor: float):
+    """``(i, j, r)`` of a pair closer than ``factor`` × (sum of covalent radii), or None (periodic)."""
+    if factor <= 0:
+        return None
+    from ase import Atoms
+    from ase.data import atomic_numbers, covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    rc = factor * np.array([covalent_radii[atomic_numbers[s]] for s in symbols])
+    at = Atoms(symbols=list(symbols), positions=np.asarray(positions), cell=np.asarray(cell), pbc=True)
+    i, j, d = neighbor_list("ijd", at, 2.0 * float(rc.max()))
+    bad = np.nonzero(d < rc[i] + rc[j])[0]
+    return None if bad.size == 0 else (int(i[bad[0]]), int(j[bad[0]]), float(d[bad[0]]))
+
+
 def _atomic_json(path: Path, obj) -> None:
     """Write JSON to ``path`` atomically (temporary file + rename); creates the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -460,16 +490,24 @@ class Learner:
                              max_temperature=float(md["max_temperature_K"]))
             cands, grades_seen = [], []
             last = {"state": None}
+            gmax = float("inf") if act["max_candidate_grade"] is None else float(act["max_candidate_grade"])
+            sym = [self.species[t] for t in np.asarray(types)]
+
+            def physical(c):
+                # a frame with atoms much closer than covalent bonding (an exploding run) is not worth a
+                # label (the reference may not even converge); a high grade alone is no reason to skip it:
+                # a physical frame with, say, a first P–P pair inside the cutoff has γ ~ 1e7
+                return _closest_pair(c.positions, c.cell, sym, float(act["min_distance_factor"])) is None
 
             def on_frame(st):
                 g = float(st.aux) if st.aux is not None else float(_grade_state(grade, sim, st))
                 grades_seen.append((int(st.step), g))
                 last["state"] = st
-                if float(act["select_threshold"]) < g <= float(act["max_candidate_grade"]):
-                    # (far beyond max_candidate_grade a frame is unphysical: labelling it only adds noise)
+                if float(act["select_threshold"]) < g <= gmax:
                     c = Configuration(positions=np.asarray(st.positions), types=np.asarray(types),
                                       cell=np.asarray(st.cell), pbc=np.ones(3, bool), features={"MV_grade": f"{g:f}"})
-                    cands.append((int(st.step), g, c))
+                    if physical(c):
+                        cands.append((int(st.step), g, c))
 
             t0 = time.perf_counter()
             with _Timer(self.state["timing"], "md"):
@@ -481,13 +519,14 @@ class Learner:
                     stopped, final, hv, steps = res.stopped_by_hook, res.state, res.hook_value, res.steps
                     bs = res.break_state
                     if (stopped and bs is not None and np.all(np.isfinite(np.asarray(bs.positions)))
-                            and float(hv) <= float(act["max_candidate_grade"])):
+                            and float(hv) <= gmax):
                         # the extrapolating frame itself is a candidate too (as MLIP keeps it): without it a
                         # restart frame that breaks at once would never teach the potential anything
                         c = Configuration(positions=np.asarray(bs.positions), types=np.asarray(types),
                                           cell=np.asarray(bs.cell), pbc=np.ones(3, bool),
                                           features={"MV_grade": f"{float(hv):f}"})
-                        cands.append((int(bs.step), float(hv), c))
+                        if physical(c):
+                            cands.append((int(bs.step), float(hv), c))
                 except SimulationError as e:  # unphysical: treat as extrapolation, restart from the last frame
                     exploded, stopped, hv, steps = True, True, float("inf"), (grades_seen[-1][0] if grades_seen else 0)
                     final = last["state"]
@@ -499,7 +538,7 @@ class Learner:
                 np.savez(self.workdir / restart, positions=np.asarray(final.positions), cell=np.asarray(final.cell),
                          types=np.asarray(types), momenta=np.asarray(final.momenta))
             write_cfg(d / f"candidates_{s['name']}.cfg", [c for _, _, c in cands])
-            done = not stopped and steps >= int(md["steps"])
+            done = not stopped and steps >= int(md["steps"]) and (act["done_when"] == "no-break" or not cands)
             rec = {"system": s["name"], "iteration": it, "steps": int(steps), "stopped": bool(stopped),
                    "exploded": exploded, "break_grade": None if hv is None else float(hv),
                    "n_candidates": len(cands), "max_grade": max([g for _, g in grades_seen], default=0.0),

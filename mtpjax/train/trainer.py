@@ -61,6 +61,10 @@ class TrainConfig:
     θ = P·x, PᵀJᵀJP = I (J the Jacobian of the weighted residuals, damped by
     ``precond_damping``·mean eigenvalue), recomputed every ``precond_every``
     iterations (multiple of linear_every); ``none`` for plain θ.
+    precond_max_configs: J is computed on at most this many configurations
+    (evenly spaced over the set; the loss is a mean over configurations, so
+    no rescaling): its cost grows as data × parameters and it only has to
+    condition the problem (0 = all).
     seed: for ``random`` init. linear_every: exact linear solve period (0 = off).
     pretrain_iter: iteration of the second Rescale (0 = off). rescale: do the
     scaling search at all. final_linear: linear solve after the last step.
@@ -83,6 +87,7 @@ class TrainConfig:
     precondition: str = "gauss-newton"
     precond_every: int = 50
     precond_damping: float = 1e-6
+    precond_max_configs: int = 24
     pretrain_iter: int = 75
     rescale: bool = True
     final_linear: bool = True
@@ -219,6 +224,15 @@ def train(
     if cfg.precondition not in ("gauss-newton", "none"):
         raise MTPJaxError(f"unknown precondition '{cfg.precondition}' (use gauss-newton or none)")
     eye = jnp.eye(n, dtype=flat0.dtype)
+    nc = len(tset.configs)
+    if gn and cfg.precond_max_configs and nc > cfg.precond_max_configs:
+        sub = np.unique(np.linspace(0, nc - 1, int(cfg.precond_max_configs)).round().astype(int))
+        pdata = prepare_training_set(model, [tset.configs[i] for i in sub], w).device_args()
+    else:
+        pdata = data
+
+    def precond(model):
+        return preconditioner(model, pdata, unravel, cfg.precond_damping)
 
     def restart(model):
         """New preconditioner (if due) handled by the caller; fresh optimiser state."""
@@ -239,7 +253,7 @@ def train(
             model = init_radial(model, init, cfg.seed)
             model = fit_species_energies(model, tset.configs)
             model = rescale(model, data)[0] if cfg.rescale else linear_solve(model, data)[0]
-        p, pinv = preconditioner(model, data, unravel, cfg.precond_damping) if gn else (eye, eye)
+        p, pinv = precond(model) if gn else (eye, eye)
         x = pinv @ ravel_pytree(get_params(model))[0]
         state = restart(model)
 
@@ -262,7 +276,7 @@ def train(
             elif it > 0 and cfg.linear_every and it % cfg.linear_every == 0:
                 model, changed = linear_solve(model, data)[0], True
             if it > 0 and gn and cfg.precond_every and it % cfg.precond_every == 0:
-                p, pinv = preconditioner(model, data, unravel, cfg.precond_damping)
+                p, pinv = precond(model)
                 changed = True
             if changed:
                 x = pinv @ ravel_pytree(get_params(model))[0]
