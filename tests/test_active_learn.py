@@ -72,6 +72,8 @@ def _write(tmp_path, text, name="learn.toml"):
         (lambda t: t.replace('mode = "nbh"', 'mode = "nbh"\ndone_when = "never"'),
          r"active.done_when = 'never' \(allowed: no-candidates, no-break\)"),
         (lambda t: t.replace('mode = "nbh"', 'mode = "nbh"\nmin_distance_factor = 1.5'), r"min_distance_factor must be in \[0, 1\)"),
+        (lambda t: t.replace("[md]\n", '[md]\nschedule = [{ensemble = "nvt", temperature_K = 300.0}]\n'),
+         r"md.schedule: stage 'stage1': give 'steps' or 'time_ps'"),
     ],
 )
 def test_bad_toml(tmp_path, edit, match):
@@ -92,6 +94,81 @@ def test_closest_pair_uses_covalent_radii_and_periodic_images():
     assert _closest_pair([[0, 0, 0], [1.3, 0, 0]], cell, ["Li", "Li"], 0.5) is None
     assert _closest_pair([[0, 0, 0], [1.2, 0, 0]], cell, ["Li", "Li"], 0.5)[2] == pytest.approx(1.2)
     assert _closest_pair([[0, 0, 0], [0.1, 0, 0]], cell, ["Li", "Li"], 0.0) is None  # factor 0: check off
+
+
+def test_schedule_position():
+    from mtpjax.active.learn import _schedule_position
+    from mtpjax.md.simulate import Stage
+
+    st = [Stage("nvt", 10, temperature=1000.0, tdamp=1.0), Stage("nvt", 5, temperature=1000.0, tdamp=1.0)]
+    assert _schedule_position(st, 0, 2.0) == (0, 0, 0.0)
+    assert _schedule_position(st, 9, 2.0) == (0, 9, 0.0)
+    assert _schedule_position(st, 10, 2.0) == (1, 0, 20.0)
+    assert _schedule_position(st, 15, 2.0) == (2, 0, 30.0)
+
+
+@pytest.mark.slow
+def test_learning_along_a_schedule_continues_it_after_a_break(tmp_path):
+    """md.schedule: the LOTF run follows a melt → quench schedule; after a break the next
+    iteration continues the schedule at the restart frame's step and temperature (not from
+    step 0); a system is done only when the schedule's end is reached without candidates."""
+    sched = ('schedule = [{ensemble = "nvt", steps = 60, temperature_K = 1400.0, tdamp_fs = 50.0}, '
+             '{ensemble = "nvt", steps = 90, temperature_K = 1400.0, temperature_end_K = 300.0, tdamp_fs = 50.0}]\n')
+    text = BASE.replace("[md]\nsteps = 100\n", "[md]\nsteps = 100\ntimestep_fs = 2.0\n" + sched)
+    text = text.replace("max_iterations = 3", "max_iterations = 4").replace("[active]\n", "[active]\ncandidate_every = 5\n")
+    st = Learner(load_config(_write(tmp_path, text)), log=lambda *a: None).run()
+    runs = st["systems"]["cu"]["runs"]
+    assert len(runs) >= 2
+    prev_end = 0
+    for r in runs:
+        if r["restart"] is None:  # start_over (schedule completed with candidates) or exploded at once
+            prev_end = 0
+            continue
+        z = np.load(tmp_path / "out" / r["restart"])
+        k = int(z["step"])
+        # continued where the last run stopped (a break's step counts in ``steps``; the restart is the frame before)
+        assert prev_end + r["steps"] - int(r["stopped"]) <= k <= prev_end + r["steps"], (k, prev_end, r)
+        i, j, t0 = int(z["stage_index"]), int(z["stage_step"]), float(z["stage_t0"])
+        assert (i, j) == ((0, k) if k < 60 else (1, k - 60) if k < 150 else (2, 0))
+        assert float(z["time"]) == pytest.approx(k * 2.0 * 0.09822694788464063)  # fs in ASE time units
+        prev_end = k
+        if r["done"]:
+            assert k == 150 and r["n_candidates"] == 0 and not r["stopped"]
+    assert any(r["stopped"] for r in runs[:-1]), "the test needs at least one break to test the continuation"
+
+
+def test_relax_bootstrap_labels_the_path_and_md_starts_relaxed(tmp_path):
+    """bootstrap.method = "relax": every FIRE step is a label equal to an independent EMT single
+    point of that geometry, energies go down, the relaxed cell is rattled and is where MD starts;
+    a resumed bootstrap does not relax again."""
+    from ase.calculators.emt import EMT
+    from ase.io import read
+
+    text = BASE.replace('method = "rattle"', 'method = "relax"\nrelax_steps = 6\nrelax_fmax = 0.01')
+    text = text.replace("scaled_positions = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]",
+                        "scaled_positions = [[0.03, 0, 0], [0, 0.5, 0.45], [0.5, 0.04, 0.5], [0.5, 0.5, 0]]")
+    p = _write(tmp_path, text)
+    Learner(load_config(p), log=lambda *a: None).run(stop_after="bootstrap")
+    store = TrainingStore(tmp_path / "out" / "train.h5")
+    keys = store.keys()
+    path = sorted(k for k in keys if "/x" in k)
+    assert len(path) == 7 and sum("/r" in k for k in keys) == 4  # steps 0..6, then 4 rattles
+    confs = dict(zip(keys, store.configurations()))
+    es = []
+    for k in path:
+        c = confs[k]
+        at = c.to_atoms({0: "Cu"})
+        at.calc = EMT()
+        assert c.energy == pytest.approx(at.get_potential_energy(), abs=1e-10)
+        np.testing.assert_allclose(c.forces, at.get_forces(), atol=1e-10)
+        np.testing.assert_allclose(c.plus_stress, -at.get_stress(voigt=True) * at.get_volume(), atol=1e-10)
+        es.append(c.energy)
+    assert es[-1] < es[0] - 0.05
+    relaxed = read(tmp_path / "out" / "bootstrap" / "relaxed_cu.extxyz")
+    np.testing.assert_allclose(relaxed.positions, confs[path[-1]].positions, atol=0.2)  # one FIRE step at most
+    lr = Learner(load_config(p), log=lambda *a: None)
+    lr.run(resume=True, stop_after="bootstrap")
+    assert len(TrainingStore(tmp_path / "out" / "train.h5")) == len(keys)
 
 
 def test_bad_toml_cli_message(tmp_path):

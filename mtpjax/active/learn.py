@@ -2,8 +2,11 @@
 
 Loop (Podryabinkin & Shapeev 2017; Novikov et al. 2021; docs/active_learning.md):
 
-0. bootstrap (optional): rattled/strained copies of every structure, or a
-   short reference MD, labelled into the store;
+0. bootstrap (optional): rattled/strained copies of every structure
+   (``rattle``); a short reference relaxation whose path is labelled, then
+   rattles of the relaxed cell, from which the system's MD starts (``relax``:
+   random cells are far from equilibrium, and MD from them first goes down
+   that path); or a short reference MD (``md``); labelled into the store;
 1. train: fit the MTP to every label in the store (warm start from the last
    potential), build the active set (MaxVol over the whole training set) and
    save ``itNNN/pot.mtp`` + ``itNNN/pot.almtp``;
@@ -68,15 +71,16 @@ DEFAULTS = {
                "max_candidate_grade": None, "min_distance_factor": 0.5, "done_when": "no-candidates"},
     "md": {"timestep_fs": 1.0, "steps": 1000, "ensemble": "nvt", "temperature_K": 1000.0,
            "temperature_end_K": None, "pressure_bar": 0.0, "tdamp_fs": 100.0, "pdamp_fs": 1000.0,
-           "barostat": "iso", "skin": 1.0, "max_temperature_K": 1e5},
+           "barostat": "iso", "skin": 1.0, "max_temperature_K": 1e5, "schedule": None},
     "bootstrap": {"method": "rattle", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "min_distance": 1.0, "md_steps": 100,
-                  "md_every": 10, "md_temperature_K": 1000.0},
+                  "md_every": 10, "md_temperature_K": 1000.0, "relax_steps": 12, "relax_every": 1,
+                  "relax_fmax": 0.5},
     "system": None,  # list of {name, structure, ...overrides of md/active keys}
 }
 SYSTEM_KEYS = {"name", "structure", "md", "active"}
 ENSEMBLES = ("nvt", "npt", "langevin", "nve")
 MODES = ("cfg", "nbh")
-BOOTSTRAPS = ("rattle", "md", "none")
+BOOTSTRAPS = ("rattle", "relax", "md", "none")
 DONE_WHEN = ("no-candidates", "no-break")
 
 
@@ -184,6 +188,8 @@ def _validate(cfg):
                                      "e.g. 1e-5 as MLIP, or \"auto\" / \"auto:<scale>\" for a regularised start)")
         if int(md["steps"]) <= 0:
             raise ConfigurationError(f"system {s['name']}: md.steps must be > 0")
+        if md["schedule"] is not None:
+            _schedule(md, s["name"])  # raises on a bad stage table
         if act["done_when"] not in DONE_WHEN:
             raise ConfigurationError(f"system {s['name']}: active.done_when = {act['done_when']!r} "
                                      f"(allowed: {', '.join(DONE_WHEN)})")
@@ -202,6 +208,36 @@ def _validate(cfg):
 
 
 # ------------------------------------------------------------------ helpers
+def _schedule_position(stages, step: int, dt: float):
+    """(stage index, step within the stage, start time of the stage) of global ``step`` of a schedule."""
+    acc = 0
+    for i, st in enumerate(stages):
+        if step < acc + int(st.steps):
+            return i, step - acc, acc * dt
+        acc += int(st.steps)
+    return len(stages), 0, acc * dt
+
+
+def _schedule(md: dict, name: str):
+    """The MD stages of a system: ``md.schedule`` (a list of ``mtpjax md`` stage tables: ensemble,
+    time_ps or steps, temperature_K [, temperature_end_K], pressure_bar, tdamp_fs, pdamp_fs, barostat)
+    or one stage from the md keys (``steps`` at ``temperature_K``)."""
+    from ..md.run import parse_stages
+    from ..md.simulate import FS, Stage
+
+    if md["schedule"] is None:
+        return [Stage(md["ensemble"], int(md["steps"]), temperature=float(md["temperature_K"]),
+                      temperature_end=md["temperature_end_K"],
+                      pressure=float(md["pressure_bar"]) * 6.241509125883258e-07, tdamp=float(md["tdamp_fs"]) * FS,
+                      pdamp=float(md["pdamp_fs"]) * FS, barostat=md["barostat"], name=name)]
+    if not isinstance(md["schedule"], list) or not all(isinstance(x, dict) for x in md["schedule"]):
+        raise ConfigurationError(f"system {name}: md.schedule must be a list of stage tables")
+    try:
+        return parse_stages({"stage": md["schedule"]}, float(md["timestep_fs"]))
+    except ConfigurationError as e:
+        raise ConfigurationError(f"system {name}: md.schedule: {e}") from None
+
+
 def _closest_pair(positions, cell, symbols, factor: float):
     """``(i, j, r)`` of a pair closer than ``factor`` × (sum of covalent radii), or None (periodic)."""
     if factor <= 0:
@@ -360,7 +396,9 @@ class Learner:
             c0 = self._structure(s)
             if b["method"] == "none":
                 continue
-            if b["method"] == "rattle":
+            if b["method"] == "relax":
+                c0 = self._reference_relax(s, c0, b)
+            if b["method"] in ("rattle", "relax"):
                 from ..md.neighbors import host_neighbors
 
                 dmin = float(b["min_distance"])
@@ -381,6 +419,69 @@ class Learner:
                 items += self._reference_md(s, c0, b)
         ok, bad = self._label(items, "bootstrap")
         self.log(f"bootstrap: {ok} labelled, {bad} failed, store holds {len(self.store)}")
+
+    def _relaxed_path(self, s) -> Path:
+        """Where the bootstrap relaxation of system ``s``'s structure is kept (shared by the systems
+        that start from the same structure)."""
+        spec = json.dumps(s["structure"], sort_keys=True, default=str)
+        first = next(x for x in self.cfg["system"] if json.dumps(x["structure"], sort_keys=True, default=str) == spec)
+        return self.workdir / "bootstrap" / f"relaxed_{first['name']}.extxyz"
+
+    def _reference_relax(self, s, c0, b):
+        """FIRE relaxation (atoms only, fixed cell) with the reference calculator in this process; every
+        ``relax_every``-th step is stored as a label as it is computed (the relaxation path is what MD from
+        a random cell would go through first). Returns the relaxed configuration, from which the rattles and
+        the system's first MD start. Resumable: a finished relaxation is read back, not redone."""
+        from ase.io import read, write
+        from ase.optimize import FIRE
+
+        from ..potential.cfg import Configuration
+        from .reference import _make_calculator
+
+        out = self._relaxed_path(s)
+        if out.exists():
+            return Configuration.from_atoms(read(out), symbol_to_type=self.symbol_to_type)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        at = c0.to_atoms(self.type_to_symbol)
+        at.calc = _make_calculator(self.cfg["reference"], str(self.workdir / "jobs" / f"relax_{s['name']}"))
+        spec = self.cfg["reference"]
+        have = set(self.store.keys())
+        t_last = [time.perf_counter()]
+        n_step = [0]
+
+        def grab():
+            k = n_step[0]
+            n_step[0] += 1
+            if k % int(b["relax_every"]):
+                return
+            key = f"boot/{s['name']}/x{k:04d}"
+            if key in have:
+                return
+            e = float(at.get_potential_energy())
+            f = np.asarray(at.get_forces(), float)
+            st = -np.asarray(at.get_stress(voigt=True), float) * at.get_volume()
+            if not (np.isfinite(e) and np.all(np.isfinite(f)) and np.all(np.isfinite(st))):
+                return
+            conf = replace(c0, positions=at.positions.copy(), energy=e, forces=f, plus_stress=st, features={},
+                           atom_data={})
+            wall = time.perf_counter() - t_last[0]
+            t_last[0] = time.perf_counter()
+            self.store.add(key, conf, {"iteration": -1, "system": s["name"], "source": "reference-relax", "step": k,
+                                       "phase": "bootstrap", "wall": wall, "calculator": dict(spec)})
+            self.log(f"  relax {key}: E = {e:.6f} eV, max |F| = {np.abs(f).max():.2f} eV/Å ({wall:.1f} s)")
+
+        with _Timer(self.state["timing"], "label"):
+            opt = FIRE(at, maxstep=0.1, logfile=None)
+            opt.attach(grab, interval=1)
+            try:
+                opt.run(fmax=float(b["relax_fmax"]), steps=int(b["relax_steps"]))
+            except Exception as e:  # noqa: BLE001 - a failing reference: keep what was labelled, go on unrelaxed
+                self.log(f"  relax {s['name']}: reference failed ({type(e).__name__}: {e}); rattling the last frame")
+        at.calc = None
+        tmp = out.with_suffix(".tmp.extxyz")
+        write(tmp, at, format="extxyz")
+        os.replace(tmp, out)
+        return Configuration.from_atoms(at, symbol_to_type=self.symbol_to_type)
 
     def _reference_md(self, s, c0, b):
         """Snapshots of a short reference MD (Langevin, ASE, in this process)."""
@@ -452,7 +553,9 @@ class Learner:
 
     def md(self):
         """MTP-MD of every unfinished system; candidates + restart frames on disk."""
-        from ..md.simulate import FS, Simulation, SimulationError, Stage
+        import jax.numpy as jnp
+
+        from ..md.simulate import FS, Simulation, SimulationError
         from ..potential.cfg import Configuration, write_cfg
         from .md_grade import grade_jit, md_grade_setup
         from .state import read_state
@@ -466,26 +569,30 @@ class Learner:
             if ss["done"] or (d / f"md_{s['name']}.json").exists():
                 continue
             md, act = s["md"], s["active"]
+            sched = None
             if ss["restart"]:
                 r = np.load(self.workdir / ss["restart"])
                 pos, cell, types, momenta = r["positions"], r["cell"], r["types"], r["momenta"]
+                if md["schedule"] is not None and "stage_index" in r:
+                    sched = {k: r[k] for k in ("stage_index", "stage_step", "stage_t0", "step", "time")}
             else:
                 c0 = self._structure(s)
+                rp = self._relaxed_path(s)
+                if self.cfg["bootstrap"]["method"] == "relax" and rp.exists():  # start from the relaxed cell
+                    from ase.io import read
+
+                    c0 = Configuration.from_atoms(read(rp), symbol_to_type=self.symbol_to_type)
                 pos, cell, types, momenta = c0.positions, c0.cell, c0.types, None
             species = model.species_index(types)
             masses = self._masses(types)
-            ens = md["ensemble"]
-            stage = Stage(ens, int(md["steps"]), temperature=float(md["temperature_K"]),
-                          temperature_end=md["temperature_end_K"], pressure=float(md["pressure_bar"]) * 6.241509125883258e-07,
-                          tdamp=float(md["tdamp_fs"]) * FS, pdamp=float(md["pdamp_fs"]) * FS, barostat=md["barostat"],
-                          name=s["name"])
+            stages = _schedule(md, s["name"])
             every = int(act["candidate_every"])
             # cfg mode: the grade comes out of the force call (MDState.aux); nbh mode: separate hook.
             # Both are parametric: the MD block compiled in an earlier iteration is reused.
             efs, hook, fused = md_grade_setup(model, ast, float(act["break_threshold"]), int(act["grade_every"]))
             if not fused and grade is None:
                 grade = grade_jit(model, ast)
-            sim = Simulation(efs, float(model.cutoff), float(md["timestep_fs"]) * FS, [stage], skin=float(md["skin"]),
+            sim = Simulation(efs, float(model.cutoff), float(md["timestep_fs"]) * FS, stages, skin=float(md["skin"]),
                              thermo_every=every, traj_every=every, hook=hook,
                              max_temperature=float(md["max_temperature_K"]))
             cands, grades_seen = [], []
@@ -511,8 +618,13 @@ class Learner:
 
             t0 = time.perf_counter()
             with _Timer(self.state["timing"], "md"):
-                state0, nbrs = sim.init_state(pos, masses, cell, species, float(md["temperature_K"]),
+                state0, nbrs = sim.init_state(pos, masses, cell, species, stages[0].temperature,
                                               seed=int(self.cfg["seed"]) + 1000 * it, momenta=momenta)
+                if sched is not None:  # a schedule continues where the last run stopped
+                    sim.stage_index, sim.stage_step, sim.stage_t0 = (int(sched["stage_index"]),
+                                                                     int(sched["stage_step"]), float(sched["stage_t0"]))
+                    state0 = state0._replace(step=jnp.asarray(sched["step"], state0.step.dtype),
+                                             time=jnp.asarray(sched["time"], state0.time.dtype))
                 exploded = False
                 try:
                     res = sim.run(state0, nbrs, on_frame=on_frame)
@@ -535,14 +647,27 @@ class Learner:
             restart = None
             if final is not None:
                 restart = f"it{it:03d}/restart_{s['name']}.npz"
+                extra = {}
+                if md["schedule"] is not None:
+                    k = int(np.asarray(final.step))
+                    extra = dict(zip(("stage_index", "stage_step", "stage_t0"), _schedule_position(stages, k, sim.dt)),
+                                 step=k, time=float(np.asarray(final.time)))
                 np.savez(self.workdir / restart, positions=np.asarray(final.positions), cell=np.asarray(final.cell),
-                         types=np.asarray(types), momenta=np.asarray(final.momenta))
+                         types=np.asarray(types), momenta=np.asarray(final.momenta), **extra)
             write_cfg(d / f"candidates_{s['name']}.cfg", [c for _, _, c in cands])
-            done = not stopped and steps >= int(md["steps"]) and (act["done_when"] == "no-break" or not cands)
+            # one stage: a run of the target length from the restart frame; a schedule: its end reached
+            if md["schedule"] is not None:
+                complete = final is not None and _schedule_position(stages, int(np.asarray(final.step)), 1.0)[0] >= len(stages)
+            else:
+                complete = steps >= int(md["steps"])
+            done = not stopped and complete and (act["done_when"] == "no-break" or not cands)
+            start_over = md["schedule"] is not None and complete and not done
+            if start_over:
+                restart = None  # the schedule's end was reached with extrapolating frames: the next run starts over
             rec = {"system": s["name"], "iteration": it, "steps": int(steps), "stopped": bool(stopped),
                    "exploded": exploded, "break_grade": None if hv is None else float(hv),
                    "n_candidates": len(cands), "max_grade": max([g for _, g in grades_seen], default=0.0),
-                   "wall_s": wall, "restart": restart, "done": done}
+                   "wall_s": wall, "restart": restart, "done": done, "start_over": start_over}
             _atomic_json(d / f"md_{s['name']}.json", rec)
             self.log(f"md it{it:03d} {s['name']}: {steps} steps, "
                      f"{'BREAK γ=%.3g' % hv if stopped and hv is not None else 'no break'}, "
@@ -558,7 +683,9 @@ class Learner:
                 continue
             rec = json.loads(p.read_text())
             ss["runs"].append(rec)
-            if rec["restart"]:
+            if rec.get("start_over"):
+                ss["restart"] = None
+            elif rec["restart"]:
                 ss["restart"] = rec["restart"]
             ss["done"] = rec["done"]
             self.state["history"].append(dict(rec, phase="md"))
