@@ -109,12 +109,12 @@ def test_schedule_position():
 
 @pytest.mark.slow
 def test_learning_along_a_schedule_continues_it_after_a_break(tmp_path):
-    """md.schedule: the LOTF run follows a melt → quench schedule; after a break the next
+    """md.schedule (with 2 walkers): the LOTF run follows a melt → quench schedule; after a break the next
     iteration continues the schedule at the restart frame's step and temperature (not from
     step 0); a system is done only when the schedule's end is reached without candidates."""
     sched = ('schedule = [{ensemble = "nvt", steps = 60, temperature_K = 1400.0, tdamp_fs = 50.0}, '
              '{ensemble = "nvt", steps = 90, temperature_K = 1400.0, temperature_end_K = 300.0, tdamp_fs = 50.0}]\n')
-    text = BASE.replace("[md]\nsteps = 100\n", "[md]\nsteps = 100\ntimestep_fs = 2.0\n" + sched)
+    text = BASE.replace("[md]\nsteps = 100\n", "[md]\nsteps = 100\ntimestep_fs = 2.0\nwalkers = 2\n" + sched)
     text = text.replace("max_iterations = 3", "max_iterations = 4").replace("[active]\n", "[active]\ncandidate_every = 5\n")
     st = Learner(load_config(_write(tmp_path, text)), log=lambda *a: None).run()
     runs = st["systems"]["cu"]["runs"]
@@ -126,6 +126,8 @@ def test_learning_along_a_schedule_continues_it_after_a_break(tmp_path):
             continue
         z = np.load(tmp_path / "out" / r["restart"])
         k = int(z["step"])
+        assert len(r["walkers"]) == 2 and r["n_candidates"] == sum(w["n_candidates"] for w in r["walkers"])
+        assert r["steps"] == max(w["steps"] for w in r["walkers"])  # the furthest walker gives the restart
         # continued where the last run stopped (a break's step counts in ``steps``; the restart is the frame before)
         assert prev_end + r["steps"] - int(r["stopped"]) <= k <= prev_end + r["steps"], (k, prev_end, r)
         i, j, t0 = int(z["stage_index"]), int(z["stage_step"]), float(z["stage_t0"])

@@ -103,6 +103,33 @@ def _toy_on_path(monkeypatch):
     monkeypatch.syspath_prepend(str(TESTS))
 
 
+def test_learning_along_the_production_protocol_is_written_for_the_learner(tmp_path):
+    """learn.ensembles = ["production"]: each structure learns along melt → quench → relax (NPT at the
+    production timestep) + NVT at the hottest sweep T (hotter than the melt), with walkers, from a
+    relaxed bootstrap; the learner accepts the file it is given (running it: test_active_learn)."""
+    from mtpjax.active.learn import _schedule, load_config
+
+    text = CI_TOML.replace('ensembles = ["nvt"]', 'ensembles = ["production"]\nhot_ps = 0.03\nwalkers = 2')
+    text = text.replace('method = "rattle"', 'method = "relax"')
+    wf = Workflow(load_workflow(_setup(tmp_path, text)), log=lambda *a: None)
+    wf.stage_build()
+    lc = load_config(wf.learn_toml())
+    assert [s["name"] for s in lc["system"]] == ["lps0_production", "lbo0_production", "int0_production"]
+    assert lc["bootstrap"]["method"] == "relax"
+    for s in lc["system"]:
+        md = s["md"]
+        assert md["walkers"] == 2 and md["timestep_fs"] == 1.0
+        st = _schedule(md, s["name"])
+        assert [x.name for x in st] == ["melt", "quench", "relax", "hot"]
+        assert [x.steps for x in st] == [60, 60, 80, 30]
+        assert st[1].temperature == 1000.0 and st[1].temperature_end == 300.0 and st[1].ensemble == "npt"
+        assert st[3].ensemble == "nvt" and st[3].temperature == 1200.0
+    # no hot stage when the sweep stays below the melt temperature
+    text2 = text.replace("temperatures_K = [1200, 900]", "temperatures_K = [900, 800]")
+    wf2 = Workflow(load_workflow(_setup(tmp_path, text2)), log=lambda *a: None)
+    assert [x["name"] for x in wf2.learn_schedule()] == ["melt", "quench", "relax"]
+
+
 def test_reduced_workflow_end_to_end(tmp_path):
     """Every stage runs, the report has every figure and number; a re-run skips; --from analyze reproduces."""
     cfg = load_workflow(_setup(tmp_path))
@@ -117,6 +144,9 @@ def test_reduced_workflow_end_to_end(tmp_path):
                 "fig7_interface_diffusion.png", "fig8_gii_energy.png", "fig9_displacement.png"):
         assert (out / "report" / fig).stat().st_size > 1000, fig
         assert fig in rep
+    fit = json.loads((out / "stages" / "fit.json").read_text())
+    assert fit["n_valid"] > 0 and fit["final_on_all"]["n_configs"] == fit["n_train"] + fit["n_valid"]
+    assert (out / "fit" / "pot_validated.mtp").exists() and "pot_validated.mtp" in rep
     res = json.loads((out / "analyze" / "results.json").read_text())
     assert set(res["compositions"]) == {"lps", "lbo", "int"}
     for comp, r in res["compositions"].items():

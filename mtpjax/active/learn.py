@@ -71,7 +71,7 @@ DEFAULTS = {
                "max_candidate_grade": None, "min_distance_factor": 0.5, "done_when": "no-candidates"},
     "md": {"timestep_fs": 1.0, "steps": 1000, "ensemble": "nvt", "temperature_K": 1000.0,
            "temperature_end_K": None, "pressure_bar": 0.0, "tdamp_fs": 100.0, "pdamp_fs": 1000.0,
-           "barostat": "iso", "skin": 1.0, "max_temperature_K": 1e5, "schedule": None},
+           "barostat": "iso", "skin": 1.0, "max_temperature_K": 1e5, "schedule": None, "walkers": 1},
     "bootstrap": {"method": "rattle", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "min_distance": 1.0, "md_steps": 100,
                   "md_every": 10, "md_temperature_K": 1000.0, "relax_steps": 12, "relax_every": 1,
                   "relax_fmax": 0.5},
@@ -190,6 +190,8 @@ def _validate(cfg):
             raise ConfigurationError(f"system {s['name']}: md.steps must be > 0")
         if md["schedule"] is not None:
             _schedule(md, s["name"])  # raises on a bad stage table
+        if not (isinstance(md["walkers"], int) and md["walkers"] >= 1):
+            raise ConfigurationError(f"system {s['name']}: md.walkers must be an integer ≥ 1, got {md['walkers']!r}")
         if act["done_when"] not in DONE_WHEN:
             raise ConfigurationError(f"system {s['name']}: active.done_when = {act['done_when']!r} "
                                      f"(allowed: {', '.join(DONE_WHEN)})")
@@ -533,11 +535,19 @@ class Learner:
             init, max_iter = None, int(tc["init_max_iter"] or tc["max_iter"])
         w = Weights(energy=float(tc["energy_weight"]), force=float(tc["force_weight"]),
                     stress=float(tc["stress_weight"]), weighting=tc["weighting"])
+        pstart = None
+        pp = self.workdir / f"it{it - 1:03d}" / "precond.npz"
+        if init == "keep" and pp.exists() and it % 3:  # a recent preconditioner: the data grew only a little
+            z = np.load(pp)
+            pstart = (z["p"], z["pinv"])
         tcfg = TrainConfig(max_iter=max_iter, weights=w, init=init, conv_tol=float(tc["conv_tol"]),
-                           seed=int(self.cfg["seed"]) + it)
+                           seed=int(self.cfg["seed"]) + it, precond_start=pstart, eval_every=0,
+                           precond_max_configs=64)
         res = train(model, confs, config=tcfg)
         model = res.model
         model.save(d / "pot.mtp")
+        if res.precond is not None:
+            np.savez(d / "precond.npz", p=res.precond[0], pinv=res.precond[1])
         act = self.cfg["system"][0]["active"]
         init = act["init"] if isinstance(act["init"], str) else float(act["init"])
         st = build_active_set(model, confs, act["mode"], init, float(act["swap_threshold"]))
@@ -595,8 +605,6 @@ class Learner:
             sim = Simulation(efs, float(model.cutoff), float(md["timestep_fs"]) * FS, stages, skin=float(md["skin"]),
                              thermo_every=every, traj_every=every, hook=hook,
                              max_temperature=float(md["max_temperature_K"]))
-            cands, grades_seen = [], []
-            last = {"state": None}
             gmax = float("inf") if act["max_candidate_grade"] is None else float(act["max_candidate_grade"])
             sym = [self.species[t] for t in np.asarray(types)]
 
@@ -606,20 +614,34 @@ class Learner:
                 # a physical frame with, say, a first P–P pair inside the cutoff has γ ~ 1e7
                 return _closest_pair(c.positions, c.cell, sym, float(act["min_distance_factor"])) is None
 
-            def on_frame(st):
-                g = float(st.aux) if st.aux is not None else float(_grade_state(grade, sim, st))
-                grades_seen.append((int(st.step), g))
-                last["state"] = st
-                if float(act["select_threshold"]) < g <= gmax:
-                    c = Configuration(positions=np.asarray(st.positions), types=np.asarray(types),
-                                      cell=np.asarray(st.cell), pbc=np.ones(3, bool), features={"MV_grade": f"{g:f}"})
-                    if physical(c):
-                        cands.append((int(st.step), g, c))
+            def walk(w):
+                """One trajectory from the start frame; walker 0 keeps the restart momenta, the others draw
+                new ones at the current temperature (independent directions out of the same frame)."""
+                cands, grades_seen = [], []
+                last = {"state": None}
 
-            t0 = time.perf_counter()
-            with _Timer(self.state["timing"], "md"):
-                state0, nbrs = sim.init_state(pos, masses, cell, species, stages[0].temperature,
-                                              seed=int(self.cfg["seed"]) + 1000 * it, momenta=momenta)
+                def on_frame(st):
+                    g = float(st.aux) if st.aux is not None else float(_grade_state(grade, sim, st))
+                    grades_seen.append((int(st.step), g))
+                    last["state"] = st
+                    if float(act["select_threshold"]) < g <= gmax:
+                        c = Configuration(positions=np.asarray(st.positions), types=np.asarray(types),
+                                          cell=np.asarray(st.cell), pbc=np.ones(3, bool),
+                                          features={"MV_grade": f"{g:f}"})
+                        if physical(c):
+                            cands.append((int(st.step), g, c))
+
+                k0 = int(sched["step"]) if sched is not None else 0
+                i0, _, _ = _schedule_position(stages, k0, 1.0)
+                st0 = stages[min(i0, len(stages) - 1)]
+                t_now = st0.temperature
+                if st0.temperature_end is not None and sched is not None and st0.steps:
+                    f = float(sched["stage_step"]) / st0.steps
+                    t_now = (1 - f) * st0.temperature + f * st0.temperature_end
+                sim.stage_index, sim.stage_step, sim.stage_t0 = 0, 0, 0.0
+                state0, nbrs = sim.init_state(pos, masses, cell, species, t_now,
+                                              seed=int(self.cfg["seed"]) + 1000 * it + 7919 * w,
+                                              momenta=momenta if w == 0 else None)
                 if sched is not None:  # a schedule continues where the last run stopped
                     sim.stage_index, sim.stage_step, sim.stage_t0 = (int(sched["stage_index"]),
                                                                      int(sched["stage_step"]), float(sched["stage_t0"]))
@@ -640,9 +662,27 @@ class Learner:
                         if physical(c):
                             cands.append((int(bs.step), float(hv), c))
                 except SimulationError as e:  # unphysical: treat as extrapolation, restart from the last frame
-                    exploded, stopped, hv, steps = True, True, float("inf"), (grades_seen[-1][0] if grades_seen else 0)
+                    exploded, stopped, hv, steps = True, True, float("inf"), (grades_seen[-1][0] - k0 if grades_seen else 0)
                     final = last["state"]
-                    self.log(f"  md {s['name']}: {e}")
+                    self.log(f"  md {s['name']} (walker {w}): {e}")
+                if md["schedule"] is not None:
+                    complete = final is not None and _schedule_position(stages, int(np.asarray(final.step)), 1.0)[0] >= len(stages)
+                else:
+                    complete = steps >= int(md["steps"])
+                return {"stopped": bool(stopped), "final": final, "hv": hv, "steps": int(steps), "exploded": exploded,
+                        "cands": cands, "grades": grades_seen, "complete": bool(complete)}
+
+            t0 = time.perf_counter()
+            with _Timer(self.state["timing"], "md"):
+                walks = [walk(w) for w in range(int(md["walkers"]))]
+            # the walker that got furthest gives the restart frame; every walker's candidates count
+            best = max(walks, key=lambda x: (x["final"] is not None, x["steps"]))
+            stopped, final, hv, steps, exploded = (best["stopped"], best["final"], best["hv"], best["steps"],
+                                                   best["exploded"])
+            cands = [c for x in walks for c in x["cands"]]
+            grades_seen = [g for x in walks for g in x["grades"]]
+            complete = all(x["complete"] for x in walks)
+            stopped = any(x["stopped"] for x in walks)
             wall = time.perf_counter() - t0
             restart = None
             if final is not None:
@@ -655,11 +695,8 @@ class Learner:
                 np.savez(self.workdir / restart, positions=np.asarray(final.positions), cell=np.asarray(final.cell),
                          types=np.asarray(types), momenta=np.asarray(final.momenta), **extra)
             write_cfg(d / f"candidates_{s['name']}.cfg", [c for _, _, c in cands])
-            # one stage: a run of the target length from the restart frame; a schedule: its end reached
-            if md["schedule"] is not None:
-                complete = final is not None and _schedule_position(stages, int(np.asarray(final.step)), 1.0)[0] >= len(stages)
-            else:
-                complete = steps >= int(md["steps"])
+            # one stage: a run of the target length from the restart frame; a schedule: its end reached;
+            # with several walkers, all of them
             done = not stopped and complete and (act["done_when"] == "no-break" or not cands)
             start_over = md["schedule"] is not None and complete and not done
             if start_over:
@@ -667,7 +704,9 @@ class Learner:
             rec = {"system": s["name"], "iteration": it, "steps": int(steps), "stopped": bool(stopped),
                    "exploded": exploded, "break_grade": None if hv is None else float(hv),
                    "n_candidates": len(cands), "max_grade": max([g for _, g in grades_seen], default=0.0),
-                   "wall_s": wall, "restart": restart, "done": done, "start_over": start_over}
+                   "wall_s": wall, "restart": restart, "done": done, "start_over": start_over,
+                   "walkers": [{"steps": x["steps"], "stopped": x["stopped"], "n_candidates": len(x["cands"])}
+                               for x in walks]}
             _atomic_json(d / f"md_{s['name']}.json", rec)
             self.log(f"md it{it:03d} {s['name']}: {steps} steps, "
                      f"{'BREAK γ=%.3g' % hv if stopped and hv is not None else 'no break'}, "

@@ -64,7 +64,9 @@ class TrainConfig:
     precond_max_configs: J is computed on at most this many configurations
     (evenly spaced over the set; the loss is a mean over configurations, so
     no rescaling): its cost grows as data × parameters and it only has to
-    condition the problem (0 = all).
+    condition the problem (0 = all). precond_start: (P, P⁻¹) to start with
+    instead of computing one (e.g. :attr:`TrainResult.precond` of the last
+    training on a slightly smaller data set, as the learning loop does).
     seed: for ``random`` init. linear_every: exact linear solve period (0 = off).
     pretrain_iter: iteration of the second Rescale (0 = off). rescale: do the
     scaling search at all. final_linear: linear solve after the last step.
@@ -87,7 +89,8 @@ class TrainConfig:
     precondition: str = "gauss-newton"
     precond_every: int = 50
     precond_damping: float = 1e-6
-    precond_max_configs: int = 24
+    precond_max_configs: int = 0
+    precond_start: tuple | None = None
     pretrain_iter: int = 75
     rescale: bool = True
     final_linear: bool = True
@@ -113,7 +116,8 @@ class TrainResult:
     """``model`` (trained MTP), ``history`` (list of per-iteration dicts: iter,
     loss, grad_norm, time, and train_*/valid_* metrics where evaluated),
     ``train_metrics``/``valid_metrics`` (final, see :func:`error_metrics`),
-    ``iterations``, ``stop_reason``, ``wall_time`` (s)."""
+    ``iterations``, ``stop_reason``, ``wall_time`` (s), ``precond``: the last
+    (P, P⁻¹) as numpy arrays (None without preconditioning)."""
 
     model: MTP
     history: list
@@ -122,6 +126,7 @@ class TrainResult:
     iterations: int
     stop_reason: str
     wall_time: float
+    precond: tuple | None = None
 
 
 def make_optimizer(cfg: TrainConfig):
@@ -253,7 +258,10 @@ def train(
             model = init_radial(model, init, cfg.seed)
             model = fit_species_energies(model, tset.configs)
             model = rescale(model, data)[0] if cfg.rescale else linear_solve(model, data)[0]
-        p, pinv = precond(model) if gn else (eye, eye)
+        if gn and cfg.precond_start is not None and np.shape(cfg.precond_start[0]) == (n, n):
+            p, pinv = (jnp.asarray(a, flat0.dtype) for a in cfg.precond_start)
+        else:
+            p, pinv = precond(model) if gn else (eye, eye)
         x = pinv @ ravel_pytree(get_params(model))[0]
         state = restart(model)
 
@@ -329,7 +337,8 @@ def train(
         model = linear_solve(model, data)[0]
     train_m = error_metrics(model, tset)
     valid_m = error_metrics(model, vset) if vset is not None else None
-    return TrainResult(model, history, train_m, valid_m, it, stop_reason, time.perf_counter() - t_start)
+    return TrainResult(model, history, train_m, valid_m, it, stop_reason, time.perf_counter() - t_start,
+                       (np.asarray(p), np.asarray(pinv)) if gn else None)
 
 
 def _looks_trained(model: MTP) -> bool:

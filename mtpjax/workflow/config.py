@@ -32,7 +32,10 @@ DEFAULTS = {
     "labels": {"executor": "process", "max_workers": 1, "retries": 2, "timeout_s": 3600.0, "submitit": {}},
     "learn": {
         "max_iterations": 30,
-        "ensembles": ["nvt", "npt"],  # LOTF runs per structure (the paper: NVT, then NPT)
+        "ensembles": ["nvt", "npt"],  # LOTF runs per structure (the paper: NVT, then NPT; "production":
+        # along the melt → quench → relax protocol of [production], + NVT at the hottest sweep T for hot_ps)
+        "hot_ps": 1.0,
+        "walkers": 1,  # independent trajectories per system and iteration (more candidates per retraining)
         "structures_per_composition": 4,
         "temperature_K": 1000.0,
         "pressure_bar": 1.01325,
@@ -46,12 +49,13 @@ DEFAULTS = {
         "candidate_every": 10,
         "active_init": "auto",
         "bootstrap": {"method": "md", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "min_distance": 1.0, "md_steps": 7500,
-                      "md_every": 5, "md_temperature_K": 1000.0},
+                      "md_every": 5, "md_temperature_K": 1000.0, "relax_steps": 12, "relax_every": 1,
+                      "relax_fmax": 0.5},
         "train": {"max_iter": 300, "init_max_iter": 1000, "energy_weight": 1.0, "force_weight": 0.01,
                   "stress_weight": 0.001, "conv_tol": 1e-3},
     },
     "fit": {"max_iter": 1000, "energy_weight": 1.0, "force_weight": 0.01, "stress_weight": 0.001,
-            "valid_fraction": 0.1},
+            "valid_fraction": 0.1, "final_on_all": True},
     "production": {
         "supercell": True,  # 2×2×2 bulk, 2×2×1 interface
         "timestep_fs": 2.0,
@@ -144,9 +148,10 @@ def validate(cfg: dict) -> None:
     for k in ("a_A", "lps_formula_units", "lbo_formula_units", "lps_density_g_cm3", "lbo_density_g_cm3"):
         pos("build", k, integer=k.endswith("units"))
     ln = cfg["learn"]
-    bad = [e for e in ln["ensembles"] if e not in ("nvt", "npt", "langevin")]
+    bad = [e for e in ln["ensembles"] if e not in ("nvt", "npt", "langevin", "production")]
     if bad or not ln["ensembles"]:
-        raise ConfigurationError(f"learn.ensembles = {ln['ensembles']} (allowed: nvt, npt, langevin; at least one)")
+        raise ConfigurationError(f"learn.ensembles = {ln['ensembles']} (allowed: nvt, npt, langevin, production; "
+                                 "at least one)")
     for k in ("temperature_K", "timestep_fs", "steps", "tdamp_fs", "pdamp_fs", "max_iterations",
               "structures_per_composition"):
         pos("learn", k)

@@ -221,6 +221,13 @@ def write_report(wf) -> dict:
                 L.append(f"| {name} | {n} | {_f(1e3 * m.get('energy_rmse', np.nan), '{:.2f}')} | "
                          f"{_f(1e3 * m.get('energy_mae', np.nan), '{:.2f}')} | "
                          f"{_f(m.get('force_rmse'), '{:.3f}')} | {_f(m.get('force_mae'), '{:.3f}')} |")
+        fa = fit.get("final_on_all")
+        if fa:
+            m = fa.get("metrics") or {}
+            L += ["", f"The errors above are those of `fit/pot_validated.mtp`, trained without the validation set. "
+                  f"The production potential `fit/pot.mtp` continued from it on all {fa['n_configs']} configurations "
+                  f"({fa['iterations']} iterations; E RMSE {_f(1e3 * m.get('energy_rmse', np.nan), '{:.2f}')} meV/atom, "
+                  f"F RMSE {_f(m.get('force_rmse'), '{:.3f}')} eV/Å on them)."]
         L += ["", "Paper (PBE): MAE ≈ 4 meV/atom, 0.24 eV/Å.", ""]
     for f in ("fig3a_learning.png", "fig3b_parity.png", "fig3c_learning_curve.png"):
         if f in figs:

@@ -176,8 +176,11 @@ class Workflow:
         for comp in self.comps():
             for k in range(nper):
                 for ens in ln["ensembles"]:
-                    systems.append({"name": f"{comp}{k}_{ens}", "structure": str(self.structures(comp)[k]),
-                                    "md": {"ensemble": ens}})
+                    md = {"ensemble": ens, "walkers": int(ln["walkers"])}
+                    if ens == "production":  # LOTF along the production protocol itself (melt → quench → relax)
+                        md = {"ensemble": "npt", "schedule": self.learn_schedule(), "walkers": int(ln["walkers"]),
+                              "timestep_fs": float(c["production"]["timestep_fs"])}
+                    systems.append({"name": f"{comp}{k}_{ens}", "structure": str(self.structures(comp)[k]), "md": md})
         learn = {
             "workdir": str(d), "seed": int(c["seed"]), "max_iterations": int(ln["max_iterations"]),
             "species": self.species,
@@ -247,10 +250,23 @@ class Workflow:
         model = MTP.from_file(learned)
         res = train(model, trn, valid or None, TrainConfig(max_iter=int(f["max_iter"]), weights=w, init="keep",
                                                           seed=int(self.cfg["seed"]), log=str(d / "train_log.jsonl")))
-        res.model.save(d / "pot.mtp")
+        res.model.save(d / "pot_validated.mtp")
         info = {"potential": str(d / "pot.mtp"), "n_train": len(trn), "n_valid": len(valid),
                 "iterations": res.iterations, "stop_reason": res.stop_reason, "wall_s": res.wall_time,
                 "train_metrics": _scalars(res.train_metrics), "valid_metrics": _scalars(res.valid_metrics or {})}
+        final = res.model
+        if valid and f["final_on_all"]:
+            # the validation set is labelled data the production potential should not miss (every
+            # configuration was selected as informative): continue on all of it; the validation errors
+            # above are those of pot_validated.mtp, which never saw it
+            n_all = max(10, int(f["max_iter"]) // 4)
+            r2 = train(res.model, confs, None, TrainConfig(max_iter=n_all, weights=w, init="keep",
+                                                           seed=int(self.cfg["seed"]),
+                                                           log=str(d / "train_all_log.jsonl")))
+            final = r2.model
+            info["final_on_all"] = {"n_configs": len(confs), "iterations": r2.iterations, "wall_s": r2.wall_time,
+                                    "metrics": _scalars(r2.train_metrics)}
+        final.save(d / "pot.mtp")
         try:
             from ..train.plots import learning_curve, parity_plot
 
@@ -283,6 +299,16 @@ class Workflow:
                 dict(common, name="quench", time_ps=float(p["quench_ps"]), temperature_K=float(p["melt_K"]),
                      temperature_end_K=float(p["quench_end_K"])),
                 dict(common, name="relax", time_ps=float(p["relax_ps"]), temperature_K=float(p["quench_end_K"]))]
+
+    def learn_schedule(self) -> list[dict]:
+        """The production protocol as a learning schedule: melt → quench → relax (NPT), then, when the
+        sweep goes hotter than the melt, NVT at the hottest sweep temperature for ``learn.hot_ps``."""
+        st = self.quench_stages()
+        t_hot = max(float(t) for t in self.cfg["sweep"]["temperatures_K"])
+        if t_hot > float(self.cfg["production"]["melt_K"]) and float(self.cfg["learn"]["hot_ps"]) > 0:
+            st.append({"name": "hot", "ensemble": "nvt", "time_ps": float(self.cfg["learn"]["hot_ps"]),
+                       "temperature_K": t_hot, "tdamp_fs": float(self.cfg["sweep"]["tdamp_fs"])})
+        return st
 
     def stage_quench(self) -> dict:
         from ase.io import read, write
