@@ -229,8 +229,26 @@ def _cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "mtpjax.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
-def test_cli_calc_grade_and_select_add(tmp_path):
+def _main(capsys, *args):
+    """The CLI in this process (compiled functions are reused; the subprocess entry point is tested elsewhere)."""
+    import types
+
+    from mtpjax.cli import main
+
+    try:
+        rc = main([str(a) for a in args])
+    except SystemExit as e:  # argparse
+        rc = e.code
+    cap = capsys.readouterr()
+    return types.SimpleNamespace(returncode=rc, stderr=cap.err, stdout=cap.out)
+
+
+def test_cli_calc_grade_and_select_add(tmp_path, capsys):
     need_shared()
+
+    def _cli(*a):
+        return _main(capsys, *a)
+
     pot = tmp_path / "pot.mtp"
     pot.write_bytes((REF / "potentials/synth_l08_s3.mtp").read_bytes())
     from mtpjax.potential import write_cfg

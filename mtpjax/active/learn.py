@@ -535,19 +535,14 @@ class Learner:
             init, max_iter = None, int(tc["init_max_iter"] or tc["max_iter"])
         w = Weights(energy=float(tc["energy_weight"]), force=float(tc["force_weight"]),
                     stress=float(tc["stress_weight"]), weighting=tc["weighting"])
-        pstart = None
-        pp = self.workdir / f"it{it - 1:03d}" / "precond.npz"
-        if init == "keep" and pp.exists() and it % 3:  # a recent preconditioner: the data grew only a little
-            z = np.load(pp)
-            pstart = (z["p"], z["pinv"])
+        # a fresh preconditioner every iteration: one carried over from the last iteration made the warm-started
+        # fit worse on the new (extrapolative) data in the quick workflow (E RMSE 12 → 79 meV/atom in one
+        # iteration); J on at most 64 configurations bounds its cost
         tcfg = TrainConfig(max_iter=max_iter, weights=w, init=init, conv_tol=float(tc["conv_tol"]),
-                           seed=int(self.cfg["seed"]) + it, precond_start=pstart, eval_every=0,
-                           precond_max_configs=64)
+                           seed=int(self.cfg["seed"]) + it, eval_every=0, precond_max_configs=64)
         res = train(model, confs, config=tcfg)
         model = res.model
         model.save(d / "pot.mtp")
-        if res.precond is not None:
-            np.savez(d / "precond.npz", p=res.precond[0], pinv=res.precond[1])
         act = self.cfg["system"][0]["active"]
         init = act["init"] if isinstance(act["init"], str) else float(act["init"])
         st = build_active_set(model, confs, act["mode"], init, float(act["swap_threshold"]))
