@@ -164,6 +164,7 @@ def test_mlp_and_lammps_hooks(tmp_path, fake_mlp, fake_lmp, monkeypatch):
     assert peers.mlp_binary() is None
 
 
+@pytest.mark.first
 def test_suite_tiny(tmp_path, fake_mlp, monkeypatch):
     """efs (with the fake mlp as peer) and memory through the suite: one JSON, one Markdown."""
     monkeypatch.setenv("MTPJAX_MLP", str(fake_mlp))

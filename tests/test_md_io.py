@@ -154,6 +154,7 @@ def test_resume_is_bit_identical(tmp_path):
     assert (full / "thermo.csv").read_text() == (part / "thermo.csv").read_text()
 
 
+@pytest.mark.first
 def test_kill9_and_resume(tmp_path):
     """SIGKILL a running `mtpjax md`, rerun the command: no gaps, no duplicates, same frames as a clean run."""
     run = _runfile(tmp_path, n1=1500, n2=1500, extra="")

@@ -130,6 +130,7 @@ def test_learning_along_the_production_protocol_is_written_for_the_learner(tmp_p
     assert [x["name"] for x in wf2.learn_schedule()] == ["melt", "quench", "relax"]
 
 
+@pytest.mark.first(0)
 def test_reduced_workflow_end_to_end(tmp_path):
     """Every stage runs, the report has every figure and number; a re-run skips; --from analyze reproduces."""
     cfg = load_workflow(_setup(tmp_path))
