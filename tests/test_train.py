@@ -200,6 +200,7 @@ def test_training_decreases_loss_and_is_deterministic(setup, tmp_path):
     assert r1.valid_metrics["force_rmse"] > 0
 
 
+@pytest.mark.slow
 def test_preconditioner_subset_and_restart(setup):
     """precond_start = the preconditioner train() would compute gives the same run; the
     preconditioner from a subset of configurations (precond_max_configs) conditions the
