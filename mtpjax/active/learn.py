@@ -225,12 +225,12 @@ def _schedule(md: dict, name: str):
     time_ps or steps, temperature_K [, temperature_end_K], pressure_bar, tdamp_fs, pdamp_fs, barostat)
     or one stage from the md keys (``steps`` at ``temperature_K``)."""
     from ..md.run import parse_stages
-    from ..md.simulate import FS, Stage
+    from ..md.simulate import BAR, FS, Stage
 
     if md["schedule"] is None:
         return [Stage(md["ensemble"], int(md["steps"]), temperature=float(md["temperature_K"]),
                       temperature_end=md["temperature_end_K"],
-                      pressure=float(md["pressure_bar"]) * 6.241509125883258e-07, tdamp=float(md["tdamp_fs"]) * FS,
+                      pressure=float(md["pressure_bar"]) * BAR, tdamp=float(md["tdamp_fs"]) * FS,
                       pdamp=float(md["pdamp_fs"]) * FS, barostat=md["barostat"], name=name)]
     if not isinstance(md["schedule"], list) or not all(isinstance(x, dict) for x in md["schedule"]):
         raise ConfigurationError(f"system {name}: md.schedule must be a list of stage tables")
@@ -672,12 +672,13 @@ class Learner:
                 walks = [walk(w) for w in range(int(md["walkers"]))]
             # the walker that got furthest gives the restart frame; every walker's candidates count
             best = max(walks, key=lambda x: (x["final"] is not None, x["steps"]))
-            stopped, final, hv, steps, exploded = (best["stopped"], best["final"], best["hv"], best["steps"],
-                                                   best["exploded"])
+            final, steps = best["final"], best["steps"]
             cands = [c for x in walks for c in x["cands"]]
             grades_seen = [g for x in walks for g in x["grades"]]
             complete = all(x["complete"] for x in walks)
             stopped = any(x["stopped"] for x in walks)
+            exploded = any(x["exploded"] for x in walks)
+            hv = max((x["hv"] for x in walks if x["stopped"]), default=None)  # the highest grade that broke a walker
             wall = time.perf_counter() - t0
             restart = None
             if final is not None:

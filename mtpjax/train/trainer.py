@@ -65,8 +65,9 @@ class TrainConfig:
     (evenly spaced over the set; the loss is a mean over configurations, so
     no rescaling): its cost grows as data × parameters and it only has to
     condition the problem (0 = all). precond_start: (P, P⁻¹) to start with
-    instead of computing one (e.g. :attr:`TrainResult.precond` of the last
-    training on a slightly smaller data set, as the learning loop does).
+    instead of computing one (e.g. :attr:`TrainResult.precond` of an
+    earlier training; note that a stale one can make a warm-started fit
+    worse, which is why the learning loop does not use it).
     seed: for ``random`` init. linear_every: exact linear solve period (0 = off).
     pretrain_iter: iteration of the second Rescale (0 = off). rescale: do the
     scaling search at all. final_linear: linear solve after the last step.

@@ -178,8 +178,8 @@ class Workflow:
                 for ens in ln["ensembles"]:
                     md = {"ensemble": ens, "walkers": int(ln["walkers"])}
                     if ens == "production":  # LOTF along the production protocol itself (melt → quench → relax)
-                        md = {"ensemble": "npt", "schedule": self.learn_schedule(), "walkers": int(ln["walkers"]),
-                              "timestep_fs": float(c["production"]["timestep_fs"])}
+                        md.update(ensemble="npt", schedule=self.learn_schedule(),
+                                  timestep_fs=float(c["production"]["timestep_fs"]))
                     systems.append({"name": f"{comp}{k}_{ens}", "structure": str(self.structures(comp)[k]), "md": md})
         learn = {
             "workdir": str(d), "seed": int(c["seed"]), "max_iterations": int(ln["max_iterations"]),
