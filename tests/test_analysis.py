@@ -483,6 +483,45 @@ def test_gii_crystals_against_hand_shell_sums():
     assert 0.05 < g < 0.2  # a stable crystal: GII ≤ 0.2 (seed paper / Salinas-Sánchez criterion)
 
 
+# Published GII of ideal cubic (Pm-3m) ABO3 perovskites: I. Yamada, A. Takamatsu, H. Ikeno,
+# "Complementary evaluation of structure stability of perovskite oxides using bond-valence and
+# density-functional-theory calculations", Sci. Technol. Adv. Mater. 19 (2018), PMC5827794,
+# doi:10.1080/14686996.2018.1430449, Table 1: columns "GII_cubic" and "a0" (the cubic lattice
+# constant, Å, at which GII_cubic is given; the minimum of the cubic GII(a) curve, Fig. 2).  The
+# structure is fully given by a0: A 1a (0,0,0), B 1b (½,½,½), O 3c (½,½,0).  Values are printed to
+# 3 decimals (rounding ±0.0005 v.u.).  Bond-valence parameters: b = 0.37 Å and R0 (Å) Sr–O 2.118,
+# Ti4+–O 1.815, Ca–O 1.967 (Brown & Altermatt 1985, ref. a of Brown's bvparm2011.cif), Zr4+–O 1.937
+# (Brese & O'Keeffe 1991, ref. b there; ref. a's 1.928 gives 0.509/0.293 instead of 0.521/0.309).
+# Only first-shell bonds count (12 A–O at a0/√2, 6 B–O at a0/2; next A–O shell at 1.22 a0 ≈ 4.8 Å),
+# as with our default 3.5 Å O cutoff; counting up to 6 Å would give SrTiO3 0.021, not 0.006.
+# BaTiO3 (0.362 at 4.045 Å) is reproduced (0.3621) only with Ba–O 2.29 Å; Brown's tabulated 2.285
+# gives 0.3516, so that row is held to the issue's 0.05 tolerance alone.
+_YAMADA2018_CUBIC_GII = [  # A, B, a0 (Å), published GII_cubic (v.u.), extra R0, tight tolerance
+    ("Sr", "Ti", 3.930, 0.006, {}, 1e-3),  # R0 from our default R0_TABLE
+    ("Ca", "Ti", 3.870, 0.273, {("Ca", "O"): 1.967}, 1e-3),
+    ("Ca", "Zr", 4.085, 0.521, {("Ca", "O"): 1.967, ("Zr", "O"): 1.937}, 1e-3),
+    ("Sr", "Zr", 4.110, 0.309, {("Zr", "O"): 1.937}, 1e-3),
+    ("Ba", "Ti", 4.045, 0.362, {("Ba", "O"): 2.285}, 0.05),
+]
+
+
+@pytest.mark.parametrize("A,B,a0,published,r0,tol", _YAMADA2018_CUBIC_GII,
+                         ids=[f"{a}{b}O3" for a, b, *_ in _YAMADA2018_CUBIC_GII])
+def test_gii_cubic_perovskites_against_published_yamada2018(A, B, a0, published, r0, tol):
+    from ase.spacegroup import crystal
+
+    from mtpjax.analysis.bondvalence import B_DEFAULT, gii
+
+    assert B_DEFAULT == 0.37  # the b the publication used
+    at = crystal([A, B, "O"], basis=[(0, 0, 0), (.5, .5, .5), (.5, .5, 0)], spacegroup=221,
+                 cellpar=[a0, a0, a0, 90, 90, 90])
+    assert at.get_chemical_formula(mode="reduce") in {f"{A}{B}O3", f"{B}{A}O3"} and len(at) == 5
+    ours = gii(at.positions, at.cell[:], at.get_chemical_symbols(), r0=r0,
+               oxidation={"Ca": 2, "Ba": 2, "Zr": 4})[0]
+    assert abs(ours - published) <= 0.05  # issue #6: within 0.05 v.u. of a published value
+    assert abs(ours - published) <= tol, (ours, published)
+
+
 def test_gii_trajectory_frames_and_cutoff_sensitivity(tmp_path):
     from mtpjax.analysis.bondvalence import gii_trajectory
 
