@@ -30,11 +30,15 @@ OPTIONS = {
     "weighting": (str, "vibrations", "vibrations | structures (per-atom energies) | molecules"),
     "scale_by_force": (float, 0.0, "force weight × ε/(|F_ref|²+ε); 0 = off"),
     "penalty_weight": (float, 1e-9, "radial orthonormality penalty weight (MLIP-2: 1e-9)"),
-    "bfgs_conv_tol": (float, 1e-3, "stop when the loss decreased < tol (relative) over 50 iterations; 0 = off"),
+    "bfgs_conv_tol": (float, 1e-3, "stop when the loss decreased < tol (relative) over 50 L-BFGS / 10 LM "
+                                   "iterations; 0 = off"),
     "gtol": (float, 1e-10, "stop when the gradient norm is below this"),
-    "init_params": (str, None, "keep | mlip3 | same | random (default: keep if trained, else mlip3)"),
-    "seed": (int, 0, "random seed (init_params=random)"),
-    "optimizer": (str, "lbfgs", "lbfgs | adam"),
+    "init_params": (str, None, "keep | orth | mlip3 | same | random (default: keep if trained, else orth for "
+                               "lm, mlip3 otherwise)"),
+    "seed": (int, 0, "random seed (init_params=orth/random)"),
+    "optimizer": (str, "lm", "lm (Levenberg-Marquardt, exact Jacobian) | lbfgs | adam"),
+    "n_starts": (int, 4, "lm from scratch: seeded initialisations tried (the best after --start-iter continues)"),
+    "start_iter": (int, 8, "lm from scratch: iterations per initialisation before choosing"),
     "learning_rate": (float, 1e-3, "Adam step size"),
     "precondition": (str, "gauss-newton", "gauss-newton | none"),
     "linear_every": (int, 50, "exact linear solve for species/moment coefficients every N iterations"),
@@ -128,6 +132,7 @@ def main(argv: list[str]) -> int:
     cfg = TrainConfig(
         max_iter=o["max_iter"], optimizer=o["optimizer"], learning_rate=o["learning_rate"], gtol=o["gtol"],
         conv_tol=o["bfgs_conv_tol"], init=o["init_params"], seed=o["seed"], linear_every=o["linear_every"],
+        n_starts=o["n_starts"], start_iter=o["start_iter"],
         precondition=o["precondition"], eval_every=o["eval_every"],
         checkpoint=o["checkpoint"] or str(out) + ".ckpt.npz", checkpoint_every=o["checkpoint_every"],
         resume=o["resume"], log=o["log"] or str(out) + ".log.jsonl",

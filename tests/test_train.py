@@ -46,8 +46,9 @@ def setup(request):
 
 
 def fast_cfg(**kw):
-    base = dict(max_iter=4, eval_every=2, conv_tol=0.0, precondition="none", rescale=False, pretrain_iter=0,
-                linear_every=0)
+    """A few L-BFGS iterations (the LM trainer has its own tests in test_train_lm.py)."""
+    base = dict(optimizer="lbfgs", max_iter=4, eval_every=2, conv_tol=0.0, precondition="none", rescale=False,
+                pretrain_iter=0, linear_every=0)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -212,8 +213,8 @@ def test_preconditioner_subset_and_restart(setup):
     from mtpjax.train.trainer import _unravel_for, preconditioner
 
     model, configs, *_ = setup
-    kw = dict(max_iter=6, eval_every=0, conv_tol=0.0, precondition="gauss-newton", rescale=False, pretrain_iter=0,
-              linear_every=0, final_linear=False, init="mlip3")
+    kw = dict(optimizer="lbfgs", max_iter=6, eval_every=0, conv_tol=0.0, precondition="gauss-newton", rescale=False,
+              pretrain_iter=0, linear_every=0, final_linear=False, init="mlip3")
     full = train(model, configs, None, TrainConfig(**kw, precond_max_configs=0))
     # the same start model as train() builds (mlip3 init, species regression, linear solve)
     from mtpjax.train.init import init_radial
@@ -274,7 +275,7 @@ def test_cli_train_flags_toml_and_plots(setup, tmp_path):
     out = tmp_path / "out.mtp"
     rc = main(["train", str(d / "l08_untrained.mtp"), str(tmp_path / "t.cfg"), "--trained-pot-name", str(out),
                "--max-iter", "2", "--energy-weight", "1", "--force-weight", "0.01", "--stress-weight", "0.001",
-               "--valid-cfgs", str(tmp_path / "v.cfg"), "--precondition", "none", "--eval-every", "1",
+               "--valid-cfgs", str(tmp_path / "v.cfg"), "--n-starts", "2", "--start-iter", "2", "--eval-every", "1",
                "--plot", str(tmp_path / "p"), "-q"])
     assert rc == 0
     m = MTP.from_file(out)

@@ -65,7 +65,9 @@ def parity_plot(model, sets: dict, path) -> Path:
 
 
 def learning_curve(history: list, path) -> Path:
-    """Loss and (where logged) energy/force RMSE versus iteration."""
+    """Loss and (where logged) energy/force RMSE versus iteration (records
+    without an ``iter``, e.g. the LM trainer's multi-start summaries, are skipped)."""
+    history = [h for h in history if "iter" in h]
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     it = [h["iter"] for h in history]

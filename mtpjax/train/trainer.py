@@ -7,7 +7,9 @@ Schedule (iteration = one optimiser step):
    coefficients (:mod:`mtpjax.train.init`), species energies by regression,
    exact linear solve for species + moment coefficients, MLIP's ``scaling``
    search (Rescale);
-2. L-BFGS (optax, zoom line search) on all coefficients with ``scaling``
+2. Levenberg–Marquardt with the exact Jacobian (:mod:`mtpjax.train.lm`; the
+   default: tens of iterations instead of MLIP's thousand BFGS steps), or
+   L-BFGS (optax, zoom line search) on all coefficients with ``scaling````
    held fixed, or Adam; at iteration ``pretrain_iter`` another Rescale and
    every ``linear_every`` iterations an exact linear solve (the optimiser
    state is then restarted, as MLIP resets its Hessian);
@@ -41,23 +43,35 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TrainingSet, Weights, prepare_training_set
 from .init import INIT_METHODS, init_radial
 from .linear import fit_species_energies, linear_solve, rescale
+from .jacobian import flat_params, unflat_params
+from .lm import lm_step, solve_linear_block
 from .loss import error_metrics, gauss_newton_matrix, get_params, loss_terms, set_params, total_loss
 
-OPTIMIZERS = ("lbfgs", "adam")
+OPTIMIZERS = ("lm", "lbfgs", "adam")
 
 
 @dataclass
 class TrainConfig:
     """Options of :func:`train` (CLI flag in brackets).
 
-    max_iter [--max-iter]: optimiser iterations (MLIP default 1000).
-    optimizer: ``lbfgs`` (optax L-BFGS + zoom line search) or ``adam``.
+    max_iter [--max-iter]: optimiser iterations (MLIP default 1000; an LM
+    iteration is worth tens of BFGS steps, LM runs stop much earlier).
+    optimizer: ``lm`` (Levenberg–Marquardt, exact Jacobian; default),
+    ``lbfgs`` (optax L-BFGS + zoom line search) or ``adam``.
+    lm_lambda: initial LM damping (relative to diag JᵀJ). lm_atom_budget:
+    atoms per Jacobian batch (0 = from the memory estimate).
+    lm_conv_window: window (iterations) of the ``conv_tol`` criterion for LM.
+    n_starts, start_iter: from-scratch fits (``init`` not ``keep``) with
+    LM first run ``start_iter`` iterations from each of ``n_starts``
+    seeded initialisations (seed, seed+1, …) and continue the one with the
+    lowest loss (the loss surface of an MTP has many poor local minima).
     learning_rate: Adam's step size. memory_size: L-BFGS history length.
     gtol: stop when ‖∇L‖ < gtol. conv_tol [--bfgs-conv-tol], conv_window:
     MLIP's relative-decrease criterion (0 disables).
-    init [--init-params]: ``keep`` | ``mlip3`` | ``same`` | ``random``;
-    ``None`` = ``keep`` for a trained potential, ``mlip3`` otherwise.
-    precondition: ``gauss-newton`` optimises in coordinates x with
+    init [--init-params]: ``keep`` | ``orth`` | ``mlip3`` | ``same`` | ``random``;
+    ``None`` = ``keep`` for a trained potential, otherwise ``orth`` with LM
+    and ``mlip3`` with the other optimisers.
+    The following apply to L-BFGS/Adam only: precondition: ``gauss-newton`` optimises in coordinates x with
     θ = P·x, PᵀJᵀJP = I (J the Jacobian of the weighted residuals, damped by
     ``precond_damping``·mean eigenvalue), recomputed every ``precond_every``
     iterations (multiple of linear_every); ``none`` for plain θ.
@@ -77,7 +91,12 @@ class TrainConfig:
     """
 
     max_iter: int = 1000
-    optimizer: str = "lbfgs"
+    optimizer: str = "lm"
+    lm_lambda: float = 1e-2
+    lm_atom_budget: int = 0
+    lm_conv_window: int = 10
+    n_starts: int = 4
+    start_iter: int = 8
     learning_rate: float = 1e-3
     memory_size: int = 20
     max_linesearch_steps: int = 20
@@ -110,6 +129,10 @@ class TrainConfig:
             raise MTPJaxError(f"unknown init '{self.init}' (use {', '.join(INIT_METHODS)})")
         if self.max_iter < 0:
             raise MTPJaxError(f"max_iter must be ≥ 0, got {self.max_iter}")
+        if self.n_starts < 1 or self.start_iter < 0:
+            raise MTPJaxError(f"n_starts must be ≥ 1 and start_iter ≥ 0, got {self.n_starts}, {self.start_iter}")
+        if not (self.lm_lambda > 0 and np.isfinite(self.lm_lambda)):
+            raise MTPJaxError(f"lm_lambda must be a positive number, got {self.lm_lambda}")
 
 
 @dataclass
@@ -216,6 +239,8 @@ def train(
     if valid_configs is not None:
         vset = valid_configs if isinstance(valid_configs, TrainingSet) else prepare_training_set(
             model, valid_configs, w, source=valid_source)
+    if cfg.optimizer == "lm":
+        return _train_lm(model, tset, vset, cfg, callback, t_start)
     data = tset.device_args()
 
     opt = make_optimizer(cfg)
@@ -340,6 +365,129 @@ def train(
     valid_m = error_metrics(model, vset) if vset is not None else None
     return TrainResult(model, history, train_m, valid_m, it, stop_reason, time.perf_counter() - t_start,
                        (np.asarray(p), np.asarray(pinv)) if gn else None)
+
+
+def _lm_atom_budget(model: MTP, tset: TrainingSet, cfg: TrainConfig) -> int:
+    """Atoms per Jacobian batch: ~256 MB of per-pair Jacobian blocks (a few
+    (N, M, 3, C·K·N_Q) arrays) and of the batch's (3N, n_params) Jacobian."""
+    if cfg.lm_atom_budget:
+        return int(cfg.lm_atom_budget)
+    m = max(b.idx.shape[1] for b in tset.batches)
+    c, _, k, nq = model.radial_coeffs.shape
+    per_atom = 8 * (4 * m * 3 * c * k * nq + 4 * 3 * model.n_params)
+    return int(np.clip(2**28 // per_atom, 32, 1024))
+
+
+def _lm_init(model: MTP, init: str, seed: int, tset: TrainingSet, jdata, penalty: float) -> MTP:
+    model = init_radial(model, init, seed)
+    model = fit_species_energies(model, tset.configs)
+    return solve_linear_block(model, jdata, penalty)
+
+
+def _train_lm(model: MTP, tset: TrainingSet, vset, cfg: TrainConfig, callback, t_start: float) -> TrainResult:
+    """The Levenberg–Marquardt branch of :func:`train` (same contract)."""
+    w = cfg.weights
+    pen = float(w.penalty)
+    data = tset.device_args()
+    jset = prepare_training_set(model, tset.configs, w, source=tset.source, min_distance=None,
+                                atom_budget=_lm_atom_budget(model, tset, cfg))
+    jdata = jset.device_args()
+    n = int(model.n_params)
+    ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+    template = {"lam": jnp.zeros(()), "nu": jnp.zeros(())}
+    losses: list[float] = []
+    history: list[dict] = []
+    it = 0
+    lam, nu = float(cfg.lm_lambda), 2.0
+    if cfg.resume and ckpt is not None and ckpt.exists():
+        st = load_checkpoint(ckpt, template, n)
+        model = eqx.tree_at(lambda m: m.scaling, model, st["scaling"])
+        model = set_params(model, unflat_params(model, st["flat"]))
+        lam, nu = float(st["opt_state"]["lam"]), float(st["opt_state"]["nu"])
+        it, losses = st["iteration"], st["losses"]
+    else:
+        init = cfg.init or ("keep" if _looks_trained(model) else "orth")
+        if init != "keep":
+            n_starts = max(1, int(cfg.n_starts)) if init in ("orth", "random") else 1
+            best = None
+            for k in range(n_starts):
+                m = _lm_init(model, init, cfg.seed + k, tset, jdata, pen)
+                lk, nk, loss = float(cfg.lm_lambda), 2.0, float("inf")
+                for _ in range(int(cfg.start_iter) if n_starts > 1 else 0):
+                    m, loss, _, lk, nk, ok = lm_step(m, jdata, data, pen, lk, nk)
+                    if not ok:
+                        break
+                history.append({"start": k, "seed": cfg.seed + k, "loss": loss,
+                                "time": time.perf_counter() - t_start})
+                if best is None or loss < best[1]:
+                    best = (m, loss, lk, nk)
+            model, _, lam, nu = best
+            if n_starts > 1:
+                lam, nu = best[2], best[3]
+    log = open(cfg.log, "a" if (cfg.resume and it > 0) else "w") if cfg.log else None
+    if log:
+        for rec in history:
+            log.write(json.dumps(rec) + "\n")
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_iter, initial=it, desc="train (LM)", unit="it", dynamic_ncols=True)
+    stop_reason = "max_iter"
+    t_train = 0.0
+    try:
+        while it < cfg.max_iter:
+            t0 = time.perf_counter()
+            model, value, gnorm, lam, nu, accepted = lm_step(model, jdata, data, pen, lam, nu)
+            t_train += time.perf_counter() - t0
+            it += 1
+            losses.append(value)
+            rec = {"iter": it, "loss": value, "grad_norm": gnorm, "lambda": float(lam),
+                   "time": time.perf_counter() - t_start, "train_time": t_train}
+            if cfg.eval_every and it % cfg.eval_every == 0:
+                rec.update(_prefixed(error_metrics(model, tset), "train"))
+                if vset is not None:
+                    rec.update(_prefixed(error_metrics(model, vset), "valid"))
+            history.append(rec)
+            if log:
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+            if bar is not None:
+                post = {"loss": f"{value:.3e}"}
+                if "valid_force_rmse" in rec:
+                    post["vF"] = f"{rec['valid_force_rmse']:.4f}"
+                bar.set_postfix(post, refresh=False)
+                bar.update(1)
+            if ckpt is not None and cfg.checkpoint_every and it % cfg.checkpoint_every == 0:
+                save_checkpoint(ckpt, flat=flat_params(model), scaling=model.scaling,
+                                opt_state={"lam": jnp.asarray(lam), "nu": jnp.asarray(nu)}, iteration=it,
+                                losses=losses, seed=cfg.seed, n_params=n, precond=np.zeros(0),
+                                precond_inv=np.zeros(0))
+            if not np.isfinite(value):
+                raise MTPJaxError(f"training diverged at iteration {it} (loss {value})")
+            if not accepted:
+                stop_reason = "no_progress"
+                break
+            if gnorm < cfg.gtol:
+                stop_reason = "gtol"
+                break
+            win = cfg.lm_conv_window
+            if cfg.conv_tol > 0 and win and len(losses) > win:
+                old = losses[-win - 1]
+                if old > 0 and (old - value) / old < cfg.conv_tol:
+                    stop_reason = "conv_tol"
+                    break
+            if callback is not None and callback(rec):
+                stop_reason = "callback"
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        if log:
+            log.close()
+    train_m = error_metrics(model, tset)
+    valid_m = error_metrics(model, vset) if vset is not None else None
+    return TrainResult(model, history, train_m, valid_m, it, stop_reason, time.perf_counter() - t_start, None)
 
 
 def _looks_trained(model: MTP) -> bool:

@@ -1,0 +1,211 @@
+"""Exact Jacobian of energies, forces and PlusStress with respect to all MTP
+coefficients, from hand-derived, structure-aware formulas (no forward-mode
+sweep over the parameters).
+
+The basic moments are *linear* in the radial coefficients c[a, b, μ, β]:
+
+    M_k(i) = Σ_{b,β} c[z_i, b, μ_k, β] G[i, k, b, β],
+    G[i, k, b, β] = Σ_{j: z_j = b} s·T_β(ξ_ij)(R − r_ij)² · û_ij^{(k)}
+
+(û^{(k)} the monomial of moment k), and the site energy
+V_i = ξ_{z_i} + Σ_α m_α B_α(M(i)) is a polynomial in M(i). With
+A(i) = ∂V_i/∂M (n_basic,), H(i) = ∂²V_i/∂M² (n_basic, n_basic) and
+∂B/∂M (S, n_basic) per atom, the pair gradients g_ij = ∂E/∂r_ij — from
+which forces and PlusStress follow linearly — have the derivatives
+
+* moment coefficients: ∂g_ij/∂m_α = Σ_k ∂B_α/∂M_k(i) · ∂M_k(i)/∂r_ij;
+* radial coefficients of row z_i: through A(i) (H(i) times ∂M(i)/∂c, i.e.
+  G) plus the direct term A(i)·∂(∂M(i)/∂r_ij)/∂c, which is nonzero only in
+  the column block b = z_j;
+
+so the cost per pair is O(n_basic · C·K·N_Q) instead of one forward-mode
+pass of the whole model per parameter. Used by the Levenberg–Marquardt
+trainer (:mod:`mtpjax.train.lm`); checked against ``jax.jacfwd`` of
+:func:`mtpjax.potential.model.efs_batch` in the tests.
+
+Parameter order (columns): MLIP's (docs/mtp.md §4.5) — radial coefficients
+in file order (a, b, μ, β), then the C species coefficients, then the S
+moment coefficients.
+
+Geometry arguments are those of ``efs_batch`` (a padded :class:`Batch`).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..potential.model import MTP
+from ..potential.program import contract
+
+VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def flat_params(model: MTP) -> jax.Array:
+    """θ in MLIP order: radial (a, b, μ, β) flattened, species, moment."""
+    return jnp.concatenate([model.radial_coeffs.ravel(), model.species_coeffs, model.moment_coeffs])
+
+
+def unflat_params(model: MTP, theta) -> dict:
+    """The ``{"radial", "species", "moment"}`` dict of :func:`mtpjax.train.loss.get_params` from θ."""
+    rc = model.radial_coeffs
+    nr, c = rc.size, model.species_coeffs.size
+    theta = jnp.asarray(theta, rc.dtype)
+    return {"radial": theta[:nr].reshape(rc.shape), "species": theta[nr : nr + c], "moment": theta[nr + c :]}
+
+
+def _chebyshev(r, rmin: float, rmax: float, nq: int, scaling):
+    """s·T_β(ξ)(R−r)² and its r-derivative, (..., N_Q) each."""
+    xi = (2.0 * r - (rmin + rmax)) / (rmax - rmin)
+    dxi = 2.0 / (rmax - rmin)
+    t = [jnp.ones_like(xi), xi]
+    dt = [jnp.zeros_like(xi), jnp.ones_like(xi)]
+    for _ in range(2, nq):
+        t.append(2 * xi * t[-1] - t[-2])
+        dt.append(2 * t[-2] + 2 * xi * dt[-1] - dt[-2])
+    t = jnp.stack(t[:nq], -1)
+    dt = jnp.stack(dt[:nq], -1) * dxi
+    w = ((rmax - r) ** 2)[..., None]
+    dw = (-2.0 * (rmax - r))[..., None]
+    return scaling * t * w, scaling * (dt * w + t * dw)
+
+
+def _monomials(prog, u, r):
+    """Monomials (..., nm) of û and their gradients (..., nm, 3) w.r.t. the pair vector."""
+    mon = prog.monomials
+    pmax = max(prog.max_power, 1)
+    pw = [jnp.ones_like(u)]
+    for _ in range(pmax):
+        pw.append(pw[-1] * u)
+    pw = jnp.stack(pw, axis=-2)  # (..., pmax+1, 3)
+    a, b, c = mon[:, 0], mon[:, 1], mon[:, 2]
+    px, py, pz = pw[..., a, 0], pw[..., b, 1], pw[..., c, 2]
+    mono = px * py * pz
+    dx = a * pw[..., np.maximum(a - 1, 0), 0] * py * pz
+    dy = b * px * pw[..., np.maximum(b - 1, 0), 1] * pz
+    dz = c * px * py * pw[..., np.maximum(c - 1, 0), 2]
+    dmono_du = jnp.stack([dx, dy, dz], axis=-1)
+    nu = (a + b + c).astype(u.dtype)
+    dmono = (dmono_du - (nu * mono)[..., None] * u[..., None, :]) / r[..., None, None]
+    return mono, dmono
+
+
+def _pair_geometry(model: MTP, positions, cells, config_of_atom, nbrs_idx, nbrs_shifts):
+    n = positions.shape[0]
+    valid = nbrs_idx < n
+    j = jnp.where(valid, nbrs_idx, 0)
+    cell_i = cells[config_of_atom]
+    rvec = positions[j] + jnp.einsum("nms,nsc->nmc", nbrs_shifts.astype(positions.dtype), cell_i)
+    rvec = jnp.where(valid[..., None], rvec - positions[:, None, :], 0.0)
+    r2 = jnp.sum(rvec * rvec, -1)
+    cut = model.max_dist
+    mask = valid & (r2 > 0) & (r2 < cut * cut)
+    safe = jnp.where(mask[..., None], rvec, jnp.asarray([1.0, 0.0, 0.0], rvec.dtype))
+    r = jnp.sqrt(jnp.sum(safe * safe, -1))
+    return mask, j, jnp.where(mask[..., None], rvec, 0.0), r, safe / r[..., None]
+
+
+def efs_jacobian(model: MTP, positions, cells, config_of_atom, species_idx, nbrs_idx, nbrs_shifts, atom_mask):
+    """Energies, forces, PlusStress and their parameter Jacobians for one padded batch.
+
+    Returns ``(e (B,), f (Nt, 3), s (B, 6), de (B, n), df (Nt, 3, n), ds (B, 6, n))``
+    with n = ``model.n_params`` columns in MLIP order (see module docstring);
+    eV, eV/Å and eV per unit of each coefficient. Padded atoms give zeros.
+    """
+    prog = model.program
+    dtype = model.moment_coeffs.dtype
+    n = positions.shape[0]
+    nb_cfg = cells.shape[0]
+    c, _, k, nq = model.radial_coeffs.shape
+    mask, jidx, rvec, r, u = _pair_geometry(model, positions, cells, config_of_atom, nbrs_idx, nbrs_shifts)
+    maskf = mask.astype(dtype)
+    q, dq = _chebyshev(r, model.min_dist, model.max_dist, nq, model.scaling)
+    q = q * maskf[..., None]
+    dq = dq * maskf[..., None]
+    zi = species_idx
+    zj = species_idx[jidx]
+    ozj = jax.nn.one_hot(zj, c, dtype=dtype) * maskf[..., None]  # (N, M, C)
+    ozi = jax.nn.one_hot(zi, c, dtype=dtype) * atom_mask.astype(dtype)[:, None]  # (N, C)
+    mu = np.asarray(prog.basic_mu)
+    pm = np.asarray(prog.basic_mono)
+    onehot_mu = jnp.asarray(np.eye(k)[mu], dtype)  # (nb, K)
+
+    # forward pass
+    wc = model.radial_coeffs.reshape(c * c, k, nq)[zi[:, None] * c + zj]  # (N, M, K, NQ)
+    f = jnp.einsum("nmkb,nmb->nmk", wc, q)
+    fd = jnp.einsum("nmkb,nmb->nmk", wc, dq)
+    mono_all, dmono_all = _monomials(prog, u, r)
+    mono = mono_all[..., pm]  # (N, M, nb)
+    dmono = dmono_all[..., pm, :]  # (N, M, nb, 3)
+    fk, fdk = f[..., mu], fd[..., mu]  # (N, M, nb)
+    basic = jnp.sum(fk * mono, axis=1)  # (N, nb)
+
+    def basis_one(x):
+        return contract(prog, x[:, None])[:, 0]
+
+    bfun = contract(prog, basic.T).T  # (N, S)
+    bk = jax.vmap(jax.jacfwd(basis_one))(basic)  # (N, S, nb)
+    m = model.moment_coeffs
+    hess = jax.vmap(jax.hessian(lambda x: m @ basis_one(x)))(basic)  # (N, nb, nb)
+    amask = atom_mask.astype(dtype)
+    a_vec = jnp.einsum("s,nsk->nk", m, bk) * amask[:, None]  # ∂V/∂M (N, nb)
+    bk = bk * amask[:, None, None]
+    hess = hess * amask[:, None, None]
+    site = (model.species_coeffs[zi] + bfun @ m) * amask
+
+    dmdr = fdk[..., None] * mono[..., None] * u[:, :, None, :] + fk[..., None] * dmono  # (N, M, nb, 3)
+    g = jnp.einsum("nk,nmka->nma", a_vec, dmdr)  # ∂E/∂r_ij (N, M, 3)
+    flat_j = jidx.reshape(-1)
+
+    def forces_of(gp):
+        """Σ_m gp[i, m] − Σ over the pairs whose second atom is i; gp (N, M, 3, ...) → (N, 3, ...)."""
+        tail = gp.shape[3:]
+        gj = jax.ops.segment_sum(gp.reshape((-1, 3) + tail), flat_j, num_segments=n)
+        return jnp.sum(gp, axis=1) - gj
+
+    def stress_atom(gp):
+        """−Σ_m gp ⊗ r per atom, Voigt: (N, M, 3, ...) → (N, 6, ...)."""
+        w = jnp.einsum("nma...,nmb->nab...", gp, rvec)
+        return -jnp.stack([w[:, a, b] for a, b in VOIGT], axis=1)
+
+    forces = forces_of(g) * amask[:, None]
+    s_atom = stress_atom(g)
+    energies = jax.ops.segment_sum(site, config_of_atom, nb_cfg)
+    plus_stress = jax.ops.segment_sum(s_atom, config_of_atom, nb_cfg)
+
+    # --- Jacobian: moment coefficients
+    dg_m = jnp.einsum("nsk,nmka->nmas", bk, dmdr)  # (N, M, 3, S)
+    df_m = forces_of(dg_m)
+    ds_m = jax.ops.segment_sum(stress_atom(dg_m), config_of_atom, nb_cfg)
+    de_m = jax.ops.segment_sum(bfun * amask[:, None], config_of_atom, nb_cfg)
+
+    # --- species coefficients (energy only)
+    de_s = jax.ops.segment_sum(ozi, config_of_atom, nb_cfg)
+
+    # --- radial coefficients, local block (b, μ, β) of row z_i
+    cl = c * k * nq
+    gtab = jnp.einsum("nmb,nmk,nmq->nkbq", ozj, mono, q)  # G (N, nb, C, NQ)
+    de_local = jnp.einsum("nk,ku,nkbq->nbuq", a_vec, onehot_mu, gtab).reshape(n, cl)
+    wtab = jnp.einsum("nkl,lu,nlbq->nkbuq", hess, onehot_mu, gtab).reshape(n, -1, cl)  # (N, nb, CL)
+    a_mu = a_vec[:, :, None] * onehot_mu[None]  # (N, nb, K)
+    am = jnp.einsum("nku,nmk->nmu", a_mu, mono)  # (N, M, K)
+    adm = jnp.einsum("nku,nmka->nmua", a_mu, dmono)  # (N, M, K, 3)
+    inner = (dq[:, :, None, None, :] * u[:, :, None, :, None] * am[:, :, :, None, None]
+             + q[:, :, None, None, :] * adm[..., None])  # (N, M, K, 3, NQ)
+    # ∂g_im/∂c[z_i, (b, μ, β)] = Σ_k dmdr[i,m,k]·W[i,k] (through A(i)) + δ(b = z_j)·inner (direct)
+    dg_r = (jnp.einsum("nmka,nkc->nmac", dmdr, wtab)
+            + jnp.einsum("nmb,nmuaq->nmabuq", ozj, inner).reshape(n, -1, 3, cl))  # (N, M, 3, CL)
+    f_i = jnp.einsum("nac,nz->nazc", jnp.sum(dg_r, axis=1), ozi)  # (N, 3, C, CL): row z_i
+    # j-side: −dg_r scattered onto (j, row z_i)
+    seg = (jidx * c + zi[:, None]).reshape(-1)
+    f_j = jnp.transpose(jax.ops.segment_sum(dg_r.reshape(-1, 3, cl), seg, num_segments=n * c).reshape(
+        n, c, 3, cl), (0, 2, 1, 3))
+    df_r = (f_i - f_j).reshape(n, 3, c * cl)
+    ds_r = jax.ops.segment_sum(jnp.einsum("nvc,nz->nvzc", stress_atom(dg_r), ozi).reshape(n, 6, c * cl),
+                               config_of_atom, nb_cfg)
+    de_r = jax.ops.segment_sum(jnp.einsum("nc,nz->nzc", de_local, ozi).reshape(n, c * cl), config_of_atom, nb_cfg)
+
+    de = jnp.concatenate([de_r, de_s, de_m], axis=1)
+    df = jnp.concatenate([df_r, jnp.zeros((n, 3, c), dtype), df_m], axis=2) * amask[:, None, None]
+    ds = jnp.concatenate([ds_r, jnp.zeros((nb_cfg, 6, c), dtype), ds_m], axis=2)
+    return energies, forces, plus_stress, de, df, ds
