@@ -7,7 +7,7 @@ core, 1000 BFGS iterations), the final validation errors, the wall time and
 the time at which our validation errors first reached MLIP's (within
 ``--tolerance``, default 10 %).
 
-    python benchmarks/train_speed.py [--max-iter 1000] [--one-core] [--json out.json] [--quick|--tiny]
+    python benchmarks/train_speed.py [--optimizer lm|lbfgs] [--max-iter N] [--one-core] [--json out.json] [--quick|--tiny]
 
 With ``MTPJAX_MLP`` pointing to MLIP's ``mlp``, the same starting potential
 and data are also given to ``mlp train … --max-iter=N`` (and ``mlp
@@ -15,9 +15,9 @@ calc-errors`` on the validation set) in this run, beside the recorded figures.
 
 ``--one-core`` restricts XLA to one thread (MLIP's timing is serial).
 On a shared machine the process CPU time (``--one-core``: single-thread
-time) is the comparable number. Times exclude nothing but the evaluation of the validation metrics used to
-detect the crossing (``train_time``); the wall time includes data
-preparation and compilation.
+time) is the comparable number. The time to the target includes data preparation and
+compilation and excludes only the evaluation of the validation metrics used
+to detect the crossing (which ``mlp train`` does not do).
 """
 from __future__ import annotations
 
@@ -37,7 +37,10 @@ MLIP_ITERS = 1000
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
-    p.add_argument("--max-iter", type=int, default=1000)
+    p.add_argument("--max-iter", type=int, default=None, help="default: 100 (lm), 1000 (lbfgs/adam)")
+    p.add_argument("--optimizer", default="lm", help="lm | lbfgs | adam")
+    p.add_argument("--n-starts", type=int, default=4)
+    p.add_argument("--start-iter", type=int, default=8)
     p.add_argument("--precondition", default="gauss-newton")
     p.add_argument("--linear-every", type=int, default=50)
     p.add_argument("--precond-every", type=int, default=50)
@@ -51,11 +54,14 @@ def main(argv=None) -> int:
     p.add_argument("--save", default=None, help="write the trained potential here")
     p.add_argument("--json", default=None, help="write the summary as JSON")
     p.add_argument("--mlp-max-iter", type=int, default=None, help="max-iter for a live `mlp train` (default: --max-iter)")
-    p.add_argument("--quick", action="store_true", help="10 iterations: s/iteration (the time to the target needs a full run)")
+    p.add_argument("--quick", action="store_true", help="lm: until MLIP's validation errors are reached "
+                   "(≤ 60 iterations); lbfgs/adam: 10 iterations (s/iteration only)")
     p.add_argument("--tiny", action="store_true", help="10 iterations")
     a = p.parse_args(argv)
+    if a.max_iter is None:
+        a.max_iter = 100 if a.optimizer == "lm" else 1000
     if a.quick:
-        a.max_iter, a.eval_every, a.stop_at_target = 10, 5, True
+        a.max_iter, a.eval_every, a.stop_at_target = (60, 2, True) if a.optimizer == "lm" else (10, 5, True)
     if a.tiny:
         a.max_iter, a.eval_every, a.stop_at_target = 10, 5, True
     if a.one_core:
@@ -78,12 +84,17 @@ def main(argv=None) -> int:
     target_f = ref["force_rmse"] * (1 + a.tolerance)
     reached = {}
 
+    def cpu_per_wall():
+        return (time.process_time() - t_cpu) / max(time.perf_counter() - t_wall, 1e-9)
+
     def cb(rec):
         if "valid_energy_rmse" in rec and not reached:
             if rec["valid_energy_rmse"] <= target_e and rec["valid_force_rmse"] <= target_f:
+                # minus the time spent evaluating the metrics that detect the crossing (mlp train does not)
                 reached.update(iter=rec["iter"], train_time=rec["train_time"], time=rec["time"],
-                               wall=time.perf_counter() - t_wall, cpu=time.process_time() - t_cpu, e=rec["valid_energy_rmse"],
-                               f=rec["valid_force_rmse"])
+                               wall=time.perf_counter() - t_wall - rec["eval_time"],
+                               cpu=time.process_time() - t_cpu - rec["eval_time"] * cpu_per_wall(),
+                               e=rec["valid_energy_rmse"], f=rec["valid_force_rmse"])
                 print(f"reached MLIP's validation errors at iteration {rec['iter']}: "
                       f"{reached['wall']:.1f} s wall, {reached['cpu']:.1f} s CPU since start", flush=True)
                 return a.stop_at_target
@@ -93,7 +104,8 @@ def main(argv=None) -> int:
                   f"{time.process_time() - t_cpu:.1f} s CPU", flush=True)
         return False
 
-    cfg = TrainConfig(max_iter=a.max_iter, precondition=a.precondition, linear_every=a.linear_every,
+    cfg = TrainConfig(max_iter=a.max_iter, optimizer=a.optimizer, n_starts=a.n_starts, start_iter=a.start_iter,
+                      precondition=a.precondition, linear_every=a.linear_every,
                       precond_every=a.precond_every, precond_damping=a.precond_damping, memory_size=a.memory_size, eval_every=a.eval_every,
                       conv_tol=0.0, log=a.log)
     res = train(model, tset, vset, cfg, callback=cb)
@@ -107,7 +119,8 @@ def main(argv=None) -> int:
         ("valid energy RMSE (eV/atom)", f"{ref['energy_rmse']:.3e}", f"{ours['energy_rmse']:.3e}"),
         ("valid force RMSE (eV/Å)", f"{ref['force_rmse']:.4f}", f"{ours['force_rmse']:.4f}"),
         ("valid stress RMSE (eV)", f"{ref['stress_rmse']:.3f}", f"{ours['stress_rmse']:.3f}"),
-        ("iterations", f"{MLIP_ITERS} (+75 pre-training)", f"{res.iterations}"),
+        ("iterations", f"{MLIP_ITERS} (+75 pre-training)",
+         f"{res.iterations} {a.optimizer}" + (f" (+{a.n_starts}×{a.start_iter} multi-start)" if a.optimizer == "lm" else "")),
         ("wall time (s)", f"{MLIP_WALL_S:.0f} (one core)", f"{wall:.1f}"),
         ("CPU time of this process (s)", "–", f"{cpu:.1f}"),
         ("time to MLIP's valid errors (+{:.0f} %) (s)".format(100 * a.tolerance), f"{MLIP_WALL_S:.0f}",

@@ -65,7 +65,8 @@ DEFAULTS = {
     "labels": {"executor": "process", "max_workers": 1, "retries": 2, "timeout_s": 1800.0, "backoff_s": 1.0,
                "min_wall_s": 0.0, "submitit": {}},
     "train": {"max_iter": 300, "energy_weight": 1.0, "force_weight": 0.01, "stress_weight": 0.001,
-              "weighting": "vibrations", "conv_tol": 1e-3, "init_max_iter": None},
+              "weighting": "vibrations", "conv_tol": 1e-3, "init_max_iter": None, "optimizer": "lm",
+              "n_starts": 4, "start_iter": 8},
     "active": {"mode": "nbh", "select_threshold": 1.5, "break_threshold": 10.0, "init": 1e-5,
                "swap_threshold": 1.0000001, "max_select": 20, "grade_every": 1, "candidate_every": 10,
                "max_candidate_grade": None, "min_distance_factor": 0.5, "done_when": "no-candidates"},
@@ -203,6 +204,10 @@ def _validate(cfg):
         raise ConfigurationError("active.mode must be the same for every system (one shared active set)")
     if cfg["bootstrap"]["method"] not in BOOTSTRAPS:
         raise ConfigurationError(f"bootstrap.method = {cfg['bootstrap']['method']!r} (allowed: {', '.join(BOOTSTRAPS)})")
+    from ..train.trainer import OPTIMIZERS
+
+    if cfg["train"]["optimizer"] not in OPTIMIZERS:
+        raise ConfigurationError(f"train.optimizer = {cfg['train']['optimizer']!r} (allowed: {', '.join(OPTIMIZERS)})")
     cfg["reference"] = check_spec(cfg["reference"])
     if cfg["labels"]["executor"] not in ("process", "submitit", "submitit-local", "inline"):
         raise ConfigurationError(f"labels.executor = {cfg['labels']['executor']!r} "
@@ -535,11 +540,13 @@ class Learner:
             init, max_iter = None, int(tc["init_max_iter"] or tc["max_iter"])
         w = Weights(energy=float(tc["energy_weight"]), force=float(tc["force_weight"]),
                     stress=float(tc["stress_weight"]), weighting=tc["weighting"])
-        # a fresh preconditioner every iteration: one carried over from the last iteration made the warm-started
-        # fit worse on the new (extrapolative) data in the quick workflow (E RMSE 12 → 79 meV/atom in one
-        # iteration); J on at most 64 configurations bounds its cost
+        # L-BFGS: a fresh preconditioner every iteration (one carried over from the last iteration made the
+        # warm-started fit worse on the new, extrapolative data); J on at most 64 configurations bounds its cost.
+        # LM (default): warm starts need no multi-start; the first fit tries n_starts initialisations.
         tcfg = TrainConfig(max_iter=max_iter, weights=w, init=init, conv_tol=float(tc["conv_tol"]),
-                           seed=int(self.cfg["seed"]) + it, eval_every=0, precond_max_configs=64)
+                           seed=int(self.cfg["seed"]) + it, eval_every=0, precond_max_configs=64,
+                           optimizer=str(tc["optimizer"]), n_starts=int(tc["n_starts"]),
+                           start_iter=int(tc["start_iter"]))
         res = train(model, confs, config=tcfg)
         model = res.model
         model.save(d / "pot.mtp")

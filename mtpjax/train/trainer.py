@@ -299,7 +299,7 @@ def train(
         bar = tqdm(total=cfg.max_iter, initial=it0, desc="train", unit="it", dynamic_ncols=True)
     history: list[dict] = []
     stop_reason = "max_iter"
-    t_train = 0.0
+    t_train = t_eval = 0.0
     it = it0
     try:
         while it < cfg.max_iter:
@@ -324,9 +324,12 @@ def train(
             rec = {"iter": it, "loss": value, "grad_norm": gnorm, "time": time.perf_counter() - t_start,
                    "train_time": t_train}
             if cfg.eval_every and it % cfg.eval_every == 0:
+                te = time.perf_counter()
                 rec.update(_prefixed(error_metrics(model, tset), "train"))
                 if vset is not None:
                     rec.update(_prefixed(error_metrics(model, vset), "valid"))
+                t_eval += time.perf_counter() - te
+            rec["eval_time"] = t_eval
             history.append(rec)
             if log:
                 log.write(json.dumps(rec) + "\n")
@@ -434,7 +437,7 @@ def _train_lm(model: MTP, tset: TrainingSet, vset, cfg: TrainConfig, callback, t
 
         bar = tqdm(total=cfg.max_iter, initial=it, desc="train (LM)", unit="it", dynamic_ncols=True)
     stop_reason = "max_iter"
-    t_train = 0.0
+    t_train = t_eval = 0.0
     try:
         while it < cfg.max_iter:
             t0 = time.perf_counter()
@@ -445,9 +448,12 @@ def _train_lm(model: MTP, tset: TrainingSet, vset, cfg: TrainConfig, callback, t
             rec = {"iter": it, "loss": value, "grad_norm": gnorm, "lambda": float(lam),
                    "time": time.perf_counter() - t_start, "train_time": t_train}
             if cfg.eval_every and it % cfg.eval_every == 0:
+                te = time.perf_counter()
                 rec.update(_prefixed(error_metrics(model, tset), "train"))
                 if vset is not None:
                     rec.update(_prefixed(error_metrics(model, vset), "valid"))
+                t_eval += time.perf_counter() - te
+            rec["eval_time"] = t_eval
             history.append(rec)
             if log:
                 log.write(json.dumps(rec) + "\n")

@@ -52,7 +52,7 @@ DEFAULTS = {
                       "md_every": 5, "md_temperature_K": 1000.0, "relax_steps": 12, "relax_every": 1,
                       "relax_fmax": 0.5},
         "train": {"max_iter": 300, "init_max_iter": 1000, "energy_weight": 1.0, "force_weight": 0.01,
-                  "stress_weight": 0.001, "conv_tol": 1e-3},
+                  "stress_weight": 0.001, "conv_tol": 1e-3, "optimizer": "lm", "n_starts": 4, "start_iter": 8},
     },
     "fit": {"max_iter": 1000, "energy_weight": 1.0, "force_weight": 0.01, "stress_weight": 0.001,
             "valid_fraction": 0.1, "final_on_all": True},
