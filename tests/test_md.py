@@ -383,6 +383,41 @@ def test_npt_statistics_vs_ase(mode):
 
 
 @pytest.mark.slow
+def test_npt_volume_and_fluctuations_match_nvt_equation_of_state():
+    """Independent of ASE's sampling: MTK NPT (iso) ⟨V⟩ at P₀ equals the volume where the NVT equation
+    of state ⟨P⟩(V) crosses P₀, and Var V = kT·V·κ_T with κ_T = −(1/V) dV/dP from the same NVT runs."""
+    atoms = argon(size=(3, 3, 3), a=5.7, jitter=0.1)
+    n = len(atoms)
+    T, P0 = 100.0, 300 * u.bar
+    kT = u.kB * T
+    dt, td, pd = 4 * u.fs, 100 * u.fs, 400 * u.fs
+    integ, st, nb, _ = setup(atoms, lambda f: I.npt_mtk(LJ, f, dt, td, pd, "iso", dof=3 * n), kT)
+    st, nb, _ = run_scan(integ, st, nb, 5000, kT, P0)
+    V = np.concatenate([run_scan(integ, st, nb, 60_000, kT, P0)[2][3]])
+    vm, vse = _block_se(V)
+    pts = []
+    for f in (0.985, 1.0, 1.015):
+        a = atoms.copy()
+        a.set_cell(atoms.cell.array * (f * vm / atoms.get_volume()) ** (1 / 3), scale_atoms=True)
+        ig, s2, nb2, _ = setup(a, lambda fn: I.nvt_nose_hoover(LJ, fn, dt, td, dof=3 * n), kT, seed=2)
+        s2, nb2, _ = run_scan(ig, s2, nb2, 5000, kT)
+        pm, pse = _block_se(run_scan(ig, s2, nb2, 40_000, kT)[2][4])
+        pts.append((a.get_volume(), pm, pse))
+    v, p, pe = map(np.asarray, zip(*pts))
+    (slope, icpt), cov = np.polyfit(v, p, 1, w=1 / pe, cov="unscaled")
+    v_star = (P0 - icpt) / slope
+    # error of the crossing from the fit covariance (linear propagation)
+    g = np.array([-(P0 - icpt) / slope**2, -1 / slope])
+    v_star_se = float(np.sqrt(g @ cov @ g))
+    kappa = -1.0 / (v_star * slope)
+    var_expected = kT * v_star * kappa
+    print(f"NPT <V> {vm:.2f} ± {vse:.2f} Å³; NVT EOS crossing {v_star:.2f} ± {v_star_se:.2f} Å³; "
+          f"Var V {V.var():.2f} vs kT V κ {var_expected:.2f} Å⁶ (κ = {kappa / u.bar * 1e4:.2f}e-4 /bar)")
+    assert abs(vm - v_star) < 4 * np.hypot(vse, v_star_se)
+    assert abs(V.var() / var_expected - 1) < 0.25
+
+
+@pytest.mark.slow
 def test_nvt_matches_ase_statistics():
     """NHC NVT ⟨E_pot⟩ and σ(E_pot) agree with ASE's NoseHooverChainNVT over long runs."""
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
@@ -505,6 +540,40 @@ def test_morse_and_generic_energy_adapter():
                     key=jax.random.PRNGKey(0))
     st, nb, (H, *_r, ov) = run_scan(integ, st, nb, 1000)
     assert _drift_per_atom_ps(H, 1.0, len(atoms)) < 1e-5
+
+
+def _attractive_only(depth=0.3, width=2.0, cutoff=4.0):
+    """A pair energy with no repulsive core (−D·exp(−r²/w²), shifted): everything collapses."""
+
+    def pair(r, si, sj):
+        return jnp.where(r < cutoff, -depth * (jnp.exp(-(r / width) ** 2) - np.exp(-(cutoff / width) ** 2)), 0.0)
+
+    return FF.efs_from_pair_energy(pair), cutoff
+
+
+def test_fused_atoms_stop_the_run_with_a_clear_message():
+    """Atoms that come closer than Simulation.min_distance (a potential without a repulsive core) stop
+    the run as exploded instead of integrating fused atoms."""
+    efs, rc = _attractive_only()
+    atoms = argon(size=(2, 2, 2), a=5.4)
+    sim = Simulation(efs, rc, 2 * FS, [Stage("nvt", 20_000, 300.0, tdamp=100 * FS)], thermo_every=10,
+                     traj_every=100, min_distance=0.7)
+    st, nb = sim.init_state(atoms.positions, atoms.get_masses(), atoms.cell.array, None, 300.0, seed=1)
+    with pytest.raises(SimulationError, match="closer than 0.7"):
+        sim.run(st, nb)
+
+
+def test_collapsing_box_stops_instead_of_growing_the_neighbour_list():
+    """NPT with an attractive-only potential: the box collapses, the neighbour capacity would grow
+    without bound; the run stops with a clear message once it passes max_capacity_growth × the first."""
+    efs, rc = _attractive_only(depth=0.05, width=3.0)
+    atoms = argon(size=(2, 2, 2), a=6.5)
+    sim = Simulation(efs, rc, 2 * FS, [Stage("npt", 50_000, 100.0, pressure=1000 * BAR, tdamp=100 * FS,
+                                             pdamp=300 * FS)],
+                     thermo_every=10, traj_every=200, min_distance=0.0, max_capacity_growth=2.0)
+    st, nb = sim.init_state(atoms.positions, atoms.get_masses(), atoms.cell.array, None, 100.0, seed=1)
+    with pytest.raises(SimulationError, match="collapsed"):
+        sim.run(st, nb)
 
 
 def test_explosion_stops_with_clear_message():

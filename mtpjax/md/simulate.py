@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import ConfigurationError, MTPJaxError
 from . import integrators as I
 from .forcefields import is_parametric
-from .neighbors import NeighborList, NeighborListFns, neighbor_list
+from .neighbors import NeighborList, NeighborListFns, neighbor_list, pair_vectors
 
 FS = 0.09822694788464063  # ase.units.fs
 KB = 8.617330337217213e-05  # ase.units.kB (eV/K)
@@ -173,8 +173,14 @@ def make_block(
     hook_fn: Callable | None = None,
     hook_every: int = 1,
     max_temperature: float = 1e5,
+    min_distance: float = 0.0,
 ):
     """Build ``block(state, nbrs, n_steps, sched) -> BlockResult`` (not jitted).
+
+    The block stops as *exploded* when the energy or temperature is not
+    finite, T > ``max_temperature`` (K) or, with ``min_distance`` > 0 and a
+    neighbour list, two atoms come closer than ``min_distance`` (Å; fused
+    atoms: a potential far outside its training data).
 
     ``sched`` = (t_start, t_end, kT_start, kT_end, P_start, P_end) (ASE units):
     kT and P are linear in the simulation time between t_start and t_end.
@@ -227,6 +233,10 @@ def make_block(
                 hs2, good2, hv2 = jnp.asarray(False), good, hv
             ktemp = 2.0 * I.kinetic_energy(st2.momenta, st2.masses) / dof
             ex2 = ~jnp.isfinite(st2.energy) | ~jnp.isfinite(ktemp) | (ktemp > kmax)
+            if min_distance > 0 and neighbor_fns is not None:
+                rv, vm = pair_vectors(st2.positions, st2.cell, nb2.idx, nb2.shifts)
+                r2 = jnp.where(vm, jnp.sum(rv * rv, axis=-1), jnp.inf)
+                ex2 = ex2 | (jnp.min(r2, initial=jnp.inf) < min_distance**2)
             rec = (st2.step % thermo_every) == 0
             kT2, P2 = targets(sched, st2.time)
             buf2 = jax.lax.cond(
@@ -309,7 +319,12 @@ class Simulation:
     (kT scale factors) not needed; different replica temperatures go through
     ``replica_temperatures`` (K, one per replica, replacing the stages').
     ``on_block(sim, result_records, state)`` and ``on_frame(state)`` are host
-    callbacks used by the writers.
+    callbacks used by the writers. Collapse guards: the run stops with
+    :class:`SimulationError` when two atoms come closer than ``min_distance``
+    (Å; 0 disables) or when the neighbour capacity has to grow beyond
+    ``max_capacity_growth`` × its first allocation (a box collapsing to
+    several times its density under a potential that extrapolates badly —
+    without the guard the re-allocations would eat the memory).
     """
 
     efs_fn: Callable
@@ -324,6 +339,8 @@ class Simulation:
     neighbor_method: str | None = None
     hook: tuple | None = None
     max_temperature: float = 1e5
+    min_distance: float = 0.5
+    max_capacity_growth: float = 4.0
     replicas: int | None = None
     replica_temperatures: list | None = None
     dof: int | None = None
@@ -332,6 +349,7 @@ class Simulation:
     stage_step: int = 0
     stage_t0: float = 0.0
     neighbor_fns: NeighborListFns | None = None
+    _first_capacity: int | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -405,7 +423,8 @@ class Simulation:
         shared = efs_p and hook_p
         if shared:
             key = ("block", self.efs_fn.key, None if hook_fn is None else hook_fn.key, hook_every, key,
-                   float(self.dt), self.dof, int(self.thermo_every), float(self.max_temperature), bool(self.replicas))
+                   float(self.dt), self.dof, int(self.thermo_every), float(self.max_temperature), bool(self.replicas),
+                   float(self.min_distance))
             cache = _shared_cache()
         else:
             cache = self._cache
@@ -415,14 +434,14 @@ class Simulation:
             if self.replicas and fns is not None:
                 fns = fns.for_replicas("replica")
             efs_fn, dt, dof = self.efs_fn, self.dt, self.dof
-            thermo_every, max_temperature = self.thermo_every, self.max_temperature
+            thermo_every, max_temperature, min_distance = self.thermo_every, self.max_temperature, self.min_distance
 
             def blk(eparams, hparams, state, nbrs, n_steps, sched):
                 _TRACES[0] += 1  # Python side effect: runs once per trace
                 efs = efs_fn.bind(eparams) if efs_p else efs_fn
                 hk = hook_fn.bind(hparams) if (hook_fn is not None and is_parametric(hook_fn)) else hook_fn
                 integ = make_integrator(stage, efs, fns, dt, dof)
-                b = make_block(integ, fns, thermo_every, max_records, hk, hook_every, max_temperature)
+                b = make_block(integ, fns, thermo_every, max_records, hk, hook_every, max_temperature, min_distance)
                 return b(state, nbrs, n_steps, sched)
 
             if self.replicas:
@@ -488,19 +507,27 @@ class Simulation:
                 res = fn(*self._params(), state, nbrs, jnp.asarray(n, jnp.int32), self._sched(stage))
                 if bool(jnp.any(res.overflow)):
                     # re-allocate from the block's start state and redo the block
+                    if self._first_capacity is None:
+                        self._first_capacity = self.neighbor_fns.capacity
                     self.capacity_multiplier *= 1.25
                     pos = np.asarray(state.positions)
                     cells = np.asarray(state.cell)
                     nbrs = self.allocate(pos, cells)
+                    if self.neighbor_fns.capacity > self.max_capacity_growth * self._first_capacity:
+                        raise SimulationError(
+                            f"simulation collapsed in stage {self.stage_index + 1} ({stage.ensemble}) near step "
+                            f"{int(np.max(np.asarray(state.step)))}: the neighbour list had to grow from "
+                            f"{self._first_capacity} to {self.neighbor_fns.capacity} pairs per atom (the density "
+                            f"rose several-fold; the potential is extrapolating); the last good checkpoint is kept")
                     continue
                 break
             if bool(jnp.any(res.exploded)):
                 recs = np.asarray(res.records)
                 raise SimulationError(
                     f"simulation exploded in stage {self.stage_index + 1} ({stage.ensemble}) near step "
-                    f"{int(np.max(np.asarray(res.state.step)))}: energy NaN or temperature above "
-                    f"{self.max_temperature:g} K; the last good checkpoint is kept (reduce the timestep, "
-                    f"check the structure/potential)"
+                    f"{int(np.max(np.asarray(res.state.step)))}: energy NaN, temperature above "
+                    f"{self.max_temperature:g} K or atoms closer than {self.min_distance:g} Å; the last good "
+                    f"checkpoint is kept (reduce the timestep, check the structure/potential)"
                 )
             hook_stop = bool(jnp.any(res.hook_stopped))
             out_state = res.last_good if hook_stop else res.state

@@ -51,10 +51,10 @@ DEFAULTS = {
         "bootstrap": {"method": "md", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "min_distance": 1.0, "md_steps": 7500,
                       "md_every": 5, "md_temperature_K": 1000.0, "relax_steps": 12, "relax_every": 1,
                       "relax_fmax": 0.5},
-        "train": {"max_iter": 300, "init_max_iter": 1000, "energy_weight": 1.0, "force_weight": 0.01,
-                  "stress_weight": 0.001, "conv_tol": 1e-3, "optimizer": "lm", "n_starts": 4, "start_iter": 8},
+        "train": {"max_iter": 300, "init_max_iter": 1000, "energy_weight": 100.0, "force_weight": 0.1,
+                  "stress_weight": 1.0, "conv_tol": 1e-3, "optimizer": "lm", "n_starts": 4, "start_iter": 8},
     },
-    "fit": {"max_iter": 1000, "energy_weight": 1.0, "force_weight": 0.01, "stress_weight": 0.001,
+    "fit": {"max_iter": 1000, "energy_weight": 100.0, "force_weight": 0.1, "stress_weight": 1.0,
             "valid_fraction": 0.1, "final_on_all": True},
     "production": {
         "supercell": True,  # 2×2×2 bulk, 2×2×1 interface
