@@ -359,3 +359,31 @@ def test_end_to_end_li3ps4_tblite(tmp_path):
     assert st["done"] and "target length" in st["stop_reason"], st.get("stop_reason")
     runs = st["systems"]["li3ps4"]["runs"]
     assert runs[-1]["done"] and runs[-1]["steps"] >= 300
+
+
+def test_resume_with_more_iterations_and_a_new_system_continues_without_relabelling(tmp_path):
+    """A run that stopped at max_iterations continues when the config asks for more (and takes in a
+    system added to the config): the store keeps every earlier label, the iteration count goes on."""
+    text = BASE.replace("max_iterations = 3", "max_iterations = 1").replace("steps = 100", "steps = 30")
+    p = _write(tmp_path, text)
+    st = Learner(load_config(p), log=lambda *a: None).run()
+    assert st["done"]
+    store = tmp_path / "out" / "train.h5"
+    keys0 = TrainingStore(store).keys()
+    if st["stop_reason"].startswith("all systems"):
+        pytest.skip("the first iteration already ran the target length")  # nothing to continue
+    assert st["stop_reason"].startswith("max_iterations") and st["iteration"] == 0
+    text2 = text.replace("max_iterations = 1", "max_iterations = 3") + """
+[[system]]
+name = "cu_hot"
+structure = {symbols = "Cu4", cell = [[3.65, 0, 0], [0, 3.65, 0], [0, 0, 3.65]], scaled_positions = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]}
+md = {temperature_K = 900.0}
+"""
+    p.write_text(text2)
+    logs = []
+    st2 = Learner(load_config(p), log=logs.append).run(resume=True)
+    assert any("added on resume" in m for m in logs) and any("continuing after" in m for m in logs)
+    assert st2["iteration"] >= 1 and "cu_hot" in st2["systems"] and st2["systems"]["cu_hot"]["runs"]
+    keys1 = TrainingStore(store).keys()
+    assert keys1[:len(keys0)] == keys0 and len(set(keys1)) == len(keys1)
+    assert (tmp_path / "out" / "it001" / "pot.mtp").exists()

@@ -68,7 +68,8 @@ melt_ps = 0.06
 quench_ps = 0.06
 relax_ps = 0.08
 tdamp_fs = 50
-pdamp_fs = 500
+pdamp_fs = 5000   # the random cells start far from the toy's equilibrium density: a soft barostat keeps the
+                  # box near what one learning iteration has seen (a 500 fs one collapses it in 0.2 ps)
 thermo_every = 10
 traj_every = 20
 
@@ -261,3 +262,18 @@ def test_toy_reference_forces_and_stress_are_derivatives():
         ap.set_cell(at.cell.array @ (np.eye(3) + eps), scale_atoms=True)
         am.set_cell(at.cell.array @ (np.eye(3) - eps), scale_atoms=True)
         assert abs((energy(ap) - energy(am)) / (2 * h) / V - S[v]) < 1e-6
+
+
+def test_broken_production_md_names_the_remedy(tmp_path, monkeypatch):
+    """An exploding/collapsing production run stops the workflow with what to change in the file."""
+    import mtpjax.md.run as mdrun
+    from mtpjax.errors import MTPJaxError
+    from mtpjax.md.simulate import SimulationError
+
+    def boom(*a, **k):
+        raise SimulationError("simulation collapsed in stage 2 (npt) near step 100")
+
+    monkeypatch.setattr(mdrun, "run_md", boom)
+    wf = Workflow(load_workflow(_setup(tmp_path)), log=lambda *a: None)
+    with pytest.raises(MTPJaxError, match=r"(?s)quench \(lbo\): simulation collapsed.*learn.ensembles.*--from learn"):
+        wf._production_md({}, "quench", "lbo")

@@ -304,6 +304,34 @@ class Learner:
             s["name"]: {"restart": None, "done": False, "runs": []} for s in self.cfg["system"]},
             "timing": {}, "history": [], "thresholds": self._thresholds(), "events": []}
 
+    def _reopen(self):
+        """On resume: systems new to the config join the loop, and a run that stopped at
+        ``max_iterations`` (or with every system done) continues when the config now asks for more
+        iterations or holds systems that have not run their target length: the next iteration
+        trains on the whole store and runs MD again."""
+        st = self.state
+        for s in self.cfg["system"]:
+            if s["name"] not in st["systems"]:
+                st["systems"][s["name"]] = {"restart": None, "done": False, "runs": []}
+                st["events"].append({"time": time.time(), "system_added": s["name"]})
+                self.log(f"learn: system {s['name']} added on resume")
+        if not st["done"]:
+            return
+        pending = [s["name"] for s in self.cfg["system"] if not st["systems"][s["name"]]["done"]]
+        if pending and st["iteration"] + 1 < int(self.cfg["max_iterations"]):
+            st["events"].append({"time": time.time(), "reopened": {"after": st.get("stop_reason"),
+                                                                   "max_iterations": int(self.cfg["max_iterations"]),
+                                                                   "pending": pending}})
+            self.log(f"learn: continuing after '{st.get('stop_reason')}' (max_iterations now "
+                     f"{self.cfg['max_iterations']}; pending: {', '.join(pending)})")
+            st["done"], st["stop_reason"] = False, None
+            if st["phase"] == "label":  # stopped right after labelling: retrain on the new labels next
+                st["iteration"] += 1
+                st["phase"] = "train"
+            else:
+                st["phase"] = "md"
+            self._save()
+
     def _thresholds(self):
         return {s["name"]: {k: s["active"][k] for k in ("select_threshold", "break_threshold")} | {
             "steps": s["md"]["steps"], "temperature_K": s["md"]["temperature_K"]} for s in self.cfg["system"]}
@@ -793,6 +821,7 @@ class Learner:
                     "old": self.state.get("thresholds"), "new": new}})
                 self.log(f"learn: thresholds changed on resume: {new}")
                 self.state["thresholds"] = new
+            self._reopen()
             self.log(f"learn: resuming at iteration {self.state['iteration']}, phase {self.state['phase']}")
         else:
             self.state = self._new_state()

@@ -93,7 +93,7 @@ class Workflow:
                                                       **info})
 
     def reset_from(self, stage: str):
-        """Forget ``stage`` and every later one (their outputs are redone)."""
+        """Forget ``stage`` and every later one (their outputs are redone; the learning run is resumed, never discarded)."""
         if stage not in STAGES:
             raise ConfigurationError(f"--from {stage!r}: unknown stage (allowed: {', '.join(STAGES)})")
         for s in STAGES[STAGES.index(stage):]:
@@ -101,6 +101,10 @@ class Workflow:
             if m.exists():
                 m.unlink()
             d = self.workdir / s
+            if s == "learn":
+                # never discard labels: the learner resumes from its store and state (raise
+                # learn.max_iterations or add ensembles to learn more)
+                continue
             if d.exists():
                 shutil.rmtree(d)
 
@@ -314,7 +318,6 @@ class Workflow:
         from ase.io import read, write
 
         from ..build import production_supercell
-        from ..md.run import run_md
 
         p = self.cfg["production"]
         info = {}
@@ -335,11 +338,27 @@ class Workflow:
                                                                       for k in range(len(starts))]}})
             (d / "quench.toml").write_text(toml_dumps({k: v for k, v in run.items() if not k.startswith("_")}))
             t0 = time.perf_counter()
-            run_md(run, progress=False, log=lambda m: self.log(f"[quench] {m}"))
+            self._production_md(run, "quench", comp)
             info[comp] = {"replicas": len(starts), "wall_s": time.perf_counter() - t0,
                           "natoms": len(read(starts[0]))}
             self.log(f"[quench] {comp}: {len(starts)} replicas in {info[comp]['wall_s']:.1f} s")
         return info
+
+    def _production_md(self, run: dict, stage: str, comp: str):
+        """run_md with the learned potential; a broken run names what to change in the workflow file."""
+        from ..md.run import run_md
+        from ..md.simulate import SimulationError
+
+        try:
+            run_md(run, progress=False, log=lambda m: self.log(f"[{stage}] {m}"))
+        except SimulationError as e:
+            learn = self.done("learn") or {}
+            raise MTPJaxError(
+                f"{stage} ({comp}): {e}.\nThe learned potential is not yet reliable along this run (learn stopped: "
+                f"{learn.get('stop_reason', '?')}). Learn along the production protocol (learn.ensembles = "
+                f"[\"production\"]), raise learn.max_iterations or learn.steps, or soften the barostat "
+                f"(production.pdamp_fs); then `mtpjax run FILE --from learn` (labels already computed are kept)"
+            ) from e
 
     # ---------------------------------------------------------------- 5. sweep
     def stage_sweep(self) -> dict:
@@ -368,7 +387,7 @@ class Workflow:
                 _atomic_json(d / "replicas.json", [{"replica": j, "structure": k, "T_K": T}
                                                     for j, (k, T) in enumerate(reps)])
                 t0 = time.perf_counter()
-                run_md(run, progress=False, log=lambda m: self.log(f"[sweep] {m}"))
+                self._production_md(run, "sweep", comp)
                 hop = {}
                 for j, (k, T) in enumerate(reps):
                     hop.setdefault(T, []).append(_li_msd_end(d / f"r{j:02d}" / "traj.h5md"))
