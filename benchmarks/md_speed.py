@@ -17,7 +17,9 @@ potential (``m2_l12_trained.mtp``), 1 fs, skin 1 Å. For each size:
 
 Each figure: ``--steps`` steps inside one jitted ``fori_loop`` after a
 warm-up, min and median over ``--repeats``; reported per step and as
-atom-steps/s (replicas × atoms / step time). Prints a table and writes JSON.
+atom-steps/s (replicas × atoms / step time), and as ratios to one bare E+F+S call of the
+same system (``step_over_efs``, per replica; target ≤ 1.3) and, for NPT, to NVT
+(``step_over_nvt``; target ≤ 1.3). Prints a table and writes JSON.
 """
 from __future__ import annotations
 
@@ -115,8 +117,18 @@ def bench(n, steps, model, replicas=4, repeats=2, jaxmd=True, lammps=None, workd
     makers = {"NVT": lambda f: I.nvt_nose_hoover(efs, f, dt, 100 * FS),
               "NPT iso": lambda f: I.npt_mtk(efs, f, dt, 100 * FS, 1000 * FS, "iso"),
               "NPT tri": lambda f: I.npt_mtk(efs, f, dt, 100 * FS, 1000 * FS, "tri")}
+    # the bare E+F+S call on the same system and list: the reference of the "MD step ≤ 1.3× E+F+S" target
+    efs_j = jax.jit(lambda p, c, b: efs(p, c, b, sp))
+    rows.append(_row(n, "E+F+S", 1, "mtpjax", timeit(efs_j, P, C, nb, reps=max(repeats, 3)), 1))
     for ens in ensembles:
         ours(makers[ens], ens)
+    base = rows[0]["step_min_s"]
+    nvt = {r["replicas"]: r["step_min_s"] for r in rows if r["ensemble"] == "NVT"}
+    for r in rows:
+        if r["ensemble"] != "E+F+S":
+            r["step_over_efs"] = r["step_min_s"] / (base * r["replicas"])
+            if r["replicas"] in nvt and r["ensemble"].startswith("NPT"):
+                r["step_over_nvt"] = r["step_min_s"] / nvt[r["replicas"]]
     if jaxmd:
         try:
             rows += _jaxmd_rows(n, steps, efs, fns, rfns, P, C, sp, masses, nb, nbR, kT, dt, R, repeats)
@@ -193,13 +205,14 @@ def main(argv=None):
                           a.potential)
             print(f"done N={n}", file=sys.stderr, flush=True)
     print(f"\n{Path(a.potential).name}, {jax.devices()[0]} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), 1 fs")
-    print(f"{'N':>7} {'ensemble':>8} {'R':>3} {'code':>12} {'ms/step':>9} {'atom-steps/s':>13}")
+    print(f"{'N':>7} {'ensemble':>8} {'R':>3} {'code':>12} {'ms/step':>9} {'atom-steps/s':>13} {'/E+F+S':>7} {'/NVT':>6}")
     for r in rows:
         if "error" in r:
             print(f"{r['n_atoms']:>7} {r['ensemble']:>8} {r['replicas']:>3} {r['code']:>12} error: {r['error']}")
             continue
         print(f"{r['n_atoms']:>7} {r['ensemble']:>8} {r['replicas']:>3} {r['code']:>12} "
-              f"{r['step_min_s'] * 1e3:>9.2f} {r['atom_steps_per_s']:>13.4g}")
+              f"{r['step_min_s'] * 1e3:>9.2f} {r['atom_steps_per_s']:>13.4g} "
+              f"{r.get('step_over_efs', float('nan')):>7.2f} {r.get('step_over_nvt', float('nan')):>6.2f}")
     meta = dict(device=str(jax.devices()[0]), cpu_count=os.cpu_count(), potential=Path(a.potential).name, timestep_fs=1.0,
                 temperature_K=300.0, repeats=a.repeats, lammps=" ".join(lammps) if lammps else None)
     write_json(a.json, rows, meta)
