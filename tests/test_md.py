@@ -412,7 +412,7 @@ def test_npt_volume_and_fluctuations_match_nvt_equation_of_state():
     kappa = -1.0 / (v_star * slope)
     var_expected = kT * v_star * kappa
     print(f"NPT <V> {vm:.2f} ± {vse:.2f} Å³; NVT EOS crossing {v_star:.2f} ± {v_star_se:.2f} Å³; "
-          f"Var V {V.var():.2f} vs kT V κ {var_expected:.2f} Å⁶ (κ = {kappa / u.bar * 1e4:.2f}e-4 /bar)")
+          f"Var V {V.var():.2f} vs kT V κ {var_expected:.2f} Å⁶ (κ = {kappa * u.bar * 1e4:.2f}e-4 /bar)")
     assert abs(vm - v_star) < 4 * np.hypot(vse, v_star_se)
     assert abs(V.var() / var_expected - 1) < 0.25
 
