@@ -387,3 +387,44 @@ md = {temperature_K = 900.0}
     keys1 = TrainingStore(store).keys()
     assert keys1[:len(keys0)] == keys0 and len(set(keys1)) == len(keys1)
     assert (tmp_path / "out" / "it001" / "pot.mtp").exists()
+
+
+def test_bootstrap_data_seeds_the_store_once_and_checks_types(tmp_path):
+    """bootstrap.data: labelled configurations from a file go into the store (provenance: the file),
+    once — a resumed bootstrap adds nothing; a file whose types exceed the species list is refused."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.io import write
+
+    frames = []
+    for k in range(3):
+        at = bulk("Cu", "fcc", a=3.61, cubic=True)
+        at.rattle(0.05, seed=k)
+        at.calc = EMT()
+        at.get_potential_energy()
+        frames.append(at)
+    write(tmp_path / "seed.extxyz", frames)
+    text = BASE.replace("[bootstrap]\n", '[bootstrap]\ndata = ["seed.extxyz"]\n')
+    p = _write(tmp_path, text)
+    lr = Learner(load_config(p), log=lambda *a: None)
+    lr.run(stop_after="bootstrap")
+    store = TrainingStore(tmp_path / "out" / "train.h5")
+    keys = store.keys()
+    assert sum(k.startswith("data/seed/") for k in keys) == 3 and len(keys) == 3 + 4  # + 4 rattles
+    confs = dict(zip(keys, store.configurations()))
+    assert confs["data/seed/00001"].energy == pytest.approx(frames[1].get_potential_energy(), abs=1e-10)
+    assert "seed.extxyz" in store.provenance()["data/seed/00001"]["source"]
+    Learner(load_config(p), log=lambda *a: None).bootstrap()  # again: nothing new
+    assert len(TrainingStore(tmp_path / "out" / "train.h5")) == len(keys)
+    # types beyond the species list
+    from mtpjax.potential.cfg import write_cfg
+    from mtpjax.potential.cfg import Configuration
+
+    c = Configuration.from_atoms(frames[0], symbol_to_type={"Cu": 1})
+    write_cfg(tmp_path / "bad.cfg", [c])
+    p2 = _write(tmp_path, BASE.replace("[bootstrap]\n", '[bootstrap]\ndata = ["bad.cfg"]\n').replace(
+        'workdir = "out"', 'workdir = "out2"'), "learn2.toml")
+    with pytest.raises(ConfigurationError, match=r"bad.cfg: configuration 1 has type 1, but species has 1"):
+        Learner(load_config(p2), log=lambda *a: None).run()
+    with pytest.raises(ConfigurationError, match="bootstrap.data must be a list"):
+        load_config(_write(tmp_path, BASE.replace("[bootstrap]\n", '[bootstrap]\ndata = "seed.extxyz"\n'), "l3.toml"))

@@ -75,7 +75,7 @@ DEFAULTS = {
            "barostat": "iso", "skin": 1.0, "max_temperature_K": 1e5, "schedule": None, "walkers": 1},
     "bootstrap": {"method": "rattle", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "min_distance": 1.0, "md_steps": 100,
                   "md_every": 10, "md_temperature_K": 1000.0, "relax_steps": 12, "relax_every": 1,
-                  "relax_fmax": 0.5},
+                  "relax_fmax": 0.5, "data": []},
     "system": None,  # list of {name, structure, ...overrides of md/active keys}
 }
 SYSTEM_KEYS = {"name", "structure", "md", "active"}
@@ -204,6 +204,9 @@ def _validate(cfg):
         raise ConfigurationError("active.mode must be the same for every system (one shared active set)")
     if cfg["bootstrap"]["method"] not in BOOTSTRAPS:
         raise ConfigurationError(f"bootstrap.method = {cfg['bootstrap']['method']!r} (allowed: {', '.join(BOOTSTRAPS)})")
+    data = cfg["bootstrap"]["data"]
+    if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+        raise ConfigurationError(f"bootstrap.data must be a list of file names (.cfg, .extxyz, .h5), got {data!r}")
     from ..train.trainer import OPTIMIZERS
 
     if cfg["train"]["optimizer"] not in OPTIMIZERS:
@@ -418,9 +421,41 @@ class Learner:
         return n_ok[0], len(todo) - n_ok[0]
 
     # ---------------------------------------------------------- phases
+    def _data_files(self):
+        """``bootstrap.data``: labelled configurations (.cfg with types = indices into ``species``,
+        extxyz with chemical symbols, or another run's .h5 store) that seed the training set."""
+        from ..train.data import load_dataset, validate_labels
+
+        out = []
+        for f in self.cfg["bootstrap"]["data"]:
+            p = Path(f) if Path(f).is_absolute() else Path(self.cfg["_dir"]) / f
+            if not p.exists():
+                raise ConfigurationError(f"bootstrap.data: {p} not found")
+            confs = load_dataset(p, type_map=self.symbol_to_type)
+            validate_labels(confs, str(p))
+            for k, c in enumerate(confs):
+                t = np.asarray(c.types).ravel()
+                if t.size and (t.min() < 0 or t.max() >= len(self.species)):
+                    raise ConfigurationError(f"bootstrap.data: {p}: configuration {k + 1} has type {int(t.max())}, "
+                                             f"but species has {len(self.species)} entries ({', '.join(self.species)})")
+                if c.energy is None or c.forces is None:
+                    raise ConfigurationError(f"bootstrap.data: {p}: configuration {k + 1} has no energy or forces")
+            out.append((p, confs))
+        return out
+
     def bootstrap(self):
         b = self.cfg["bootstrap"]
         rng = np.random.default_rng(int(self.cfg["seed"]))
+        have = set(self.store.keys())
+        for p, confs in self._data_files():
+            n = 0
+            for k, c in enumerate(confs):
+                key = f"data/{p.stem}/{k:05d}"
+                if key not in have:
+                    self.store.add(key, replace(c, features={}, atom_data={}),
+                                   {"iteration": -1, "source": f"file {p}", "index": k, "phase": "bootstrap"})
+                    n += 1
+            self.log(f"bootstrap: {n} labelled configurations from {p} ({len(confs) - n} already in the store)")
         items = []
         seen = set()
         for s in self.cfg["system"]:

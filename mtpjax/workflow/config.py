@@ -50,7 +50,7 @@ DEFAULTS = {
         "active_init": "auto",
         "bootstrap": {"method": "md", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "min_distance": 1.0, "md_steps": 7500,
                       "md_every": 5, "md_temperature_K": 1000.0, "relax_steps": 12, "relax_every": 1,
-                      "relax_fmax": 0.5},
+                      "relax_fmax": 0.5, "data": []},
         "train": {"max_iter": 300, "init_max_iter": 1000, "energy_weight": 100.0, "force_weight": 0.1,
                   "stress_weight": 1.0, "conv_tol": 1e-3, "optimizer": "lm", "n_starts": 4, "start_iter": 8},
     },
@@ -181,6 +181,13 @@ def validate(cfg: dict) -> None:
         q = Path(p) if Path(p).is_absolute() else Path(cfg["_dir"]) / p
         if not q.exists():
             raise ConfigurationError(f"analysis.crystals.{name}: file {q} not found")
+    data = cfg["learn"]["bootstrap"]["data"]
+    if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+        raise ConfigurationError(f"learn.bootstrap.data must be a list of file names, got {data!r}")
+    for f in data:
+        q = Path(f) if Path(f).is_absolute() else Path(cfg["_dir"]) / f
+        if not q.exists():
+            raise ConfigurationError(f"learn.bootstrap.data: file {q} not found")
     from ..active.reference import check_spec
 
     cfg["reference"] = check_spec(cfg["reference"])

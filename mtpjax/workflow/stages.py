@@ -199,7 +199,7 @@ class Workflow:
             "md": {"timestep_fs": float(ln["timestep_fs"]), "steps": int(ln["steps"]),
                    "temperature_K": float(ln["temperature_K"]), "pressure_bar": float(ln["pressure_bar"]),
                    "tdamp_fs": float(ln["tdamp_fs"]), "pdamp_fs": float(ln["pdamp_fs"]), "barostat": "iso"},
-            "bootstrap": dict(ln["bootstrap"]),
+            "bootstrap": dict(ln["bootstrap"], data=[str(self._path(f)) for f in ln["bootstrap"]["data"]]),
             "system": systems,
         }
         if learn["labels"].get("submitit") == {}:
