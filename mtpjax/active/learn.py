@@ -596,6 +596,9 @@ class Learner:
         elif pc.get("init"):
             p = Path(pc["init"])
             model = MTP.from_file(p if p.is_absolute() else Path(self.cfg["_dir"]) / p)
+            if model.n_species != len(self.species):
+                raise ConfigurationError(f"potential.init = {p}: the potential has {model.n_species} species, "
+                                         f"species lists {len(self.species)} ({', '.join(self.species)})")
             init, max_iter = None, int(tc["init_max_iter"] or tc["max_iter"])
         else:
             model = MTP.from_level(int(pc["level"]), species=list(range(len(self.species))), cutoff=float(pc["cutoff"]),

@@ -27,7 +27,8 @@ DEFAULTS = {
         "gaps_A": [1.2, 1.25, 1.3, 1.35, 1.4, 1.45, 1.5],
         "min_cross_LiLi_A": 2.5,
     },
-    "potential": {"level": 12, "cutoff": 5.0, "min_dist": 1.5, "radial_basis_size": 8},
+    "potential": {"level": 12, "cutoff": 5.0, "min_dist": 1.5, "radial_basis_size": 8,
+                  "init": ""},  # optional starting .mtp (e.g. pre-fitted to bootstrap.data); "" = untrained
     "reference": {"kind": "tblite", "method": "GFN1-xTB"},
     "labels": {"executor": "process", "max_workers": 1, "retries": 2, "timeout_s": 3600.0, "submitit": {}},
     "learn": {
@@ -181,6 +182,11 @@ def validate(cfg: dict) -> None:
         q = Path(p) if Path(p).is_absolute() else Path(cfg["_dir"]) / p
         if not q.exists():
             raise ConfigurationError(f"analysis.crystals.{name}: file {q} not found")
+    ini = cfg["potential"]["init"]
+    if ini:
+        q = Path(ini) if Path(ini).is_absolute() else Path(cfg["_dir"]) / ini
+        if not q.exists():
+            raise ConfigurationError(f"potential.init: file {q} not found")
     data = cfg["learn"]["bootstrap"]["data"]
     if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
         raise ConfigurationError(f"learn.bootstrap.data must be a list of file names, got {data!r}")

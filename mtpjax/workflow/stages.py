@@ -188,7 +188,8 @@ class Workflow:
         learn = {
             "workdir": str(d), "seed": int(c["seed"]), "max_iterations": int(ln["max_iterations"]),
             "species": self.species,
-            "potential": dict(c["potential"]),
+            "potential": {k: v for k, v in c["potential"].items() if k != "init"} | (
+                {"init": str(self._path(c["potential"]["init"]))} if c["potential"]["init"] else {}),
             "reference": dict(c["reference"]),
             "labels": {k: v for k, v in c["labels"].items() if k != "submitit"} | (
                 {"submitit": c["labels"]["submitit"]} if c["labels"].get("submitit") else {}),
