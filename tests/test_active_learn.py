@@ -428,3 +428,13 @@ def test_bootstrap_data_seeds_the_store_once_and_checks_types(tmp_path):
         Learner(load_config(p2), log=lambda *a: None).run()
     with pytest.raises(ConfigurationError, match="bootstrap.data must be a list"):
         load_config(_write(tmp_path, BASE.replace("[bootstrap]\n", '[bootstrap]\ndata = "seed.extxyz"\n'), "l3.toml"))
+
+
+def test_init_potential_with_other_species_count_is_refused(tmp_path):
+    from mtpjax.potential.model import MTP
+
+    MTP.from_level(4, species=[0, 1], cutoff=4.5, min_dist=1.9).save(tmp_path / "two.mtp")
+    text = BASE.replace("[potential]\n", '[potential]\ninit = "two.mtp"\n')
+    p = _write(tmp_path, text)
+    with pytest.raises(ConfigurationError, match=r"two.mtp: the potential has 2 species, species lists 1 \(Cu\)"):
+        Learner(load_config(p), log=lambda *a: None).run()
