@@ -354,11 +354,19 @@ class Workflow:
             run_md(run, progress=False, log=lambda m: self.log(f"[{stage}] {m}"))
         except SimulationError as e:
             learn = self.done("learn") or {}
+            ln = self.cfg["learn"]
+            hints = []
+            if "production" not in ln["ensembles"]:
+                hints.append('learn along the production protocol (learn.ensembles = ["production"])')
+            if int(ln["structures_per_composition"]) < int(self.cfg["n_structures"]):
+                hints.append(f"learn on every structure that runs here (learn.structures_per_composition = "
+                             f"{self.cfg['n_structures']}, now {ln['structures_per_composition']})")
+            hints.append(f"raise learn.max_iterations (now {ln['max_iterations']})")
+            hints.append("or soften the barostat (production.pdamp_fs)")
             raise MTPJaxError(
                 f"{stage} ({comp}): {e}.\nThe learned potential is not yet reliable along this run (learn stopped: "
-                f"{learn.get('stop_reason', '?')}). Learn along the production protocol (learn.ensembles = "
-                f"[\"production\"]), raise learn.max_iterations or learn.steps, or soften the barostat "
-                f"(production.pdamp_fs); then `mtpjax run FILE --from learn` (labels already computed are kept)"
+                f"{learn.get('stop_reason', '?')}). " + "; ".join(hints)[0].upper() + "; ".join(hints)[1:]
+                + "; then `mtpjax run FILE --from learn` (labels already computed are kept)"
             ) from e
 
     # ---------------------------------------------------------------- 5. sweep
