@@ -1,4 +1,5 @@
-"""Generate a GFN1-xTB-labelled training set of amorphous Li3PS4 and Li3B11O18 cells.
+"""Generate a GFN1-xTB-labelled training set of amorphous Li3PS4 and Li3B11O18 cells (and, with
+``--systems interface``, of 48-atom Li3PS4|Li3B11O18 interface cells).
 
 Starting cells come from :mod:`mtpjax.build` (PS4 tetrahedra kept intact, the
 paper's compositions, 16–64 atoms, densities drawn around the paper's), then:
@@ -36,10 +37,19 @@ SPECIES = ["Li", "B", "O", "P", "S"]
 
 
 def starting_cell(system: str, n_units: int, density: float, seed: int):
-    """A random amorphous cell of ``n_units`` formula units at ``density`` g/cm³ (cubic-ish)."""
+    """A random amorphous cell of ``n_units`` formula units at ``density`` g/cm³ (cubic-ish);
+    ``interface``: a 16-atom Li3PS4 cell stacked on a 32-atom Li3B11O18 cell of the workflow's
+    quick size (7 Å in plane; ``n_units`` and ``density`` are ignored)."""
     from mtpjax.build.amorphous import PRESETS, build_amorphous
+    from mtpjax.build.interface import stack_interface
     from mtpjax.build.units import PS4
 
+    if system == "interface":
+        lps = build_amorphous([(PS4, 2), ("Li", 6)], density_g_cm3=1.677, a=7.0, b=7.0,
+                              min_distances=PRESETS["Li3PS4"]["min_distances"], seed=seed)
+        lbo = build_amorphous([("O", 18), ("B", 11), ("Li", 3)], density_g_cm3=1.854, a=7.0, b=7.0,
+                              min_distances=PRESETS["Li3B11O18"]["min_distances"], seed=seed + 1)
+        return stack_interface(lps, lbo, gaps=[1.2, 1.3, 1.4, 1.5], min_cross=2.5, seed=seed + 2)
     p = PRESETS[system]
     items = [(PS4, n_units), ("Li", 3 * n_units)] if system == "Li3PS4" else \
         [("O", 18 * n_units), ("B", 11 * n_units), ("Li", 3 * n_units)]
@@ -66,7 +76,8 @@ def label(atoms, calc):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="xtb_data")
-    p.add_argument("--systems", nargs="+", default=["Li3PS4", "Li3B11O18"])
+    p.add_argument("--systems", nargs="+", default=["Li3PS4", "Li3B11O18"],
+                   choices=["Li3PS4", "Li3B11O18", "interface"])
     p.add_argument("--n-md", type=int, default=4, help="MD runs per system")
     p.add_argument("--md-steps", type=int, default=100)
     p.add_argument("--md-skip", type=int, default=20, help="equilibration steps not sampled")
@@ -105,8 +116,8 @@ def main(argv=None) -> int:
         print(f"{count[0]:4d} {ident:<28} {len(atoms):3d} atoms  E/N {c.energy / len(atoms):8.3f} eV  "
               f"|F|max {np.abs(c.forces).max():6.2f} eV/Å  {time.perf_counter() - t0:7.0f} s", flush=True)
 
-    sizes = {"Li3PS4": (2, 3, 4, 5, 6, 8), "Li3B11O18": (1, 2)}  # 16–64 atoms (xTB cost grows fast)
-    rho = {"Li3PS4": 1.75, "Li3B11O18": 2.0}
+    sizes = {"Li3PS4": (2, 3, 4, 5, 6, 8), "Li3B11O18": (1, 2), "interface": (1,)}  # 16–64 atoms (xTB cost grows fast)
+    rho = {"Li3PS4": 1.75, "Li3B11O18": 2.0, "interface": 1.9}
     for si, system in enumerate(a.systems):
         rng = np.random.default_rng([a.seed, si])
         calc = TBLite(method="GFN1-xTB", verbosity=0)
