@@ -259,3 +259,25 @@ def test_tblite_gfn1_li3ps4():
     p2 = json.loads(json.dumps(p)); p2["positions"][5][0] -= h
     fd = -(label_atoms(spec, p1).energy - label_atoms(spec, p2).energy) / (2 * h)
     assert abs(fd - lab.forces[5, 0]) < 1e-4 * max(1, abs(fd))
+
+
+def test_store_key_order_is_independent_of_insertion_order(tmp_path):
+    """Labels finish in any order under a process pool; order="key" gives the learner one order."""
+    import numpy as np
+
+    from mtpjax.active.store import TrainingStore
+    from mtpjax.potential.cfg import Configuration
+
+    def conf(e):
+        return Configuration(positions=np.zeros((1, 3)), types=np.zeros(1, int), cell=np.eye(3) * 5,
+                             pbc=np.ones(3, bool), energy=e, forces=np.zeros((1, 3)))
+
+    keys = ["it000/a/c00002", "boot/a/r0001", "it000/a/c00001", "data/seed/00000"]
+    for name, order in (("s1.h5", keys), ("s2.h5", keys[::-1])):
+        st = TrainingStore(tmp_path / name)
+        for k in order:
+            st.add(k, conf(float(keys.index(k))), {})
+    a = [c.features["key"] for c in TrainingStore(tmp_path / "s1.h5").configurations(order="key")]
+    b = [c.features["key"] for c in TrainingStore(tmp_path / "s2.h5").configurations(order="key")]
+    assert a == b == sorted(keys)
+    assert [c.features["key"] for c in TrainingStore(tmp_path / "s2.h5").configurations()] == keys[::-1]

@@ -585,7 +585,7 @@ class Learner:
 
         it = self.state["iteration"]
         d = self._itdir()
-        confs = self.store.configurations()
+        confs = self.store.configurations(order="key")  # independent of the order labels finished in
         if not confs:
             raise MTPJaxError("learn: the training store is empty (bootstrap produced no labels: all failed?) — "
                               "see the failed labels in train.h5 and the reference settings")

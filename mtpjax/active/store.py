@@ -113,12 +113,17 @@ class TrainingStore:
         with self._h5.File(self.path, "r") as f:
             return len(f["labels"])
 
-    def configurations(self, where=None) -> list[Configuration]:
-        """All labelled configurations in insertion order (``where(prov)`` filters)."""
+    def configurations(self, where=None, order: str = "insertion") -> list[Configuration]:
+        """All labelled configurations (``where(prov)`` filters) in insertion order, or sorted by
+        key with ``order="key"``: labels computed in parallel are inserted in the order they finish,
+        so training on the key order makes a run independent of the workers' timing."""
+        if order not in ("insertion", "key"):
+            raise ValueError(f"order must be 'insertion' or 'key', got {order!r}")
         out = []
         with self._h5.File(self.path, "r") as f:
             g = f["labels"]
-            for n in sorted(g, key=lambda n: int(g[n].attrs["index"])):
+            names = sorted(g, key=(lambda n: int(g[n].attrs["index"])) if order == "insertion" else _unesc)
+            for n in names:
                 c = g[n]
                 prov = json.loads(c.attrs["provenance"])
                 if where is not None and not where(prov):

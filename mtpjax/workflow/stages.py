@@ -244,7 +244,7 @@ class Workflow:
         d = self.workdir / "fit"
         d.mkdir(exist_ok=True)
         learned = self.done("learn")["potential"]
-        confs = TrainingStore(self.workdir / "learn" / "train.h5").configurations()
+        confs = TrainingStore(self.workdir / "learn" / "train.h5").configurations(order="key")
         rng = np.random.default_rng(int(self.cfg["seed"]) + 7)
         perm = rng.permutation(len(confs))
         nv = int(round(float(f["valid_fraction"]) * len(confs)))
