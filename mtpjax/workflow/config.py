@@ -125,6 +125,11 @@ def load_workflow(path, overrides=()) -> dict:
     return cfg
 
 
+def _resolve(cfg: dict, p) -> Path:
+    """A path of the workflow file: absolute, or relative to the file's folder."""
+    return Path(p) if Path(p).is_absolute() else Path(cfg["_dir"]) / p
+
+
 def validate(cfg: dict) -> None:
     from ase.data import atomic_numbers
 
@@ -179,19 +184,19 @@ def validate(cfg: dict) -> None:
         if name not in COMPOSITIONS.values():
             raise ConfigurationError(f"analysis.crystals: unknown composition {name!r} "
                                      f"(allowed: {', '.join(COMPOSITIONS.values())})")
-        q = Path(p) if Path(p).is_absolute() else Path(cfg["_dir"]) / p
+        q = _resolve(cfg, p)
         if not q.exists():
             raise ConfigurationError(f"analysis.crystals.{name}: file {q} not found")
     ini = cfg["potential"]["init"]
     if ini:
-        q = Path(ini) if Path(ini).is_absolute() else Path(cfg["_dir"]) / ini
+        q = _resolve(cfg, ini)
         if not q.exists():
             raise ConfigurationError(f"potential.init: file {q} not found")
     data = cfg["learn"]["bootstrap"]["data"]
     if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
         raise ConfigurationError(f"learn.bootstrap.data must be a list of file names, got {data!r}")
     for f in data:
-        q = Path(f) if Path(f).is_absolute() else Path(cfg["_dir"]) / f
+        q = _resolve(cfg, f)
         if not q.exists():
             raise ConfigurationError(f"learn.bootstrap.data: file {q} not found")
     from ..active.reference import check_spec
