@@ -438,3 +438,36 @@ def test_init_potential_with_other_species_count_is_refused(tmp_path):
     p = _write(tmp_path, text)
     with pytest.raises(ConfigurationError, match=r"two.mtp: the potential has 2 species, species lists 1 \(Cu\)"):
         Learner(load_config(p), log=lambda *a: None).run()
+
+
+def test_anchor_frames_of_every_stage_are_labelled_whatever_their_grade(tmp_path):
+    """active.anchors_per_stage = 1 on a two-stage schedule: the frame at the end of each stage
+    (global steps 40 and 100) is labelled even with a break threshold no frame reaches, the labels
+    are EMT single points of exactly those frames, and their provenance says so."""
+    from ase.calculators.emt import EMT
+
+    sched = ('schedule = [{ensemble = "nvt", steps = 40, temperature_K = 300.0, tdamp_fs = 50.0}, '
+             '{ensemble = "nvt", steps = 60, temperature_K = 300.0, temperature_end_K = 100.0, tdamp_fs = 50.0}]\n')
+    text = BASE.replace("[md]\nsteps = 100\n", "[md]\nsteps = 100\n" + sched)
+    text = text.replace('[active]\nmode = "nbh"\n', '[active]\nmode = "nbh"\ncandidate_every = 5\nanchors_per_stage = 1\n'
+                        'select_threshold = 1e29\nbreak_threshold = 1e30\n')
+    p = _write(tmp_path, text)
+    Learner(load_config(p), log=lambda *a: None).run(stop_after="label")
+    out = tmp_path / "out"
+    sel = json.loads((out / "it000" / "selected.json").read_text())
+    anchors = [x for x in sel if x.get("anchor")]
+    assert [x["key"] for x in anchors] == ["it000/cu/a000", "it000/cu/a001"] and len(sel) == 2  # no grade-based pick
+    from mtpjax.potential.cfg import read_cfg
+
+    frames = read_cfg(out / "it000" / "anchors_cu.cfg")
+    assert [int(c.features["anchor_step"]) for c in frames] == [40, 100]
+    store = TrainingStore(out / "train.h5")
+    confs = dict(zip(store.keys(), store.configurations()))
+    prov = store.provenance()
+    for x, f in zip(anchors, frames):
+        c = confs[x["key"]]
+        assert np.array_equal(c.positions, f.positions)
+        at = c.to_atoms({0: "Cu"})
+        at.calc = EMT()
+        assert c.energy == pytest.approx(at.get_potential_energy(), abs=1e-10)
+        assert prov[x["key"]]["anchor"] is True

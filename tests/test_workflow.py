@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mtpjax.errors import ConfigurationError
@@ -83,6 +84,7 @@ hop_msd_A2 = 0.5
 
 [analysis]
 site_distance_A = 1.0
+reference_check = true
 """
 
 
@@ -158,7 +160,40 @@ def test_reduced_workflow_end_to_end(tmp_path):
     # the PS4 units survive the toy potential's MD: 4 S within 2.6 Å of P
     assert abs(res["compositions"]["lps"]["cn"]["P-S"]["cutoff"]["mean"] - 4.0) < 0.5
     assert res["energetics"]["interface"]["gamma_mJ_m2"]["mean"] is not None
-    assert {c["check"] for c in res["sanity"]} >= {"interface energy positive", "D increases with T (lps)"}
+    assert {c["check"] for c in res["sanity"]} >= {"interface energy positive (MTP, 300 K average)",
+                                                  "interface energy positive (reference energies of the final frames)", "D increases with T (lps)"}
+    # the reference on the final quench frames: an independent toy single point of each frame, and γ from
+    # those energies (the interface cell holds exactly the bulk cells' atoms: 2 Li3PS4 + 1 Li3B11O18)
+    from ase.io import read
+
+    from _toy_reference import toy_calculator
+
+    rc = res["reference_check"]
+    assert set(rc["frames"]) == {"lps/r00", "lbo/r00", "int/r00"} and not rc["failed"]
+    E = {}
+    for k, v in rc["frames"].items():
+        at = read(out / "quench" / k.split("/")[0] / "md" / k.split("/")[1] / "final.extxyz")
+        at.calc = toy_calculator(cutoff=4.5)
+        E[k] = at.get_potential_energy()
+        assert v["E_ref_eV"] == pytest.approx(E[k], rel=1e-10)
+        assert v["dE_meV_atom"] == pytest.approx(1e3 * (v["E_mtp_eV"] - E[k]) / len(at), rel=1e-9)
+        if k == "int/r00":
+            area = np.linalg.norm(np.cross(at.cell[0], at.cell[1]))
+    gamma = (E["int/r00"] - E["lps/r00"] - E["lbo/r00"]) / (2 * area) * 16.0217663e3  # eV/Å² → mJ/m²
+    assert rc["interface_gamma_mJ_m2"]["ref"]["mean"] == pytest.approx(gamma, rel=1e-6)
+    assert "How far to trust the numbers" in rep
+    # production MD graded against the consolidated potential's active set, saved beside it: MaxVol over
+    # the training set leaves every training configuration interpolating (γ ≤ 1 + the swap tolerance)
+    from mtpjax.active.grade import grade_configs
+    from mtpjax.active.state import read_state
+    from mtpjax.active.store import TrainingStore
+
+    ex = res["extrapolation"]
+    assert ex["quench"]["n_frames"] > 0 and ex["sweep"]["n_frames"] > 0 and ex["mode"] == "nbh"
+    assert any(c["check"] == "sweep MD within the trained domain" for c in res["sanity"])
+    model, ast = read_state(out / "fit" / "pot.almtp")
+    g, _ = grade_configs(model, ast, TrainingStore(out / "learn" / "train.h5").configurations())
+    assert np.max(g) <= 1 + 1e-6
     # replicas of the sweep are the product structures × temperatures, each with its own trajectory
     reps = json.loads((out / "sweep" / "lps" / "round0" / "replicas.json").read_text())
     assert sorted(r["T_K"] for r in reps) == [900.0, 1200.0]

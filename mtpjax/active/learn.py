@@ -29,6 +29,14 @@ their covalent radii (an exploding run) are never labelled; a high grade
 alone is no reason to skip a frame (``active.max_candidate_grade``, off by
 default, caps it if wanted).
 
+``active.anchors_per_stage = n`` (schedules only; default 0) also labels n
+evenly spaced frames of every stage a run passes through (the stage's end for
+n = 1), whatever their grade. The grade measures novelty in the potential's
+parameter space, not its error: a quench can walk the potential into a basin
+that no label is near in energy (a glass far below the hot training states)
+while every neighbourhood still interpolates. A few such anchor labels per
+traversal tie the potential to the reference along the whole protocol.
+
 State on disk (``workdir``): ``learn_state.json`` (phase, iteration, per-system
 restart/done, timings, history; written atomically after every phase), the
 HDF5 store ``train.h5`` (every label flushed as it arrives), per iteration
@@ -69,7 +77,8 @@ DEFAULTS = {
               "n_starts": 4, "start_iter": 8},
     "active": {"mode": "nbh", "select_threshold": 1.5, "break_threshold": 10.0, "init": 1e-5,
                "swap_threshold": 1.0000001, "max_select": 20, "grade_every": 1, "candidate_every": 10,
-               "max_candidate_grade": None, "min_distance_factor": 0.5, "done_when": "no-candidates"},
+               "max_candidate_grade": None, "min_distance_factor": 0.5, "done_when": "no-candidates",
+               "anchors_per_stage": 0},
     "md": {"timestep_fs": 1.0, "steps": 1000, "ensemble": "nvt", "temperature_K": 1000.0,
            "temperature_end_K": None, "pressure_bar": 0.0, "tdamp_fs": 100.0, "pdamp_fs": 1000.0,
            "barostat": "iso", "skin": 1.0, "max_temperature_K": 1e5, "schedule": None, "walkers": 1},
@@ -196,6 +205,9 @@ def _validate(cfg):
         if act["done_when"] not in DONE_WHEN:
             raise ConfigurationError(f"system {s['name']}: active.done_when = {act['done_when']!r} "
                                      f"(allowed: {', '.join(DONE_WHEN)})")
+        if not (isinstance(act["anchors_per_stage"], int) and act["anchors_per_stage"] >= 0):
+            raise ConfigurationError(f"system {s['name']}: active.anchors_per_stage must be an integer ≥ 0, "
+                                     f"got {act['anchors_per_stage']!r}")
         if not 0.0 <= float(act["min_distance_factor"]) < 1.0:
             raise ConfigurationError(f"system {s['name']}: active.min_distance_factor must be in [0, 1), "
                                      f"got {act['min_distance_factor']!r}")
@@ -328,6 +340,7 @@ class Learner:
             self.log(f"learn: continuing after '{st.get('stop_reason')}' (max_iterations now "
                      f"{self.cfg['max_iterations']}; pending: {', '.join(pending)})")
             st["done"], st["stop_reason"] = False, None
+            st.pop("finishing", None)
             if st["phase"] == "label":  # stopped right after labelling: retrain on the new labels next
                 st["iteration"] += 1
                 st["phase"] = "train"
@@ -682,16 +695,33 @@ class Learner:
                 # a physical frame with, say, a first P–P pair inside the cutoff has γ ~ 1e7
                 return _closest_pair(c.positions, c.cell, sym, float(act["min_distance_factor"])) is None
 
+            # anchor frames: n evenly spaced frames of every stage (global step numbers of the schedule)
+            n_anch = int(act["anchors_per_stage"]) if md["schedule"] is not None else 0
+            anchor_steps, acc = [], 0
+            for st_ in stages:
+                anchor_steps += [acc + int(round(int(st_.steps) * (j + 1) / n_anch)) for j in range(n_anch)]
+                acc += int(st_.steps)
+
             def walk(w):
                 """One trajectory from the start frame; walker 0 keeps the restart momenta, the others draw
                 new ones at the current temperature (independent directions out of the same frame)."""
-                cands, grades_seen = [], []
+                cands, grades_seen, anchors = [], [], []
                 last = {"state": None}
+                k_start = int(sched["step"]) if sched is not None else 0
+                todo = [a for a in anchor_steps if a > k_start] if w == 0 else []
 
                 def on_frame(st):
                     g = float(st.aux) if st.aux is not None else float(_grade_state(grade, sim, st))
                     grades_seen.append((int(st.step), g))
                     last["state"] = st
+                    if todo and int(st.step) >= todo[0]:
+                        while todo and int(st.step) >= todo[0]:
+                            todo.pop(0)
+                        c = Configuration(positions=np.asarray(st.positions), types=np.asarray(types),
+                                          cell=np.asarray(st.cell), pbc=np.ones(3, bool),
+                                          features={"MV_grade": f"{g:f}", "anchor_step": str(int(st.step))})
+                        if g <= gmax and physical(c):
+                            anchors.append(c)
                     if float(act["select_threshold"]) < g <= gmax:
                         c = Configuration(positions=np.asarray(st.positions), types=np.asarray(types),
                                           cell=np.asarray(st.cell), pbc=np.ones(3, bool),
@@ -738,7 +768,7 @@ class Learner:
                 else:
                     complete = steps >= int(md["steps"])
                 return {"stopped": bool(stopped), "final": final, "hv": hv, "steps": int(steps), "exploded": exploded,
-                        "cands": cands, "grades": grades_seen, "complete": bool(complete)}
+                        "cands": cands, "grades": grades_seen, "complete": bool(complete), "anchors": anchors}
 
             t0 = time.perf_counter()
             with _Timer(self.state["timing"], "md"):
@@ -764,6 +794,9 @@ class Learner:
                 np.savez(self.workdir / restart, positions=np.asarray(final.positions), cell=np.asarray(final.cell),
                          types=np.asarray(types), momenta=np.asarray(final.momenta), **extra)
             write_cfg(d / f"candidates_{s['name']}.cfg", [c for _, _, c in cands])
+            anchors = [c for x in walks for c in x["anchors"]]
+            if n_anch:
+                write_cfg(d / f"anchors_{s['name']}.cfg", anchors)
             # one stage: a run of the target length from the restart frame; a schedule: its end reached;
             # with several walkers, all of them
             done = not stopped and complete and (act["done_when"] == "no-break" or not cands)
@@ -772,14 +805,15 @@ class Learner:
                 restart = None  # the schedule's end was reached with extrapolating frames: the next run starts over
             rec = {"system": s["name"], "iteration": it, "steps": int(steps), "stopped": bool(stopped),
                    "exploded": exploded, "break_grade": None if hv is None else float(hv),
-                   "n_candidates": len(cands), "max_grade": max([g for _, g in grades_seen], default=0.0),
+                   "n_candidates": len(cands), "n_anchors": len(anchors),
+                   "max_grade": max([g for _, g in grades_seen], default=0.0),
                    "wall_s": wall, "restart": restart, "done": done, "start_over": start_over,
                    "walkers": [{"steps": x["steps"], "stopped": x["stopped"], "n_candidates": len(x["cands"])}
                                for x in walks]}
             _atomic_json(d / f"md_{s['name']}.json", rec)
             self.log(f"md it{it:03d} {s['name']}: {steps} steps, "
                      f"{'BREAK γ=%.3g' % hv if stopped and hv is not None else 'no break'}, "
-                     f"{len(cands)} candidates, {wall:.1f} s")
+                     f"{len(cands)} candidates{f', {len(anchors)} anchors' if n_anch else ''}, {wall:.1f} s")
 
     def collect_md(self):
         it = self.state["iteration"]
@@ -822,13 +856,23 @@ class Learner:
             sel = res["selected"]
         items = [{"key": f"it{it:03d}/{names[k]}/c{k:05d}", "system": names[k], "index": k,
                   "grade": float(cands[k].features.get("MV_grade", "nan"))} for k in sel]
-        write_cfg(d / "selected.cfg", [cands[k] for k in sel])
+        chosen = [cands[k] for k in sel]
+        n_anch = 0
+        for s in self.cfg["system"]:  # anchor frames are labelled whatever their grade
+            p = d / f"anchors_{s['name']}.cfg"
+            if p.exists() and p.stat().st_size:
+                for j, c in enumerate(read_cfg(p)):
+                    items.append({"key": f"it{it:03d}/{s['name']}/a{j:03d}", "system": s["name"], "index": -1,
+                                  "grade": float(c.features.get("MV_grade", "nan")), "anchor": True})
+                    chosen.append(c)
+                    n_anch += 1
+        write_cfg(d / "selected.cfg", chosen)
         _atomic_json(d / "selected.json", items)
         why = ("no candidates (all frames below select_threshold)" if not cands else
-               f"{len(sel)} of {len(cands)} candidates selected")
+               f"{len(sel)} of {len(cands)} candidates selected") + (f", {n_anch} anchor frames" if n_anch else "")
         self.log(f"select it{it:03d}: {why}")
         self.state["history"].append({"iteration": it, "phase": "select", "n_candidates": len(cands),
-                                      "n_selected": len(sel)})
+                                      "n_selected": len(sel), "n_anchors": n_anch})
 
     def label(self):
         from ..potential.cfg import read_cfg
@@ -837,8 +881,8 @@ class Learner:
         d = self._itdir()
         items = json.loads((d / "selected.json").read_text())
         confs = read_cfg(d / "selected.cfg") if items else []
-        todo = [(x["key"], replace(c, features={}), {"iteration": it, "system": x["system"], "grade": x["grade"]})
-                for x, c in zip(items, confs)]
+        todo = [(x["key"], replace(c, features={}), {"iteration": it, "system": x["system"], "grade": x["grade"]}
+                 | ({"anchor": True} if x.get("anchor") else {})) for x, c in zip(items, confs)]
         ok, bad = self._label(todo, "lotf")
         self.log(f"label it{it:03d}: {ok} labelled, {bad} failed, store holds {len(self.store)}")
         self.state["history"].append({"iteration": it, "phase": "label", "n_labelled": ok, "n_failed": bad})
@@ -880,7 +924,12 @@ class Learner:
                 self.md()
                 self.collect_md()
                 if all(x["done"] for x in st["systems"].values()):
-                    st["done"], st["stop_reason"] = True, "all systems ran their target length without extrapolation"
+                    why = "all systems ran their target length without extrapolation"
+                    if any(p.stat().st_size for p in self._itdir().glob("anchors_*.cfg")):
+                        st["finishing"] = why  # label this iteration's anchor frames, then stop
+                        st["phase"] = "select"
+                    else:
+                        st["done"], st["stop_reason"] = True, why
                 else:
                     st["phase"] = "select"
             elif ph == "select":
@@ -889,7 +938,9 @@ class Learner:
             elif ph == "label":
                 with _Timer(timing, "label"):
                     self.label()
-                if st["iteration"] + 1 >= int(self.cfg["max_iterations"]):
+                if st.get("finishing"):
+                    st["done"], st["stop_reason"] = True, st["finishing"] + " (anchor frames labelled)"
+                elif st["iteration"] + 1 >= int(self.cfg["max_iterations"]):
                     st["done"], st["stop_reason"] = True, f"max_iterations ({self.cfg['max_iterations']}) reached"
                 else:
                     st["iteration"] += 1

@@ -249,6 +249,138 @@ def energetics_of(wf, struct: dict) -> dict:
     return out
 
 
+def extrapolation_of(wf, max_frames: int = 60) -> dict:
+    """Extrapolation grades of the production MD (quench and sweep frames) with respect to the
+    consolidated potential's active set (``fit/pot.almtp``, neighbourhood mode as in the learning):
+    numbers on a trajectory where γ exceeded the learning's break threshold come from a potential
+    that was not trained there. At most ``max_frames`` evenly spaced frames per run are graded."""
+    from ase.data import chemical_symbols
+
+    from ..active.grade import grade_configs
+    from ..active.state import read_state
+    from ..md.io import read_h5md
+    from ..potential.cfg import Configuration
+
+    path = wf.workdir / "fit" / "pot.almtp"
+    if not path.exists():
+        return {}
+    model, ast = read_state(path)
+    ln = wf.cfg["learn"]
+    sel, brk = float(ln["select_threshold"]), float(ln["break_threshold"])
+    to_type = {s: k for k, s in enumerate(wf.species)}
+
+    def grade_run(h5):
+        sp, pos, cells, *_ = read_h5md(h5)
+        idx = np.unique(np.linspace(0, len(pos) - 1, min(max_frames, len(pos))).round().astype(int))
+        types = np.array([to_type[chemical_symbols[int(z)]] for z in sp])
+        confs = [Configuration(positions=np.asarray(pos[i], float), types=types, cell=np.asarray(cells[i], float),
+                               pbc=np.ones(3, bool)) for i in idx]
+        g, _ = grade_configs(model, ast, confs)
+        return np.asarray(g, float)
+
+    out = {"select_threshold": sel, "break_threshold": brk, "mode": ast.mode, "runs": {}}
+    allg = {"quench": [], "sweep": []}
+    for comp in wf.comps():
+        for h5 in sorted((wf.workdir / "quench" / comp / "md").glob("r*/traj.h5md")):
+            g = grade_run(h5)
+            allg["quench"].append(g)
+            out["runs"][f"quench/{comp}/{h5.parent.name}"] = {"max": float(g.max()), "median": float(np.median(g)),
+                                                             "frac_above_select": float(np.mean(g > sel)),
+                                                             "frac_above_break": float(np.mean(g > brk))}
+        for h5 in sorted((wf.workdir / "sweep" / comp).glob("round*/r*/traj.h5md")):
+            g = grade_run(h5)
+            allg["sweep"].append(g)
+            out["runs"][f"sweep/{comp}/{h5.parent.parent.name}/{h5.parent.name}"] = {
+                "max": float(g.max()), "median": float(np.median(g)), "frac_above_select": float(np.mean(g > sel)),
+                "frac_above_break": float(np.mean(g > brk))}
+    for k, v in allg.items():
+        if v:
+            g = np.concatenate(v)
+            out[k] = {"max": float(g.max()), "frac_above_select": float(np.mean(g > sel)),
+                      "frac_above_break": float(np.mean(g > brk)), "n_frames": int(g.size)}
+    return out
+
+
+def reference_check_of(wf) -> dict:
+    """The reference calculator on the final frame of every quench run: MTP − reference energy per
+    atom and force RMSE on the structures the report's numbers come from, and the interface energy
+    from reference energies of those frames (the MTP's γ on the same frames beside it). Cached in
+    ``analyze/reference_check.json`` for this potential (the labels can be DFT; labels that failed after
+    their retries stay failed until the file is deleted)."""
+    from ase.io import read
+
+    from ..active.dispatch import Job, dispatch, make_executor
+    from ..active.reference import atoms_payload
+    from ..analysis.energetics import interface_energy_from_atoms
+    from ..analysis.structure import formula_units
+    from ..potential.calculator import MTPCalculator
+    from ..potential.cfg import Configuration
+    from .stages import _atomic_json
+
+    import hashlib
+
+    cache = wf.workdir / "analyze" / "reference_check.json"
+    pot = wf.done("fit")["potential"]
+    key = hashlib.sha256(Path(pot).read_bytes()).hexdigest()
+    if cache.exists():
+        old = json.loads(cache.read_text())
+        if old.get("potential_sha256") == key:
+            return old["result"]
+    sym_to_type = {s: k for k, s in enumerate(wf.species)}
+    frames, jobs = {}, []
+    for comp in wf.comps():
+        for f in sorted((wf.workdir / "quench" / comp / "md").glob("r*/final.extxyz")):
+            at = read(f)
+            key = f"{comp}/{f.parent.name}"
+            frames[key] = at
+            conf = Configuration(positions=at.positions, types=np.array([sym_to_type[x] for x in at.get_chemical_symbols()]),
+                                 cell=np.asarray(at.cell), pbc=np.ones(3, bool))
+            jobs.append(Job(key=key, payload=atoms_payload(conf, wf.species)))
+    lc = wf.cfg["labels"]
+    ex = make_executor(lc["executor"], wf.workdir / "analyze" / "jobs", int(lc["max_workers"]), lc.get("submitit") or None)
+    labels, errors = {}, {}
+    try:
+        dispatch(jobs, wf.cfg["reference"], ex, retries=int(lc["retries"]), timeout=float(lc["timeout_s"]),
+                 on_done=lambda j, lab: labels.__setitem__(j.key, lab),
+                 on_failed=lambda j: errors.__setitem__(j.key, j.errors[-1] if j.errors else "failed"),
+                 workdir_of=lambda j: str(wf.workdir / "analyze" / "ref" / j.key))
+    finally:
+        getattr(ex, "shutdown", lambda: None)()
+    calc = MTPCalculator(pot, symbols=wf.species)
+    out = {"frames": {}, "failed": sorted(set(frames) - set(labels)), "errors": errors}
+    for key, at in frames.items():
+        if key not in labels:
+            continue
+        at = at.copy()
+        at.calc = calc
+        e_m, f_m = float(at.get_potential_energy()), np.asarray(at.get_forces())
+        lab = labels[key]
+        n = len(at)
+        out["frames"][key] = {"natoms": n, "E_mtp_eV": e_m, "E_ref_eV": float(lab.energy),
+                              "dE_meV_atom": 1e3 * (e_m - float(lab.energy)) / n,
+                              "F_rmse_eV_A": float(np.sqrt(np.mean((f_m - np.asarray(lab.forces)) ** 2))),
+                              "F_rms_ref_eV_A": float(np.sqrt(np.mean(np.asarray(lab.forces) ** 2)))}
+    dE = [v["dE_meV_atom"] for v in out["frames"].values()]
+    out["dE_rms_meV_atom"] = float(np.sqrt(np.mean(np.square(dE)))) if dE else None
+    out["dE_max_meV_atom"] = float(np.max(np.abs(dE))) if dE else None
+    # γ from the final frames: reference energies, and the MTP's on the same frames
+    fr = out["frames"]
+    E_fu = {}
+    for comp, formula in (("lps", "Li3PS4"), ("lbo", "Li3B11O18")):
+        ks = [k for k in fr if k.startswith(comp + "/")]
+        if ks:
+            E_fu[formula] = {w: float(np.mean([fr[k][f"E_{w}_eV"] / formula_units(frames[k], formula) for k in ks]))
+                             for w in ("ref", "mtp")}
+    ks = [k for k in fr if k.startswith("int/")]
+    if ks and len(E_fu) == 2:
+        g = {w: [interface_energy_from_atoms(fr[k][f"E_{w}_eV"], frames[k], "Li3PS4", E_fu["Li3PS4"][w],
+                                             "Li3B11O18", E_fu["Li3B11O18"][w])["gamma_mJ_m2"] for k in ks]
+             for w in ("ref", "mtp")}
+        out["interface_gamma_mJ_m2"] = {w: _msv(v) for w, v in g.items()}
+    _atomic_json(cache, {"potential_sha256": key, "result": out})  # failed labels stay failed (delete to retry)
+    return out
+
+
 def _relaxed_energy(wf, atoms, fmax: float = 0.02, steps: int = 300):
     """Energy (eV) after a FIRE relaxation of positions and cell with the workflow's potential."""
     from ase.filters import FrechetCellFilter
@@ -274,6 +406,10 @@ def analyze_all(wf) -> dict:
                f"{res['diffusion'][comp]['n_hopping']} hopping replicas")
     res["energetics"] = energetics_of(wf, res["compositions"])
     res["displacement"] = displacement_of(wf) if "int" in wf.comps() else None
+    res["extrapolation"] = extrapolation_of(wf)
+    res["reference_check"] = reference_check_of(wf) if wf.cfg["analysis"]["reference_check"] else None
+    fm = json.loads((wf.workdir / "fit" / "metrics.json").read_text()) if (wf.workdir / "fit" / "metrics.json").exists() else {}
+    res["fit_metrics"] = fm.get("valid_metrics") or fm.get("train_metrics") or {}
     res["sanity"] = sanity_checks(res)
     res["wall_s"] = time.perf_counter() - t0
     from .stages import _atomic_json
@@ -309,7 +445,7 @@ def sanity_checks(res: dict) -> list[dict]:
     itf = res["energetics"].get("interface")
     if itf:
         v = itf["gamma_mJ_m2"]["mean"]
-        add("interface energy positive", v is not None and v > 0, v, "> 0 mJ/m²")
+        add("interface energy positive (MTP, 300 K average)", v is not None and v > 0, v, "> 0 mJ/m²")
     for comp, dd in res["diffusion"].items():
         fit = dd.get("arrhenius_total", {})
         byT = {float(T): D for T, D in dd.get("mean_D_by_T", {}).items()}
@@ -317,4 +453,18 @@ def sanity_checks(res: dict) -> list[dict]:
         inc = len(Ts) >= 2 and byT[Ts[-1]] > byT[Ts[0]] and fit.get("Ea_eV", -1) > 0
         add(f"D increases with T ({comp})", inc, {"Ea_eV": fit.get("Ea_eV"), "mean_D_by_T": dd.get("mean_D_by_T")},
             "E_a > 0 and D(T_max) > D(T_min)")
+    rc = res.get("reference_check")
+    if rc and rc.get("interface_gamma_mJ_m2"):
+        v = rc["interface_gamma_mJ_m2"]["ref"]["mean"]
+        add("interface energy positive (reference energies of the final frames)", v > 0, v, "> 0 mJ/m²")
+    if rc and rc.get("dE_rms_meV_atom") is not None:
+        fm = res.get("fit_metrics") or {}
+        tol = max(3e3 * float(fm.get("energy_rmse", 0.0)), 10.0)
+        add("MTP energies on the final structures agree with the reference", rc["dE_rms_meV_atom"] <= tol,
+            rc["dE_rms_meV_atom"], f"RMS |E_MTP − E_ref| ≤ {tol:.0f} meV/atom (3 × the fit's validation RMSE)")
+    ex = res.get("extrapolation") or {}
+    for k in ("quench", "sweep"):
+        if k in ex:
+            add(f"{k} MD within the trained domain", ex[k]["max"] <= ex["break_threshold"], ex[k]["max"],
+                f"max γ ≤ {ex['break_threshold']:g} (the learning's break threshold)")
     return out

@@ -49,6 +49,7 @@ DEFAULTS = {
         "max_select": 50,
         "candidate_every": 10,
         "active_init": "auto",
+        "anchors_per_stage": 0,  # "production" LOTF: label n frames of every stage whatever their grade
         "bootstrap": {"method": "md", "n_configs": 8, "rattle": 0.1, "strain": 0.03, "min_distance": 1.0, "md_steps": 7500,
                       "md_every": 5, "md_temperature_K": 1000.0, "relax_steps": 12, "relax_every": 1,
                       "relax_fmax": 0.5, "data": []},
@@ -89,6 +90,7 @@ DEFAULTS = {
         "cutoffs_A": {"P-S": 2.6, "B-O": 2.0, "Li-S": 3.0, "Li-O": 2.6},
         "crystals": {},  # {"Li3PS4": "gamma.cif", "Li3B11O18": "lbo.cif"} for amorphization energies
         "relax_fraction": 0.5,  # last fraction of the 300 K NPT stage averaged for densities/energies
+        "reference_check": False,  # label the final quench frames with the reference (a DFT call per cell)
     },
 }
 

@@ -233,6 +233,37 @@ def write_report(wf) -> dict:
         if f in figs:
             L.append(f"![{f}]({f})")
     L.append("")
+    # trust: grades of the production MD and the reference on its final frames
+    ex, rc = res.get("extrapolation") or {}, res.get("reference_check")
+    if ex or rc:
+        L += ["## How far to trust the numbers", ""]
+    if ex:
+        L += [f"Extrapolation grade γ ({ex['mode']} mode) of the production MD frames with respect to the "
+              f"consolidated potential's active set (`fit/pot.almtp`): γ ≤ 1 interpolates, the learning selected "
+              f"above {ex['select_threshold']:g} and stopped MD above {ex['break_threshold']:g}.", "",
+              "| MD | frames | max γ | fraction γ > select | fraction γ > break |", "|---|---|---|---|---|"]
+        for k in ("quench", "sweep"):
+            if k in ex:
+                v = ex[k]
+                L.append(f"| {k} | {v['n_frames']} | {v['max']:.3g} | {v['frac_above_select']:.3f} | "
+                         f"{v['frac_above_break']:.3f} |")
+        L += ["", "Per run in results.json (`extrapolation.runs`).", ""]
+    if rc:
+        L += ["The reference calculator on the final frame of every quench run (the structures the numbers above "
+              "and below come from):", "",
+              "| frame | atoms | E_MTP − E_ref (meV/atom) | F RMSE (eV/Å) | F RMS of the reference (eV/Å) |",
+              "|---|---|---|---|---|"]
+        for k, v in rc["frames"].items():
+            L.append(f"| {k} | {v['natoms']} | {v['dE_meV_atom']:.1f} | {v['F_rmse_eV_A']:.3f} | "
+                     f"{v['F_rms_ref_eV_A']:.3f} |")
+        if rc.get("failed"):
+            errs = rc.get("errors", {})
+            L.append("| failed labels | " + ", ".join(f"{k} ({errs.get(k, '?')})" for k in rc["failed"]) + " | | | |")
+        g = rc.get("interface_gamma_mJ_m2")
+        if g:
+            L += ["", f"Interface energy from these single frames: {_pm(g['ref'])} mJ/m² with reference energies, "
+                  f"{_pm(g['mtp'])} mJ/m² with the MTP's (paper, PBE: 620 mJ/m²)."]
+        L.append("")
     # Fig 4/5: structure
     L += ["## Structure at 300 K, 1 atm (Figs. 4–5)", "",
           "| composition | atoms | density (g/cm³) | E_pot (eV/atom) | P–S CN | B–O CN | BO4/(BO3+BO4) | GII (v.u.) |",

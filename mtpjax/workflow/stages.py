@@ -196,7 +196,7 @@ class Workflow:
             "train": dict(ln["train"]),
             "active": {"mode": "nbh", "init": ln["active_init"], "select_threshold": float(ln["select_threshold"]),
                        "break_threshold": float(ln["break_threshold"]), "max_select": int(ln["max_select"]),
-                       "candidate_every": int(ln["candidate_every"])},
+                       "candidate_every": int(ln["candidate_every"]), "anchors_per_stage": int(ln["anchors_per_stage"])},
             "md": {"timestep_fs": float(ln["timestep_fs"]), "steps": int(ln["steps"]),
                    "temperature_K": float(ln["temperature_K"]), "pressure_bar": float(ln["pressure_bar"]),
                    "tdamp_fs": float(ln["tdamp_fs"]), "pdamp_fs": float(ln["pdamp_fs"]), "barostat": "iso"},
@@ -272,6 +272,17 @@ class Workflow:
             info["final_on_all"] = {"n_configs": len(confs), "iterations": r2.iterations, "wall_s": r2.wall_time,
                                     "metrics": _scalars(r2.train_metrics)}
         final.save(d / "pot.mtp")
+        # the consolidated potential's active set (as the learning builds it): the analysis grades the
+        # production MD with it, and `mtpjax calc-grade`/LAMMPS-style users get it beside the potential
+        from ..active.grade import build_active_set
+        from ..active.state import write_state
+
+        ln = self.cfg["learn"]
+        init = ln["active_init"] if isinstance(ln["active_init"], str) else float(ln["active_init"])
+        ast = build_active_set(final, confs, "nbh", init)
+        ast.self_check()
+        write_state(d / "pot.almtp", final, ast)
+        info["active_set"] = {"path": str(d / "pot.almtp"), "rows": int(ast.n_selected), "n": int(ast.n)}
         try:
             from ..train.plots import learning_curve, parity_plot
 
