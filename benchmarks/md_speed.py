@@ -194,12 +194,12 @@ def main(argv=None):
     ap.add_argument("--no-jaxmd", action="store_true")
     ap.add_argument("--potential", default=POT)
     ap.add_argument("--ensembles", nargs="+", default=["NVT", "NPT iso", "NPT tri"])
-    ap.add_argument("--quick", action="store_true", help="1000 atoms, NVT and NPT iso, 5 steps, 4 replicas, 3 repeats")
+    ap.add_argument("--quick", action="store_true", help="1000 atoms, NVT and NPT iso, 20 steps, 4 replicas, 3 repeats")
     ap.add_argument("--tiny", action="store_true", help="108 atoms, level 8, NVT and NPT iso, 3 steps, 2 replicas, 2 repeats")
     ap.add_argument("--json", "--out", dest="json", default="benchmarks/results/md_speed.json")
     a = ap.parse_args(argv)
     if a.quick:
-        a.sizes, a.steps, a.replicas, a.repeats = [1000], 5, 4, 3
+        a.sizes, a.steps, a.replicas, a.repeats = [1000], 20, 4, 3
         a.ensembles = ["NVT", "NPT iso"]
     if a.tiny:
         a.sizes, a.steps, a.replicas, a.repeats = [108], 3, 2, 2
