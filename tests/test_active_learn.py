@@ -192,7 +192,7 @@ def test_tblite_missing_is_reported(tmp_path, monkeypatch):
 
 
 def test_examples_parse():
-    for name in ("learn_cu_emt.toml", "learn_li3ps4_xtb.toml"):
+    for name in ("learn_cu_emt.toml", "learn_li3ps4_xtb.toml", "learn_li3ps4_xtb_48.toml"):
         if "xtb" in name:
             pytest.importorskip("tblite")
         cfg = load_config(EXAMPLES / name)
