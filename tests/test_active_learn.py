@@ -322,6 +322,55 @@ def test_kill9_during_labelling_then_resume(tmp_path):
     assert r.returncode == 2 and "--resume" in r.stderr
 
 
+@pytest.mark.parametrize("phase", ["train", "md"])
+def test_kill9_during_training_or_md_then_resume(tmp_path, phase):
+    """kill -9 while the learner trains (or runs MD, compiling its first block) in iteration 0;
+    --resume redoes that phase and finishes the run: the labels stored before the kill are still
+    there unchanged, no key twice, and every iteration's files exist."""
+    text = BASE.replace("max_iterations = 3", "max_iterations = 2")
+    p = _write(tmp_path, text)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "mtpjax.cli", "learn", str(p)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sp = tmp_path / "out" / "learn_state.json"
+    t0 = time.time()
+    seen = False
+    while time.time() - t0 < 300 and proc.poll() is None:
+        time.sleep(0.05)
+        try:
+            st = json.loads(sp.read_text())  # written atomically
+        except (FileNotFoundError, json.JSONDecodeError):
+            continue
+        if st["iteration"] == 0 and st["phase"] == phase:
+            seen = True
+            time.sleep(1.0)  # well inside the phase: training and the first MD block compile for seconds
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert seen, "the learner never reached the phase"
+    st = json.loads(sp.read_text())
+    assert (st["iteration"], st["phase"]) == (0, phase), "killed after the phase had finished: nothing tested"
+    out = tmp_path / "out"
+    if phase == "md":
+        assert not (out / "it000" / "md_cu.json").exists()
+    store = TrainingStore(out / "train.h5")
+    before = {k: v["time"] for k, v in store.provenance().items()}
+    assert len(before) == 4  # the bootstrap labels
+    r = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"resuming at iteration 0, phase {phase}" in r.stdout
+    st = json.loads(sp.read_text())
+    assert st["done"]
+    store = TrainingStore(out / "train.h5")
+    keys = store.keys()
+    assert len(keys) == len(set(keys)) > 4
+    after = store.provenance()
+    assert all(after[k]["time"] == t for k, t in before.items())
+    for it in range(st["iteration"] + 1):
+        assert (out / f"it{it:03d}" / "pot.mtp").exists() and (out / f"it{it:03d}" / "md_cu.json").exists()
+
+
 # ------------------------------------------------------------ end to end
 @pytest.mark.slow
 def test_end_to_end_emt(tmp_path):
