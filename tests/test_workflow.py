@@ -182,6 +182,12 @@ def test_reduced_workflow_end_to_end(tmp_path):
     gamma = (E["int/r00"] - E["lps/r00"] - E["lbo/r00"]) / (2 * area) * 16.0217663e3  # eV/Å² → mJ/m²
     assert rc["interface_gamma_mJ_m2"]["ref"]["mean"] == pytest.approx(gamma, rel=1e-6)
     assert "How far to trust the numbers" in rep
+    # cached for this potential (its sha256), so a re-analysis does not label again
+    import hashlib
+
+    cached = json.loads((out / "analyze" / "reference_check.json").read_text())
+    assert cached["potential_sha256"] == hashlib.sha256((out / "fit" / "pot.mtp").read_bytes()).hexdigest()
+    assert cached["result"] == rc
     # production MD graded against the consolidated potential's active set, saved beside it: MaxVol over
     # the training set leaves every training configuration interpolating (γ ≤ 1 + the swap tolerance)
     from mtpjax.active.grade import grade_configs

@@ -278,26 +278,25 @@ def extrapolation_of(wf, max_frames: int = 60) -> dict:
         g, _ = grade_configs(model, ast, confs)
         return np.asarray(g, float)
 
+    def stats(g):
+        return {"max": float(g.max()), "frac_above_select": float(np.mean(g > sel)),
+                "frac_above_break": float(np.mean(g > brk))}
+
     out = {"select_threshold": sel, "break_threshold": brk, "mode": ast.mode, "runs": {}}
     allg = {"quench": [], "sweep": []}
     for comp in wf.comps():
-        for h5 in sorted((wf.workdir / "quench" / comp / "md").glob("r*/traj.h5md")):
+        runs = [("quench", h5, f"quench/{comp}/{h5.parent.name}")
+                for h5 in sorted((wf.workdir / "quench" / comp / "md").glob("r*/traj.h5md"))]
+        runs += [("sweep", h5, f"sweep/{comp}/{h5.parent.parent.name}/{h5.parent.name}")
+                 for h5 in sorted((wf.workdir / "sweep" / comp).glob("round*/r*/traj.h5md"))]
+        for kind, h5, name in runs:
             g = grade_run(h5)
-            allg["quench"].append(g)
-            out["runs"][f"quench/{comp}/{h5.parent.name}"] = {"max": float(g.max()), "median": float(np.median(g)),
-                                                             "frac_above_select": float(np.mean(g > sel)),
-                                                             "frac_above_break": float(np.mean(g > brk))}
-        for h5 in sorted((wf.workdir / "sweep" / comp).glob("round*/r*/traj.h5md")):
-            g = grade_run(h5)
-            allg["sweep"].append(g)
-            out["runs"][f"sweep/{comp}/{h5.parent.parent.name}/{h5.parent.name}"] = {
-                "max": float(g.max()), "median": float(np.median(g)), "frac_above_select": float(np.mean(g > sel)),
-                "frac_above_break": float(np.mean(g > brk))}
+            allg[kind].append(g)
+            out["runs"][name] = {**stats(g), "median": float(np.median(g))}
     for k, v in allg.items():
         if v:
             g = np.concatenate(v)
-            out[k] = {"max": float(g.max()), "frac_above_select": float(np.mean(g > sel)),
-                      "frac_above_break": float(np.mean(g > brk)), "n_frames": int(g.size)}
+            out[k] = {**stats(g), "n_frames": int(g.size)}
     return out
 
 
@@ -321,10 +320,10 @@ def reference_check_of(wf) -> dict:
 
     cache = wf.workdir / "analyze" / "reference_check.json"
     pot = wf.done("fit")["potential"]
-    key = hashlib.sha256(Path(pot).read_bytes()).hexdigest()
+    pot_sha = hashlib.sha256(Path(pot).read_bytes()).hexdigest()
     if cache.exists():
         old = json.loads(cache.read_text())
-        if old.get("potential_sha256") == key:
+        if old.get("potential_sha256") == pot_sha:
             return old["result"]
     sym_to_type = {s: k for k, s in enumerate(wf.species)}
     frames, jobs = {}, []
@@ -333,8 +332,7 @@ def reference_check_of(wf) -> dict:
             at = read(f)
             key = f"{comp}/{f.parent.name}"
             frames[key] = at
-            conf = Configuration(positions=at.positions, types=np.array([sym_to_type[x] for x in at.get_chemical_symbols()]),
-                                 cell=np.asarray(at.cell), pbc=np.ones(3, bool))
+            conf = Configuration.from_atoms(at, symbol_to_type=sym_to_type)
             jobs.append(Job(key=key, payload=atoms_payload(conf, wf.species)))
     lc = wf.cfg["labels"]
     ex = make_executor(lc["executor"], wf.workdir / "analyze" / "jobs", int(lc["max_workers"]), lc.get("submitit") or None)
@@ -377,7 +375,7 @@ def reference_check_of(wf) -> dict:
                                              "Li3B11O18", E_fu["Li3B11O18"][w])["gamma_mJ_m2"] for k in ks]
              for w in ("ref", "mtp")}
         out["interface_gamma_mJ_m2"] = {w: _msv(v) for w, v in g.items()}
-    _atomic_json(cache, {"potential_sha256": key, "result": out})  # failed labels stay failed (delete to retry)
+    _atomic_json(cache, {"potential_sha256": pot_sha, "result": out})  # failed labels stay failed (delete to retry)
     return out
 
 
