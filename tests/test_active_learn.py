@@ -73,6 +73,8 @@ def _write(tmp_path, text, name="learn.toml"):
          r"active.done_when = 'never' \(allowed: no-candidates, no-break\)"),
         (lambda t: t.replace('mode = "nbh"', 'mode = "nbh"\nmin_distance_factor = 1.5'), r"min_distance_factor must be in \[0, 1\)"),
         (lambda t: t.replace("[md]\n", "[md]\nwalkers = 0\n"), r"md.walkers must be an integer ≥ 1, got 0"),
+        (lambda t: t.replace('mode = "nbh"', 'mode = "nbh"\nanchors_per_stage = -1'),
+         r"active.anchors_per_stage must be an integer ≥ 0, got -1"),
         (lambda t: t.replace('method = "rattle"', 'method = "relaxed"'), r"bootstrap.method = 'relaxed' \(allowed: rattle, relax, md, none\)"),
         (lambda t: t.replace("[md]\n", '[md]\nschedule = [{ensemble = "nvt", temperature_K = 300.0}]\n'),
          r"md.schedule: stage 'stage1': give 'steps' or 'time_ps'"),
