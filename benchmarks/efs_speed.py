@@ -42,7 +42,8 @@ from benchmarks.common import MLIP_REF, put, repeat_time, write_json  # noqa: E4
 from benchmarks import peers  # noqa: E402
 from mtpjax.md.neighbors import host_neighbors  # noqa: E402
 from mtpjax.potential import MTP  # noqa: E402
-from mtpjax.potential.model import energy_forces_stress, energy_forces_stress_autodiff  # noqa: E402
+from mtpjax.potential.model import (energy_forces_stress, energy_forces_stress_autodiff,  # noqa: E402
+                                    energy_forces_stress_chunked)  # noqa: E402
 
 AMU_G = 1.66053906660e-24
 
@@ -91,15 +92,25 @@ def random_potential(level: int, species, path: Path, seed: int = 0) -> MTP:
     return MTP.from_file(path)
 
 
-def _mtpjax_times(model, pos, cell, z_or_types, repeats, row, autodiff=False, species_index=None):
+def _mtpjax_times(model, pos, cell, z_or_types, repeats, row, autodiff=False, species_index=None, chunk=None):
+    t0 = time.perf_counter()
     idx, sh, _ = host_neighbors(pos, cell, [True] * 3, model.cutoff)
+    row["host_neighbors_s"] = time.perf_counter() - t0
     sp = jnp.asarray(model.species_index(z_or_types) if species_index is None else species_index)
     args = (jnp.asarray(pos), jnp.asarray(cell), sp, jnp.asarray(idx), jnp.asarray(sh))
     row.update(neighbors_max=int(idx.shape[1]), neighbors_mean=float((idx < len(pos)).sum(1).mean()))
+    if chunk:  # blocks of `chunk` atoms: memory ∝ chunk (10⁶ atoms do not fit otherwise)
+        row["mtpjax_chunk_atoms"] = int(chunk)
+
+        def efs(*a):
+            return energy_forces_stress_chunked(model, *a, chunk=chunk)
+    else:
+        def efs(*a):
+            return energy_forces_stress(model, *a)
     t0 = time.perf_counter()
-    out = jax.block_until_ready(energy_forces_stress(model, *args))
+    out = jax.block_until_ready(efs(*args))
     row["mtpjax_compile_s"] = time.perf_counter() - t0
-    put(row, "mtpjax", repeat_time(lambda: energy_forces_stress(model, *args), repeats, jax.block_until_ready))
+    put(row, "mtpjax", repeat_time(lambda: efs(*args), repeats, jax.block_until_ready))
     row["mtpjax_us_per_atom"] = row["mtpjax_min_s"] / len(pos) * 1e6
     if autodiff:
         t0 = time.perf_counter()
@@ -149,12 +160,12 @@ def _mlp_times(mlp, path, pos, cell, types, workdir, repeats, copies, row, e_our
 
 
 def bench_level(level, pos, cell, z, repeats, workdir, species=(3, 15, 16), autodiff=False,
-                motep_engines=("cext", "jax"), mlp=None, mlp_copies=1):
+                motep_engines=("cext", "jax"), mlp=None, mlp_copies=1, chunk=None):
     species = list(species)
     path = workdir / f"bench_l{level:02d}_s{len(species)}.mtp"
     model = random_potential(level, species, path)
     row = {"level": level, "species": len(species), "natoms": len(pos)}
-    e_ours = _mtpjax_times(model, pos, cell, z, repeats, row, autodiff)
+    e_ours = _mtpjax_times(model, pos, cell, z, repeats, row, autodiff, chunk=chunk)
     _motep_times(path, z, pos, cell, species, repeats, row, motep_engines, e_ours)
     if mlp:
         _mlp_times(mlp, path, pos, cell, model.species_index(z), workdir, repeats, mlp_copies, row, e_ours)
@@ -205,6 +216,12 @@ def main(argv=None):
     p.add_argument("--ref-levels", type=int, nargs="*", default=[8, 12, 16, 20],
                    help="levels of the big1008.cfg comparison with MLIP's recorded timings")
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--chunk", type=int, default=16384,
+                   help="atoms per block of the block-wise E+F+S used above --chunk-above atoms")
+    p.add_argument("--chunk-above", type=int, default=200000,
+                   help="systems with more atoms are evaluated block-wise (the one-shot call's temporaries grow "
+                        "as ~20 kB/atom at level 8: 20 GB for 10⁶ atoms)")
+    p.add_argument("--motep-max-atoms", type=int, default=1000000, help="skip motep above this size")
     p.add_argument("--autodiff", action=argparse.BooleanOptionalAction, default=True,
                    help="also time the autodiff-in-positions path")
     p.add_argument("--motep-jax-max-level", type=int, default=16,
@@ -236,8 +253,11 @@ def main(argv=None):
                     if (a.quick or a.tiny) and ns != 3 and lev != (12 if a.quick else lev):
                         continue
                     engines = ("cext", "jax") if lev <= a.motep_jax_max_level and n <= (1000 if a.quick else 10000) else ("cext",)
-                    rows.append(bench_level(lev, pos, cell, z, a.repeats, tmp, SPECIES[ns], a.autodiff, engines,
-                                            mlp, a.mlp_copies))
+                    if n > a.motep_max_atoms:
+                        engines = ()
+                    rows.append(bench_level(lev, pos, cell, z, a.repeats, tmp, SPECIES[ns],
+                                            a.autodiff and n <= a.chunk_above, engines, mlp, a.mlp_copies,
+                                            chunk=a.chunk if n > a.chunk_above else None))
                     print(f"done L{lev} species={ns} N={n}", file=sys.stderr, flush=True)
         ref_rows = bench_reference(a.ref_levels, a.repeats, tmp, ("cext",), mlp, a.mlp_copies)
     hdr = (f"{'level':>5} {'sp':>2} {'N':>7} {'nbrs':>5} {'compile s':>9} {'mtpjax ms':>10} {'µs/atom':>8} "

@@ -43,6 +43,19 @@ def test_calculator_matches_calc_efs_and_ase_conventions(ref, l12):
     assert abs(fd - s[0, 1]) < 1e-6
 
 
+def test_calculator_in_atom_blocks_matches_mlip(ref, l12):
+    """chunk_atoms=10 (a 100-atom cell in 10 blocks) gives MLIP's calc-efs numbers."""
+    confs = read_cfg(ref / "inputs/test_in.cfg")
+    k = max(range(len(confs)), key=lambda i: confs[i].natoms)
+    theirs = read_cfg(ref / "mlip2_out/m2_l12_trained.calc-efs.lossless.cfg")[k]
+    atoms = confs[k].to_atoms(["Cu", "Ag", "Au"])
+    assert len(atoms) > 10
+    atoms.calc = MTPCalculator(l12, symbols=["Cu", "Ag", "Au"], chunk_atoms=10)
+    assert abs(atoms.get_potential_energy() - theirs.energy) < 1e-9 * len(atoms)
+    np.testing.assert_allclose(atoms.get_forces(), theirs.forces, atol=1e-8)
+    np.testing.assert_allclose(atoms.get_stress(), -theirs.plus_stress / atoms.get_volume(), atol=1e-8)
+
+
 def test_calculator_open_boundaries_no_stress(l12):
     a = Atoms("Cu3Au", positions=[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0], [0, 0, 2.6]])
     a.calc = MTPCalculator(l12, symbols=["Cu", "Ag", "Au"])

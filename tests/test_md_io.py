@@ -230,6 +230,7 @@ barostat = "aniso"
         (lambda t: t.replace('{type = "lj"}', '"missing.mtp"'), "missing.mtp"),
         (lambda t: t.replace('{type = "lj"}', '{type = "buckingham"}'), "potential type"),
         (lambda t: t.replace("seed = 3", "seed = 3\nbogus = 1"), "unknown key"),
+        (lambda t: t.replace("seed = 3", "seed = 3\nchunk_atoms = 0"), "chunk_atoms"),
     ],
 )
 def test_bad_run_files_give_clear_errors(tmp_path, capsys, edit, match):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..errors import ConfigurationError
 from .neighbors import pair_vectors
 
 _VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
@@ -174,19 +175,28 @@ def morse(D: float = 0.3429, alpha: float = 1.3588, r0: float = 2.866, cutoff: f
     return efs_from_pair_energy(pair), rc
 
 
-def mtp_efs(model):
+def mtp_efs(model, chunk_atoms: int | None = None):
     """efs_fn for an :class:`~mtpjax.potential.MTP` (species = species indices).
 
     A :class:`Parametric` over the model's arrays: MD blocks are compiled once
-    per model structure, not once per model.
+    per model structure, not once per model. ``chunk_atoms``: systems with
+    more atoms than this are evaluated in blocks of that many atoms
+    (:func:`~mtpjax.potential.model.energy_forces_stress_chunked`: same
+    numbers, memory ∝ the block instead of the system).
     """
-    from ..potential.model import energy_forces_stress
+    from ..potential.model import _efs_chunked, energy_forces_stress
 
     template = model
+    chunk = None if chunk_atoms is None else int(chunk_atoms)
+    if chunk is not None and chunk < 1:
+        raise ConfigurationError(f"chunk_atoms must be a positive number of atoms, got {chunk_atoms!r}")
 
     def apply(params, positions, cell, nbrs, species):
         m = mtp_with_params(template, params)
-        e, f, s, _ = energy_forces_stress(m, positions, cell, species, nbrs.idx, nbrs.shifts)
+        if chunk is not None and positions.shape[0] > chunk:
+            e, f, s, _ = _efs_chunked(m, positions, cell, species, nbrs.idx, nbrs.shifts, chunk=chunk)
+        else:
+            e, f, s, _ = energy_forces_stress(m, positions, cell, species, nbrs.idx, nbrs.shifts)
         return e, f, voigt_to_matrix(s)
 
-    return Parametric(apply, mtp_params(model), mtp_static_key(model))
+    return Parametric(apply, mtp_params(model), mtp_static_key(model) + (("chunk_atoms", chunk),))

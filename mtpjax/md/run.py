@@ -62,7 +62,7 @@ STAGE_KEYS = {
 TOP_KEYS = {
     "structure", "elements", "potential", "output", "timestep_fs", "temperature_K", "seed", "skin",
     "thermo_every", "traj_every", "checkpoint_every", "velocities", "max_temperature_K", "min_distance",
-    "stage", "neighbor_method", "capacity_multiplier", "replicas",
+    "stage", "neighbor_method", "capacity_multiplier", "replicas", "chunk_atoms",
 }
 
 
@@ -200,6 +200,10 @@ def make_potential(cfg):
     pot = cfg.get("potential")
     if pot is None:
         raise ConfigurationError("run file: missing 'potential'")
+    chunk = cfg.get("chunk_atoms")  # MTP only: E+F+S in blocks of this many atoms (huge cells)
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
+        raise ConfigurationError(f"run file: 'chunk_atoms' must be a positive integer (atoms per block), "
+                                 f"got {chunk!r}")
     if isinstance(pot, str):
         path = _resolve(cfg, pot)
         if not path.exists():
@@ -207,7 +211,7 @@ def make_potential(cfg):
         from ..potential import MTP
 
         model = MTP.from_file(path)
-        return FF.mtp_efs(model), float(model.cutoff), lambda t: model.species_index(t, where=f"{cfg.get('structure')}: ")
+        return FF.mtp_efs(model, chunk), float(model.cutoff), lambda t: model.species_index(t, where=f"{cfg.get('structure')}: ")
     kind = str(pot.get("type", "")).lower()
     args = {k: v for k, v in pot.items() if k != "type"}
     if kind == "lj":

@@ -1,7 +1,7 @@
 """MTP: basis, radial basis, model, MLIP file I/O and the ASE calculator."""
 from .cfg import Configuration, read_cfg, write_cfg  # noqa: F401
 from .mtp_file import MTPFile, read_mtp, write_mtp  # noqa: F401
-from .model import MTP, energy_forces_stress  # noqa: F401
+from .model import MTP, energy_forces_stress, energy_forces_stress_chunked  # noqa: F401
 from .evaluate import calc_efs  # noqa: F401
 
 

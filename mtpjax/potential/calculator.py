@@ -22,7 +22,7 @@ from ase.data import atomic_numbers
 
 from ..errors import ConfigurationError
 from ..md.neighbors import NeighborListFns, neighbor_list, pair_distances
-from .model import MTP, energy_forces_stress
+from .model import MTP, energy_forces_stress, energy_forces_stress_chunked
 
 
 class MTPCalculator(Calculator):
@@ -35,12 +35,18 @@ class MTPCalculator(Calculator):
     skin : Å of neighbour-list skin; the list is reused while no atom moved
         more than skin/2 (cheap repeated calls in MD/relaxations).
     min_distance : Å; refuse configurations with atoms closer than this.
+    chunk_atoms : evaluate systems larger than this in blocks of this many
+        atoms (same numbers, memory ∝ the block; for 10⁵–10⁶-atom cells).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
-    def __init__(self, potential, symbols=None, skin: float = 0.5, min_distance: float | None = 0.5, **kwargs):
+    def __init__(self, potential, symbols=None, skin: float = 0.5, min_distance: float | None = 0.5,
+                 chunk_atoms: int | None = None, **kwargs):
         super().__init__(**kwargs)
+        if chunk_atoms is not None and int(chunk_atoms) < 1:
+            raise ValueError(f"chunk_atoms must be a positive number of atoms, got {chunk_atoms!r}")
+        self.chunk_atoms = None if chunk_atoms is None else int(chunk_atoms)
         self.model = potential if isinstance(potential, MTP) else MTP.from_file(potential)
         self.skin = float(skin)
         self.min_distance = min_distance
@@ -98,7 +104,11 @@ class MTPCalculator(Calculator):
                 raise ConfigurationError(
                     f"atoms closer than {self.min_distance} Å ({dmin:.4f} Å); set min_distance to allow"
                 )
-        e, f, s, v = energy_forces_stress(self.model, pos, jnp.asarray(cell), species, nb.idx, nb.shifts)
+        if self.chunk_atoms is not None and len(a) > self.chunk_atoms:
+            e, f, s, v = energy_forces_stress_chunked(self.model, pos, jnp.asarray(cell), species, nb.idx,
+                                                      nb.shifts, chunk=self.chunk_atoms)
+        else:
+            e, f, s, v = energy_forces_stress(self.model, pos, jnp.asarray(cell), species, nb.idx, nb.shifts)
         self.results["energy"] = float(e)
         self.results["free_energy"] = float(e)
         self.results["forces"] = np.asarray(f, dtype=float)

@@ -380,6 +380,70 @@ def energy_forces_stress(model: MTP, positions, cell, species_idx, nbrs_idx, nbr
     return e[0], f, s[0], v
 
 
+def energy_forces_stress_chunked(model: MTP, positions, cell, species_idx, nbrs_idx, nbrs_shifts,
+                                 chunk: int = 16384):
+    """Energy, forces, PlusStress and site energies of one large system, in
+    blocks of ``chunk`` atoms (memory ∝ chunk instead of N).
+
+    Same arguments and results as :func:`energy_forces_stress` (no
+    ``atom_mask``). The atoms' rows are processed by a ``lax.scan``: each
+    block's pair vectors, site energies and the VJP with respect to its pair
+    vectors are computed, and its pair gradients are added to the force and
+    virial accumulators, so only one block's temporaries (∝ chunk · M ·
+    basis size) are alive at a time. For 10⁶ atoms at level 8 the unchunked
+    call needs ~20 GB of temporaries; blocks of 16384 atoms need a few
+    hundred MB on top of the O(N · M) neighbour list.
+    """
+    chunk = int(chunk)
+    if chunk < 1:
+        raise ConfigurationError(f"chunk must be a positive number of atoms, got {chunk}")
+    return _efs_chunked(model, positions, cell, species_idx, nbrs_idx, nbrs_shifts, chunk=chunk)
+
+
+@eqx.filter_jit
+def _efs_chunked(model, positions, cell, species_idx, nbrs_idx, nbrs_shifts, *, chunk):
+    n, m = nbrs_idx.shape
+    nc = -(-n // chunk)
+    nt = nc * chunk
+    pad = nt - n
+    dtype = positions.dtype
+    idx = jnp.pad(nbrs_idx, ((0, pad), (0, 0)), constant_values=n).reshape(nc, chunk, m)
+    shifts = jnp.pad(nbrs_shifts, ((0, pad), (0, 0), (0, 0))).reshape(nc, chunk, m, 3)
+    pos_rows = jnp.pad(positions, ((0, pad), (0, 0)))
+    spec_rows = jnp.pad(species_idx, (0, pad))
+    starts = jnp.arange(nc) * chunk
+
+    def block(carry, xs):
+        forces, w = carry
+        idx_c, sh_c, start = xs
+        rows = start + jnp.arange(chunk)
+        atom_mask = rows < n
+        valid = idx_c < n
+        j = jnp.where(valid, idx_c, 0)
+        xi = jax.lax.dynamic_slice_in_dim(pos_rows, start, chunk)
+        si = jax.lax.dynamic_slice_in_dim(spec_rows, start, chunk)
+        rvec = positions[j] + sh_c.astype(dtype) @ cell - xi[:, None, :]
+        rvec = jnp.where(valid[..., None], rvec, 0.0)
+        sj = species_idx[j]
+
+        def e_of_r(rv):
+            return model.energy_from_pairs(rv, valid, si, sj, atom_mask)
+
+        (_, site), g = jax.value_and_grad(e_of_r, has_aux=True)(rvec)
+        g = jnp.where(valid[..., None], g, 0.0)
+        own = jax.lax.dynamic_slice_in_dim(forces, start, chunk) + jnp.sum(g, axis=1)
+        forces = jax.lax.dynamic_update_slice_in_dim(forces, own, start, axis=0)
+        forces = forces.at[idx_c.reshape(-1)].add(-g.reshape(-1, 3), mode="drop")
+        w = w + jnp.einsum("nma,nmb->ab", g, rvec)
+        return (forces, w), site
+
+    init = (jnp.zeros((nt, 3), dtype), jnp.zeros((3, 3), dtype))
+    (forces, w), site = jax.lax.scan(block, init, (idx, shifts, starts))
+    site = site.reshape(-1)[:n]
+    plus_stress = -jnp.stack([w[a, b] for a, b in VOIGT])
+    return jnp.sum(site), forces[:n], plus_stress, site
+
+
 @jax.jit
 def energy_forces_stress_autodiff(model: MTP, positions, cell, species_idx, nbrs_idx, nbrs_shifts):
     """Reference path: forces and PlusStress by autodiff in positions and a strain.
