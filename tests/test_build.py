@@ -153,3 +153,70 @@ def test_paper_interface_and_supercells():
     assert len(bi) == 896 and np.sum(bi.arrays["region"] == 1) == 512
     with pytest.raises(ConfigurationError):
         production_supercell(lps, "slab")
+
+
+# ---------------------------------------------------------------- borate network
+def _bo_coordination(at, r=1.7):
+    i, j = neighbor_list("ij", at, r)
+    z = at.numbers
+    nb = np.bincount(i[(z[i] == 5) & (z[j] == 8)], minlength=len(at))[z == 5]
+    no = np.bincount(i[(z[i] == 8) & (z[j] == 5)], minlength=len(at))[z == 8]
+    return nb, no
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_borate_network_li3b11o18_is_a_bridged_bo3_bo4_network(seed):
+    from mtpjax.build import borate_network
+
+    md = PRESETS["Li3B11O18"]["min_distances"]
+    at = borate_network(11, 18, [("Li", 3)], density_g_cm3=1.854, a=7.0, b=7.0, min_distances=md, seed=seed)
+    assert at.get_chemical_formula() == "B11Li3O18"
+    assert abs(_mass_amu(at.get_chemical_symbols()) * 1.66053906660 / at.get_volume() - 1.854) < 1e-9
+    nb, no = _bo_coordination(at)
+    # 18 O on 11 B: every O bridges two B (36 bond ends) → 8 BO3 + 3 BO4, as in the crystal
+    assert sorted(nb.tolist()) == [3] * 8 + [4] * 3, nb
+    assert np.all(no == 2), no
+    assert at.info["bo_bridging"] == 18 and at.info["bo_bond_max_A"] < 1.6
+    # Li packed around the network with the preset's minimum distances; no O–O or B–B clash
+    _check_min_distances(at, {("Li", "Li"): md[("Li", "Li")], ("Li", "O"): md[("Li", "O")],
+                              ("Li", "B"): md[("Li", "B")], ("O", "O"): 1.8, ("B", "B"): 2.0})
+    again = borate_network(11, 18, [("Li", 3)], density_g_cm3=1.854, a=7.0, b=7.0, min_distances=md, seed=seed)
+    np.testing.assert_array_equal(at.positions, again.positions)
+
+
+def test_network_topology_degrees_and_errors():
+    from mtpjax.build import network_topology
+
+    rng = np.random.default_rng(0)
+    e = network_topology(11, 18, rng)
+    deg = np.bincount(e.ravel(), minlength=11)
+    assert len(e) == 18 and sorted(deg.tolist()) == [3] * 8 + [4] * 3
+    assert np.all(e[:, 0] != e[:, 1]) and len({tuple(x) for x in e}) == 18
+    e = network_topology(5, 8, rng)
+    assert sorted(np.bincount(e.ravel(), minlength=5).tolist()) == [3, 3, 3, 3, 4]
+    with pytest.raises(ConfigurationError, match="simple"):  # B3O6: 6 bridges between 3 B → double bridges
+        network_topology(3, 6, rng)
+    with pytest.raises(ConfigurationError, match="connected"):
+        network_topology(5, 2, rng)
+    with pytest.raises(ConfigurationError, match="too many"):
+        network_topology(2, 5, rng)
+
+
+def test_borate_network_cut_plane_and_interface():
+    from mtpjax.build import borate_network, roll_fewest_cut_bonds
+
+    lbo = borate_network(11, 18, [("Li", 3)], density_g_cm3=1.854, a=7.0, b=7.0, seed=3)
+    rolled = roll_fewest_cut_bonds(lbo)
+    # independent count: B–O bonds whose two ends are in different c-images after the roll
+    i, j, S = neighbor_list("ijS", rolled, 2.0)
+    z = rolled.numbers
+    m = (z[i] == 5) & (z[j] == 8)
+    fz = rolled.get_scaled_positions(wrap=True)[:, 2]
+    crossing = int(np.sum(np.floor(fz[j][m] + S[m, 2]) != 0))
+    assert crossing == rolled.info["cut_bonds"]
+    assert rolled.info["cut_bonds"] <= 2  # 18 bridges in a 7 Å cell: a plane cutting ≤ 2 exists
+    lps = build_amorphous([(PS4, 2), ("Li", 6)], density_g_cm3=1.677, a=7.0, b=7.0,
+                          min_distances=PRESETS["Li3PS4"]["min_distances"], seed=1)
+    it = stack_interface(lps, rolled, seed=1)
+    nb, _ = _bo_coordination(it)
+    assert nb.sum() == 36 - rolled.info["cut_bonds"]  # only the bonds of the cut plane are lost

@@ -27,6 +27,7 @@ species = ["Li", "B", "O", "P", "S"]
 a_A = 7.0
 lps_formula_units = 2
 lbo_formula_units = 1
+lbo_builder = "random"   # the toy Morse labels know no B–O chemistry (the network cells: test below)
 
 [potential]
 level = 4
@@ -221,12 +222,31 @@ def test_reduced_workflow_end_to_end(tmp_path):
     (CI_TOML.replace('species = ["Li", "B", "O", "P", "S"]', 'species = ["Li", "B", "O", "P"]'), "species must"),
     (CI_TOML.replace("[analysis]\n", "[analysis]\ncrystals = {Li3PS4 = \"nope.cif\"}\n"), "not found"),
     (CI_TOML.replace('kind = "ase"', 'kind = "dft"'), "reference.kind"),
+    (CI_TOML.replace('lbo_builder = "random"', 'lbo_builder = "crystal"'), "build.lbo_builder"),
 ])
 def test_workflow_config_errors(tmp_path, text, match):
     from mtpjax.errors import MTPJaxError
 
     with pytest.raises(MTPJaxError, match=match):
         load_workflow(_setup(tmp_path, text))
+
+
+def test_build_stage_makes_borate_network_cells(tmp_path):
+    """The default LBO builder: 8 BO3 + 3 BO4 per Li3B11O18 in the bulk cells; the interface cell
+    loses only the B–O bonds of the cut plane (≤ 2 per 11 B in a 7 Å cell)."""
+    from ase.io import read
+    from ase.neighborlist import neighbor_list
+
+    text = CI_TOML.replace('lbo_builder = "random"', "").replace("n_structures = 1", "n_structures = 2")
+    wf = Workflow(load_workflow(_setup(tmp_path, text)))
+    wf.run(until="build")
+    for k in range(2):
+        for comp, lo in (("lbo", 36), ("int", 34)):
+            at = read(tmp_path / "out" / "build" / f"{comp}_{k}.extxyz")
+            i, j = neighbor_list("ij", at, 1.7)
+            z = at.numbers
+            nbonds = int(np.sum((z[i] == 5) & (z[j] == 8)))
+            assert lo <= nbonds <= 36, (comp, k, nbonds)
 
 
 def test_unknown_stage(tmp_path):

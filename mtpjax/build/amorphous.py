@@ -65,7 +65,7 @@ def min_distance_matrix(symbols, min_distances, default: float) -> tuple[list, n
     return sp, M
 
 
-def _try_pack(rng, cell, units, sp, M, batch, max_batches):
+def _try_pack(rng, cell, units, sp, M, batch, max_batches, fixed=None):
     inv = np.linalg.inv(cell)
     from ..analysis.geometry import face_widths
 
@@ -78,6 +78,11 @@ def _try_pack(rng, cell, units, sp, M, batch, max_batches):
     code = np.zeros(0, dtype=int)
     uid = np.zeros(0, dtype=int)
     syms: list = []
+    if fixed is not None:  # atoms already in place (each its own unit), e.g. a B–O network
+        pos = np.asarray(fixed[0], dtype=np.float64).reshape(-1, 3)
+        syms = list(fixed[1])
+        code = np.array([sp.index(s) for s in syms], dtype=int)
+        uid = np.arange(len(syms))
     for k, unit in enumerate(units):  # sequential insertion: one unit at a time
         ucode = np.array([sp.index(s) for s in unit.symbols])
         thr = M[ucode][:, code]  # (k, m)
@@ -102,7 +107,7 @@ def _try_pack(rng, cell, units, sp, M, batch, max_batches):
                 c = (c @ inv % 1.0) @ cell
                 pos = np.vstack([pos, c])
                 code = np.concatenate([code, ucode])
-                uid = np.concatenate([uid, np.full(unit.size, k)])
+                uid = np.concatenate([uid, np.full(unit.size, k + (0 if fixed is None else len(fixed[1])))])
                 syms.extend(unit.symbols)
                 placed = True
                 break
@@ -112,8 +117,12 @@ def _try_pack(rng, cell, units, sp, M, batch, max_batches):
 
 
 def random_packing(cell, items, min_distances=None, *, default_min_distance: float = 1.5, seed: int = 0,
-                   batch: int = 64, max_batches: int = 200, n_restarts: int = 10):
+                   batch: int = 64, max_batches: int = 200, n_restarts: int = 10, fixed=None):
     """Pack ``items`` [(MolecularUnit or symbol, count)] into ``cell``.
+
+    ``fixed``: optional (positions (n, 3) Å, symbols (n,)) of atoms already
+    in place, kept as they are and first in the result (the minimum
+    distances apply to them too; they are not counted in the density).
 
     cell: (3, 3) Å rows = vectors or (3,) lengths; min_distances: {(a, b): d}
     Å between atoms of different units (symmetric; unspecified pairs use
@@ -132,7 +141,8 @@ def random_packing(cell, items, min_distances=None, *, default_min_distance: flo
     if not units:
         raise ConfigurationError("nothing to pack")
     symbols = [s for u in units for s in u.symbols]
-    sp, M = min_distance_matrix(symbols, min_distances, default_min_distance)
+    sp, M = min_distance_matrix(symbols + (list(fixed[1]) if fixed is not None else []), min_distances,
+                                default_min_distance)
     vol = abs(np.linalg.det(cell))
     # hard spheres of radius d_aa/2; the centre atom of a unit sits inside its
     # ligands and is not counted
@@ -146,7 +156,7 @@ def random_packing(cell, items, min_distances=None, *, default_min_distance: flo
     rng = np.random.default_rng(seed)
     worst = 0
     for _ in range(n_restarts):
-        res, k = _try_pack(rng, cell, units, sp, M, batch, max_batches)
+        res, k = _try_pack(rng, cell, units, sp, M, batch, max_batches, fixed)
         if res is not None:
             pos, syms, uid = res
             at = Atoms(syms, positions=pos, cell=cell, pbc=True)

@@ -23,6 +23,8 @@ DEFAULTS = {
         "lbo_formula_units": 4,  # Li3B11O18: 128 atoms
         "lps_density_g_cm3": 1.677,  # the paper's 12 × 12 × 14.87 Å cell
         "lbo_density_g_cm3": 1.854,  # the paper's 12 × 12 × 10.64 Å cell
+        "lbo_builder": "network",  # "network": a random B–O network, all O bridging (mtpjax.build.borate_network);
+        # "random": every atom packed at random (B–O coordination ≈ 1.5 to start with)
         "interface": True,
         "gaps_A": [1.2, 1.25, 1.3, 1.35, 1.4, 1.45, 1.5],
         "min_cross_LiLi_A": 2.5,
@@ -155,6 +157,8 @@ def validate(cfg: dict) -> None:
     b = cfg["build"]
     for k in ("a_A", "lps_formula_units", "lbo_formula_units", "lps_density_g_cm3", "lbo_density_g_cm3"):
         pos("build", k, integer=k.endswith("units"))
+    if b["lbo_builder"] not in ("network", "random"):
+        raise ConfigurationError(f"build.lbo_builder = {b['lbo_builder']!r} (allowed: \"network\", \"random\")")
     ln = cfg["learn"]
     bad = [e for e in ln["ensembles"] if e not in ("nvt", "npt", "langevin", "production")]
     if bad or not ln["ensembles"]:

@@ -143,7 +143,7 @@ class Workflow:
     def stage_build(self) -> dict:
         from ase.io import write
 
-        from ..build import PRESETS, PS4, build_amorphous, stack_interface
+        from ..build import PRESETS, PS4, borate_network, build_amorphous, roll_fewest_cut_bonds, stack_interface
 
         b, seed = self.cfg["build"], int(self.cfg["seed"])
         d = self.workdir / "build"
@@ -154,12 +154,18 @@ class Workflow:
         for k in range(int(self.cfg["n_structures"])):
             lps = build_amorphous([(PS4, nl), ("Li", 3 * nl)], density_g_cm3=float(b["lps_density_g_cm3"]), a=a, b=a,
                                   min_distances=PRESETS["Li3PS4"]["min_distances"], seed=seed + 100 + k)
-            lbo = build_amorphous([("O", 18 * nb), ("B", 11 * nb), ("Li", 3 * nb)],
-                                  density_g_cm3=float(b["lbo_density_g_cm3"]), a=a, b=a,
-                                  min_distances=PRESETS["Li3B11O18"]["min_distances"], seed=seed + 200 + k)
+            if b["lbo_builder"] == "network":
+                lbo = borate_network(11 * nb, 18 * nb, [("Li", 3 * nb)], density_g_cm3=float(b["lbo_density_g_cm3"]),
+                                     a=a, b=a, min_distances=PRESETS["Li3B11O18"]["min_distances"],
+                                     seed=seed + 200 + k)
+            else:
+                lbo = build_amorphous([("O", 18 * nb), ("B", 11 * nb), ("Li", 3 * nb)],
+                                      density_g_cm3=float(b["lbo_density_g_cm3"]), a=a, b=a,
+                                      min_distances=PRESETS["Li3B11O18"]["min_distances"], seed=seed + 200 + k)
             out = {"lps": lps, "lbo": lbo}
             if b["interface"]:
-                out["int"] = stack_interface(lps, lbo, gaps=b["gaps_A"], min_cross=float(b["min_cross_LiLi_A"]),
+                top = roll_fewest_cut_bonds(lbo) if b["lbo_builder"] == "network" else lbo  # cut the network
+                out["int"] = stack_interface(lps, top, gaps=b["gaps_A"], min_cross=float(b["min_cross_LiLi_A"]),
                                              seed=seed + 300 + k)
             for comp, at in out.items():
                 write(d / f"{comp}_{k}.extxyz", at, format="extxyz")
