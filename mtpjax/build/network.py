@@ -21,6 +21,13 @@ the Li3PS4 cells, this builder starts from the right local chemistry:
 With 18 O per 11 B every oxygen bridges: mean B–O coordination 36/11 ≈ 3.27
 (the crystal's 8 BO3 + 3 BO4). Everything is drawn from
 ``np.random.default_rng(seed)``. Units: Å, g/cm³.
+
+Caveat: at the crystal density the embedded network is compressed — 15–18
+GPa by GFN1-xTB for 32-atom Li3B11O18 cells at 1.854 g/cm³ (a random packing
+of the same atoms: −27 GPa) — and in a picosecond NPT melt at 1000 K it opens
+up to ~1.2 g/cm³, an open network that xTB finds near equilibrium there
+(−0.2 … −1.2 GPa) and that does not re-densify on MD time scales. Anneal
+the volume slowly (a long melt, or a compression stage) before production.
 """
 from __future__ import annotations
 
