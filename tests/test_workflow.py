@@ -27,7 +27,7 @@ species = ["Li", "B", "O", "P", "S"]
 a_A = 7.0
 lps_formula_units = 2
 lbo_formula_units = 1
-lbo_builder = "random"   # the toy Morse labels know no B–O chemistry (the network cells: test below)
+lbo_builder = "random"   # the default; the toy Morse labels know no B–O chemistry (network cells: test below)
 
 [potential]
 level = 4
@@ -232,12 +232,13 @@ def test_workflow_config_errors(tmp_path, text, match):
 
 
 def test_build_stage_makes_borate_network_cells(tmp_path):
-    """The default LBO builder: 8 BO3 + 3 BO4 per Li3B11O18 in the bulk cells; the interface cell
+    """build.lbo_builder = "network": 8 BO3 + 3 BO4 per Li3B11O18 in the bulk cells; the interface cell
     loses only the B–O bonds of the cut plane (≤ 2 per 11 B in a 7 Å cell)."""
     from ase.io import read
     from ase.neighborlist import neighbor_list
 
-    text = CI_TOML.replace('lbo_builder = "random"', "").replace("n_structures = 1", "n_structures = 2")
+    text = CI_TOML.replace('lbo_builder = "random"', 'lbo_builder = "network"').replace("n_structures = 1",
+                                                                                      "n_structures = 2")
     wf = Workflow(load_workflow(_setup(tmp_path, text)))
     wf.run(until="build")
     for k in range(2):
