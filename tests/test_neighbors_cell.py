@@ -75,3 +75,22 @@ def test_cell_builder_flags_bin_and_capacity_overflow():
     # a shrunk cell that no longer holds the allocated bin grid is flagged too
     nb = jax.jit(fns.build)(jnp.asarray(pos * 0.7), jnp.asarray(cell * 0.7))
     assert bool(nb.did_overflow)
+
+
+def test_host_neighbors_kdtree_path_equals_ase_path():
+    """The periodic k-d tree path (orthorhombic, fully periodic, wide cells: used for 10⁵–10⁶ atoms)
+    gives exactly ASE's list, positions outside the box included; a triclinic cell falls back to ASE."""
+    from mtpjax.md.neighbors import host_neighbors
+
+    rng = np.random.default_rng(3)
+    cell = np.diag([14.0, 15.0, 16.5])
+    pos = rng.random((900, 3)) @ cell + rng.normal(scale=10.0, size=(900, 3))
+    a = host_neighbors(pos, cell, [True] * 3, 4.5, dense_limit=0, kdtree=True)
+    b = host_neighbors(pos, cell, [True] * 3, 4.5, dense_limit=0, kdtree=False)
+    assert a[2] == b[2] > 0
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    tri = cell + np.array([[0, 0, 0], [2.0, 0, 0], [0, 0, 0]])
+    c = host_neighbors(pos, tri, [True] * 3, 4.5, dense_limit=0, kdtree=True)
+    d = host_neighbors(pos, tri, [True] * 3, 4.5, dense_limit=0, kdtree=False)
+    np.testing.assert_array_equal(c[0], d[0])
