@@ -37,7 +37,8 @@ def main(argv=None) -> int:
     from mtpjax.potential import read_cfg, write_cfg
 
     into = Path(a.into)
-    have = {c.features.get("name") for c in read_cfg(into)} if into.exists() else set()
+    old = read_cfg(into) if into.exists() else []
+    have = {c.features.get("name") for c in old}
     new = []
     for path in a.stores:
         store = TrainingStore(path)
@@ -49,7 +50,6 @@ def main(argv=None) -> int:
                 continue
             conf.features["name"] = name
             new.append(conf)
-    old = read_cfg(into) if into.exists() else []
     if new:
         write_cfg(into, old + new)
     print(f"{len(new)} configurations appended to {into} ({len(old) + len(new)} in all)")

@@ -64,21 +64,23 @@ def network_topology(n_b: int, n_o: int, rng, max_tries: int = 2000):
                              "without self- or double bridges (a simple graph)")
 
 
+def _mic(d, cell, inv):
+    """Minimum-image copies of displacement vectors d (..., 3) Å."""
+    f = d @ inv
+    return (f - np.rint(f)) @ cell
+
+
 def _energy_grad(x, cell, inv, springs, repel_pairs):
     si, sj, s0, sk = springs
     ri, rj, r0 = repel_pairs
     g = np.zeros_like(x)
-    d = x[sj] - x[si]
-    f = d @ inv
-    d = (f - np.rint(f)) @ cell
+    d = _mic(x[sj] - x[si], cell, inv)
     r = np.linalg.norm(d, axis=1) + 1e-12
     e = float(np.sum(sk * (r - s0) ** 2))
     c = (2 * sk * (r - s0) / r)[:, None] * d
     np.add.at(g, sj, c)
     np.add.at(g, si, -c)
-    d = x[rj] - x[ri]
-    f = d @ inv
-    d = (f - np.rint(f)) @ cell
+    d = _mic(x[rj] - x[ri], cell, inv)
     r = np.linalg.norm(d, axis=1) + 1e-12
     over = np.clip(r0 - r, 0.0, None)
     e += float(np.sum(over ** 2))
@@ -163,12 +165,9 @@ def borate_network(n_b: int, n_o: int, others=(), *, density_g_cm3=None, cell=No
         x, e = _relax(x0, cell, springs, repel_pairs, steps, lr, rng)
         if best is None or e < best[1]:
             best = (x, e)
-    x = best[0]
-    x = x @ np.linalg.inv(cell) % 1.0 @ cell
     inv = np.linalg.inv(cell)
-    d = x[springs[1]] - x[springs[0]]
-    f = d @ inv
-    r = np.linalg.norm((f - np.rint(f)) @ cell, axis=1)
+    x = best[0] @ inv % 1.0 @ cell
+    r = np.linalg.norm(_mic(x[springs[1]] - x[springs[0]], cell, inv), axis=1)
     is_bo = np.array([sym[i] != sym[j] for i, j in zip(si, sj)])
     bo_max = float(r[is_bo].max()) if is_bo.any() else 0.0
     rest = [(s, int(k)) for s, k in others if int(k) > 0]
@@ -192,12 +191,11 @@ def roll_fewest_cut_bonds(atoms, pair=("B", "O"), r_bond: float = 2.0, n_roll: i
     possible: the plane where a bulk network cell is best cut into a slab
     (e.g. before :func:`~mtpjax.build.stack_interface`). ``info['cut_bonds']``
     says how many bonds the chosen plane still cuts."""
+    from ase.data import atomic_numbers
     from ase.neighborlist import neighbor_list
 
     at = atoms.copy()
     z = at.numbers
-    from ase.data import atomic_numbers
-
     za, zb = atomic_numbers[pair[0]], atomic_numbers[pair[1]]
     i, j, S = neighbor_list("ijS", at, r_bond)
     keep = (z[i] == za) & (z[j] == zb)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..errors import ConfigurationError
 from .neighbors import pair_vectors
 
 _VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
@@ -184,19 +183,14 @@ def mtp_efs(model, chunk_atoms: int | None = None):
     (:func:`~mtpjax.potential.model.energy_forces_stress_chunked`: same
     numbers, memory ∝ the block instead of the system).
     """
-    from ..potential.model import _efs_chunked, energy_forces_stress
+    from ..potential.model import block_size, energy_forces_stress_blocks_above
 
     template = model
-    chunk = None if chunk_atoms is None else int(chunk_atoms)
-    if chunk is not None and chunk < 1:
-        raise ConfigurationError(f"chunk_atoms must be a positive number of atoms, got {chunk_atoms!r}")
+    chunk = None if chunk_atoms is None else block_size(chunk_atoms)
 
     def apply(params, positions, cell, nbrs, species):
         m = mtp_with_params(template, params)
-        if chunk is not None and positions.shape[0] > chunk:
-            e, f, s, _ = _efs_chunked(m, positions, cell, species, nbrs.idx, nbrs.shifts, chunk=chunk)
-        else:
-            e, f, s, _ = energy_forces_stress(m, positions, cell, species, nbrs.idx, nbrs.shifts)
+        e, f, s, _ = energy_forces_stress_blocks_above(m, positions, cell, species, nbrs.idx, nbrs.shifts, chunk)
         return e, f, voigt_to_matrix(s)
 
     return Parametric(apply, mtp_params(model), mtp_static_key(model) + (("chunk_atoms", chunk),))

@@ -436,10 +436,10 @@ def host_neighbors(positions, cell, pbc, cutoff: float, dense_limit: int = 3_000
     full = _complete_cell_np(cell, pbc)
     images = _images(image_counts(cell, pbc, cutoff))
     lengths = np.diag(full)
-    ortho = pbc.all() and np.allclose(full, np.diag(lengths)) and np.all(lengths > 2.0 * cutoff)
-    if n * n * len(images) > dense_limit and kdtree and ortho:
+    dense = n * n * len(images) <= dense_limit
+    if not dense and kdtree and pbc.all() and np.allclose(full, np.diag(lengths)) and np.all(lengths > 2 * cutoff):
         i, j, S = _kdtree_pairs(positions, lengths, cutoff)
-    elif n * n * len(images) <= dense_limit:
+    elif dense:
         frac = positions @ np.linalg.inv(full)
         dfrac = frac[None, :, :] - frac[:, None, :]
         base = -np.round(dfrac) * pbc

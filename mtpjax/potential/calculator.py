@@ -22,7 +22,7 @@ from ase.data import atomic_numbers
 
 from ..errors import ConfigurationError
 from ..md.neighbors import NeighborListFns, neighbor_list, pair_distances
-from .model import MTP, energy_forces_stress, energy_forces_stress_chunked
+from .model import MTP, block_size, energy_forces_stress_blocks_above
 
 
 class MTPCalculator(Calculator):
@@ -44,9 +44,7 @@ class MTPCalculator(Calculator):
     def __init__(self, potential, symbols=None, skin: float = 0.5, min_distance: float | None = 0.5,
                  chunk_atoms: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if chunk_atoms is not None and int(chunk_atoms) < 1:
-            raise ValueError(f"chunk_atoms must be a positive number of atoms, got {chunk_atoms!r}")
-        self.chunk_atoms = None if chunk_atoms is None else int(chunk_atoms)
+        self.chunk_atoms = None if chunk_atoms is None else block_size(chunk_atoms)  # ConfigurationError is a ValueError
         self.model = potential if isinstance(potential, MTP) else MTP.from_file(potential)
         self.skin = float(skin)
         self.min_distance = min_distance
@@ -104,11 +102,8 @@ class MTPCalculator(Calculator):
                 raise ConfigurationError(
                     f"atoms closer than {self.min_distance} Å ({dmin:.4f} Å); set min_distance to allow"
                 )
-        if self.chunk_atoms is not None and len(a) > self.chunk_atoms:
-            e, f, s, v = energy_forces_stress_chunked(self.model, pos, jnp.asarray(cell), species, nb.idx,
-                                                      nb.shifts, chunk=self.chunk_atoms)
-        else:
-            e, f, s, v = energy_forces_stress(self.model, pos, jnp.asarray(cell), species, nb.idx, nb.shifts)
+        e, f, s, v = energy_forces_stress_blocks_above(self.model, pos, jnp.asarray(cell), species, nb.idx, nb.shifts,
+                                                       self.chunk_atoms)
         self.results["energy"] = float(e)
         self.results["free_energy"] = float(e)
         self.results["forces"] = np.asarray(f, dtype=float)

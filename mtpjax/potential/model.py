@@ -327,6 +327,16 @@ def initial_radial_coeffs(n_species: int, k: int, nq: int) -> np.ndarray:
     return rc
 
 
+def _sites_and_pair_grads(model: MTP, rvec, valid, species_i, species_j, atom_mask):
+    """Site energies V (N,) and ∂E/∂r_ij (N, M, 3) (zero on absent pairs) by one VJP."""
+
+    def e_of_r(rv):
+        return model.energy_from_pairs(rv, valid, species_i, species_j, atom_mask)
+
+    (_, site), g = jax.value_and_grad(e_of_r, has_aux=True)(rvec)
+    return site, jnp.where(valid[..., None], g, 0.0)
+
+
 @jax.jit
 def efs_batch(model: MTP, positions, cells, config_of_atom, species_idx, nbrs_idx, nbrs_shifts, atom_mask):
     """Energies, forces, PlusStress and site energies of a *batch* of systems.
@@ -351,11 +361,7 @@ def efs_batch(model: MTP, positions, cells, config_of_atom, species_idx, nbrs_id
     rvec = jnp.where(valid[..., None], rvec - positions[:, None, :], 0.0)
     sj = species_idx[j]
 
-    def e_of_r(rv):
-        return model.energy_from_pairs(rv, valid, species_idx, sj, atom_mask)
-
-    (_, site), g = jax.value_and_grad(e_of_r, has_aux=True)(rvec)
-    g = jnp.where(valid[..., None], g, 0.0)
+    site, g = _sites_and_pair_grads(model, rvec, valid, species_idx, sj, atom_mask)
     forces = jnp.sum(g, axis=1) - jax.ops.segment_sum(g.reshape(-1, 3), nbrs_idx.reshape(-1), num_segments=n)
     w_atom = jnp.einsum("nma,nmb->nab", g, rvec)
     w = jax.ops.segment_sum(w_atom, config_of_atom, num_segments=nb)
@@ -394,10 +400,24 @@ def energy_forces_stress_chunked(model: MTP, positions, cell, species_idx, nbrs_
     call needs ~20 GB of temporaries; blocks of 16384 atoms need a few
     hundred MB on top of the O(N · M) neighbour list.
     """
-    chunk = int(chunk)
-    if chunk < 1:
-        raise ConfigurationError(f"chunk must be a positive number of atoms, got {chunk}")
-    return _efs_chunked(model, positions, cell, species_idx, nbrs_idx, nbrs_shifts, chunk=chunk)
+    return _efs_chunked(model, positions, cell, species_idx, nbrs_idx, nbrs_shifts, chunk=block_size(chunk, "chunk"))
+
+
+def block_size(value, name: str = "chunk_atoms") -> int:
+    """``value`` as a positive number of atoms per block, or a ConfigurationError naming ``name``."""
+    if int(value) < 1:
+        raise ConfigurationError(f"{name} must be a positive number of atoms, got {value!r}")
+    return int(value)
+
+
+def energy_forces_stress_blocks_above(model: MTP, positions, cell, species_idx, nbrs_idx, nbrs_shifts,
+                                      chunk_atoms: int | None = None):
+    """:func:`energy_forces_stress` (without ``atom_mask``), or its block-wise twin
+    :func:`energy_forces_stress_chunked` in blocks of ``chunk_atoms`` when the system has
+    more atoms than that (``chunk_atoms=None``: always one-shot). Same results either way."""
+    if chunk_atoms is not None and positions.shape[0] > chunk_atoms:
+        return _efs_chunked(model, positions, cell, species_idx, nbrs_idx, nbrs_shifts, chunk=int(chunk_atoms))
+    return energy_forces_stress(model, positions, cell, species_idx, nbrs_idx, nbrs_shifts)
 
 
 @eqx.filter_jit
@@ -424,13 +444,7 @@ def _efs_chunked(model, positions, cell, species_idx, nbrs_idx, nbrs_shifts, *, 
         si = jax.lax.dynamic_slice_in_dim(spec_rows, start, chunk)
         rvec = positions[j] + sh_c.astype(dtype) @ cell - xi[:, None, :]
         rvec = jnp.where(valid[..., None], rvec, 0.0)
-        sj = species_idx[j]
-
-        def e_of_r(rv):
-            return model.energy_from_pairs(rv, valid, si, sj, atom_mask)
-
-        (_, site), g = jax.value_and_grad(e_of_r, has_aux=True)(rvec)
-        g = jnp.where(valid[..., None], g, 0.0)
+        site, g = _sites_and_pair_grads(model, rvec, valid, si, species_idx[j], atom_mask)
         own = jax.lax.dynamic_slice_in_dim(forces, start, chunk) + jnp.sum(g, axis=1)
         forces = jax.lax.dynamic_update_slice_in_dim(forces, own, start, axis=0)
         forces = forces.at[idx_c.reshape(-1)].add(-g.reshape(-1, 3), mode="drop")
