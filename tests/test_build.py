@@ -220,3 +220,14 @@ def test_borate_network_cut_plane_and_interface():
     it = stack_interface(lps, rolled, seed=1)
     nb, _ = _bo_coordination(it)
     assert nb.sum() == 36 - rolled.info["cut_bonds"]  # only the bonds of the cut plane are lost
+
+
+def test_borate_network_bad_inputs():
+    from mtpjax.build import borate_network
+
+    with pytest.raises(ConfigurationError, match="at least one B"):
+        borate_network(0, 3, density_g_cm3=1.8)
+    with pytest.raises(ConfigurationError, match="exactly one of"):
+        borate_network(11, 18, density_g_cm3=1.8, cell=(7.0, 7.0, 7.0))
+    with pytest.raises(ConfigurationError, match="too many oxygens"):
+        borate_network(2, 5, cell=(7.0, 7.0, 7.0))
