@@ -43,6 +43,46 @@ def test_calculator_matches_calc_efs_and_ase_conventions(ref, l12):
     assert abs(fd - s[0, 1]) < 1e-6
 
 
+def test_calculator_steps_compile_nothing_after_the_first(ref, l12):
+    """Moves within the skin reuse the compiled neighbour update and E+F+S: no XLA compilation after
+    the first call (an eager lax.cond used to compile on every call, ~0.4 s each for 32 atoms), and the
+    forces stay MLIP's."""
+    import logging
+
+    import jax
+
+    conf = read_cfg(ref / "inputs/test_in.cfg")[1]
+    atoms = conf.to_atoms(["Cu", "Ag", "Au"])
+    atoms.calc = MTPCalculator(l12, symbols=["Cu", "Ag", "Au"])
+    atoms.get_forces()
+    atoms.positions[1] += [0.01, 0.0, 0.0]
+    atoms.get_forces()  # the update's first call compiles once
+
+    class Count(logging.Handler):
+        n = 0
+
+        def emit(self, record):
+            if "Compiling" in record.getMessage():
+                Count.n += 1
+
+    h = Count()
+    log = logging.getLogger("jax")
+    log.addHandler(h)
+    old_level = log.level
+    log.setLevel(logging.DEBUG)
+    try:
+        with jax.log_compiles(True):
+            for k in range(3):
+                atoms.positions[0] += [0.01, -0.01, 0.005]
+                f = atoms.get_forces()
+    finally:
+        log.removeHandler(h)
+        log.setLevel(old_level)
+    assert Count.n == 0
+    moved = conf.__class__(positions=atoms.positions.copy(), types=conf.types, cell=conf.cell, pbc=conf.pbc)
+    np.testing.assert_allclose(f, calc_efs(l12, [moved])[0].forces, atol=1e-10)
+
+
 def test_calculator_in_atom_blocks_matches_mlip(ref, l12):
     """chunk_atoms=10 (a 100-atom cell in 10 blocks) gives MLIP's calc-efs numbers."""
     confs = read_cfg(ref / "inputs/test_in.cfg")

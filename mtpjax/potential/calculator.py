@@ -15,6 +15,7 @@ Properties: ``energy``, ``free_energy`` (eV), ``forces`` (eV/Å), ``stress``
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
@@ -65,6 +66,7 @@ class MTPCalculator(Calculator):
                 )
         self._z_to_species = {z: k for k, z in enumerate(zs)}
         self._fns: NeighborListFns | None = None
+        self._update = None  # jit of self._fns.update: eager, its lax.cond would compile on every call
         self._nbrs = None
         self._key = None
 
@@ -88,10 +90,11 @@ class MTPCalculator(Calculator):
         key = (len(a), tuple(pbc))
         rebuild = self._nbrs is None or key != self._key or "numbers" in system_changes
         if not rebuild:
-            self._nbrs = self._fns.update(pos, jnp.asarray(cell), self._nbrs)
+            self._nbrs = self._update(pos, jnp.asarray(cell), self._nbrs)
             rebuild = bool(self._nbrs.did_overflow)
         if rebuild:
             self._fns, self._nbrs = neighbor_list(a.positions, cell, pbc, self.model.cutoff, skin=self.skin)
+            self._update = jax.jit(self._fns.update)
             self._key = key
         species = jnp.asarray(self._species(a))
         nb = self._nbrs
