@@ -202,6 +202,49 @@ def test_network_topology_degrees_and_errors():
         network_topology(2, 5, rng)
 
 
+def test_local_topology_bridges_nearest_borons():
+    """Bridges by B–B distance: on a simple cubic B lattice (2.5 Å spacing, 2 × 2 × 2 in a 5 Å cell, three
+    distinct nearest borons each) the 12 bridges of B8O12 without noise are exactly the 12 nearest-neighbour
+    pairs; with the default noise the degrees are right and the bridges are much shorter than a random
+    graph's on the same positions."""
+    from mtpjax.build import local_topology, network_topology
+
+    g = np.stack(np.meshgrid(*[np.arange(2)] * 3, indexing="ij"), -1).reshape(-1, 3) * 2.5
+    cell = np.eye(3) * 5.0
+    rng = np.random.default_rng(0)
+
+    def lengths(e, x):
+        d = x[e[:, 1]] - x[e[:, 0]]
+        d -= np.rint(d / 5.0) * 5.0
+        return np.linalg.norm(d, axis=1)
+
+    e = local_topology(g, cell, 12, rng, noise=0.0)
+    assert len(e) == 12 and sorted(np.bincount(e.ravel(), minlength=8).tolist()) == [3] * 8
+    np.testing.assert_allclose(lengths(e, g), 2.5)
+    x = rng.random((11, 3)) * 7.0
+    loc, rnd = [], []
+    for _ in range(20):
+        e = local_topology(x, np.eye(3) * 7.0, 18, rng)
+        assert sorted(np.bincount(e.ravel(), minlength=11).tolist()) == [3] * 8 + [4] * 3
+        assert len({tuple(v) for v in e}) == 18 and np.all(e[:, 0] != e[:, 1])
+        d = x[e[:, 1]] - x[e[:, 0]]
+        loc.append(np.linalg.norm(d - np.rint(d / 7.0) * 7.0, axis=1).mean())
+        e = network_topology(11, 18, rng)
+        d = x[e[:, 1]] - x[e[:, 0]]
+        rnd.append(np.linalg.norm(d - np.rint(d / 7.0) * 7.0, axis=1).mean())
+    assert np.mean(loc) < 0.85 * np.mean(rnd), (np.mean(loc), np.mean(rnd))
+
+
+def test_borate_network_random_topology_still_available():
+    from mtpjax.build import borate_network
+
+    at = borate_network(11, 18, [("Li", 3)], density_g_cm3=1.854, a=7.0, b=7.0, seed=4, topology="random")
+    nb, no = _bo_coordination(at)
+    assert sorted(nb.tolist()) == [3] * 8 + [4] * 3 and np.all(no == 2)
+    with pytest.raises(ConfigurationError, match="topology"):
+        borate_network(11, 18, density_g_cm3=1.854, a=7.0, b=7.0, topology="crystal")
+
+
 def test_borate_network_cut_plane_and_interface():
     from mtpjax.build import borate_network, roll_fewest_cut_bonds
 

@@ -6,10 +6,13 @@ from the BO3/BO4 network of the glass, and a few picoseconds of MD at 1000 K
 do not repair it (≈ 2.9, with BO2 left). Like the intact PS4 tetrahedra of
 the Li3PS4 cells, this builder starts from the right local chemistry:
 
-1. **topology**: a random graph on the borons whose edges are bridging
-   oxygens (B–O–B), the 2·n_O bridge ends spread evenly over the borons
-   (3 or 4 each for B11O18; n_B − 1 ≤ n_O ≤ 2 n_B); no boron bonded to
-   itself or twice to the same boron (configuration model with rejection);
+1. **topology**: a graph on the borons whose edges are bridging oxygens
+   (B–O–B), the 2·n_O bridge ends spread evenly over the borons (3 or 4
+   each for B11O18; n_B − 1 ≤ n_O ≤ 2 n_B); no boron bonded to itself or
+   twice to the same boron. ``topology="local"`` (default): borons packed
+   at random first, bridges between near borons (:func:`local_topology`);
+   ``"random"``: any borons (configuration model with rejection,
+   :func:`network_topology`);
 2. **embedding**: borons and oxygens start at random in the periodic cell
    and relax by gradient descent on harmonic springs — B–O ``bond``, B–B
    across a bridge ``bb`` (B–O–B ≈ 137°), O–O on a common boron ``oo`` (the
@@ -22,12 +25,15 @@ With 18 O per 11 B every oxygen bridges: mean B–O coordination 36/11 ≈ 3.27
 (the crystal's 8 BO3 + 3 BO4). Everything is drawn from
 ``np.random.default_rng(seed)``. Units: Å, g/cm³.
 
-Caveat: at the crystal density the embedded network is compressed — 15–18
-GPa by GFN1-xTB for 32-atom Li3B11O18 cells at 1.854 g/cm³ (a random packing
-of the same atoms: −27 GPa) — and in a picosecond NPT melt at 1000 K it opens
-up to ~1.2 g/cm³, an open network that xTB finds near equilibrium there
-(−0.2 … −1.2 GPa) and that does not re-densify on MD time scales. Anneal
-the volume slowly (a long melt, or a compression stage) before production.
+Pressure (32-atom Li3B11O18 at 1.854 g/cm³, GFN1-xTB): a random graph
+wraps long bridges through the periodic boundaries and its embedding is
+strongly compressed (15–18 GPa; a random packing of the same atoms: −27
+GPa); in a picosecond NPT melt at 1000 K such cells open up to ~1.2 g/cm³,
+an open network that then stays. Local networks, relaxed by xTB (atoms and
+cell), settle at 1.77–1.80 g/cm³ at zero pressure with B–O coordination
+3.18, as low in energy as those open networks (−87.38 eV/atom). Relax
+(or at least minimise) the cells before hot NPT: the spring embedding is
+not an energy minimum of any real potential.
 """
 from __future__ import annotations
 
@@ -36,7 +42,53 @@ import numpy as np
 from ..errors import ConfigurationError
 from .amorphous import AMU_A3_TO_G_CM3, cell_for_density, random_packing
 
-__all__ = ["borate_network", "network_topology", "roll_fewest_cut_bonds"]
+__all__ = ["borate_network", "local_topology", "network_topology", "roll_fewest_cut_bonds"]
+
+
+def _degrees(n_b: int, n_o: int, rng):
+    """Bridge ends per boron: 2·n_O spread as evenly as possible (n_B,) int;
+    refuses counts that cannot make a connected network of BO3/BO4."""
+    if n_b > 1 and n_o < n_b - 1:
+        raise ConfigurationError(f"borate network: {n_b} B need at least {n_b - 1} O to be connected, got {n_o}")
+    if n_o > 2 * n_b:
+        raise ConfigurationError(f"borate network: too many oxygens ({n_o}) for {n_b} borons: every O bridges two "
+                                 "B and no B gets more than 4")
+    ends = 2 * n_o
+    deg = np.full(n_b, ends // n_b)
+    deg[rng.permutation(n_b)[: ends % n_b]] += 1
+    return deg
+
+
+def local_topology(xb, cell, n_o: int, rng, noise: float = 0.15, max_tries: int = 500):
+    """Bridges (n_O, 2) int between *nearby* borons at positions ``xb``
+    (n_B, 3) Å in ``cell`` (3, 3) Å (minimum image), or None if none found.
+
+    Same degrees as :func:`network_topology` (3 or 4 per boron for
+    B11O18), but the pairs are taken greedily in order of B–B distance
+    (each distance multiplied by a random factor exp(noise·N(0, 1)) per
+    try), so every bridge joins neighbours and the network's natural
+    density is the cell's. A fully random graph wraps long bridges through
+    the periodic boundaries and, embedded at the glass density, is strongly
+    compressed (15–18 GPa by GFN1-xTB for 32-atom Li3B11O18)."""
+    xb = np.asarray(xb, float)
+    n_b = len(xb)
+    deg = _degrees(n_b, int(n_o), rng)
+    inv = np.linalg.inv(cell)
+    iu, ju = np.triu_indices(n_b, 1)
+    d = np.linalg.norm(_mic(xb[ju] - xb[iu], cell, inv), axis=1)
+    for _ in range(int(max_tries)):
+        order = np.argsort(d * np.exp(noise * rng.normal(size=d.shape)))
+        left = deg.copy()
+        e = []
+        for k in order:
+            i, j = iu[k], ju[k]
+            if left[i] and left[j]:
+                e.append((i, j))
+                left[i] -= 1
+                left[j] -= 1
+        if len(e) == n_o:
+            return np.asarray(e, int)
+    return None
 
 
 def network_topology(n_b: int, n_o: int, rng, max_tries: int = 2000):
@@ -47,14 +99,7 @@ def network_topology(n_b: int, n_o: int, rng, max_tries: int = 2000):
     (ConfigurationError): fewer than n_B − 1 oxygens (not connected), more
     than 2·n_B (a boron would be more than 4-coordinated), or no such graph."""
     n_b, n_o = int(n_b), int(n_o)
-    if n_b > 1 and n_o < n_b - 1:
-        raise ConfigurationError(f"borate network: {n_b} B need at least {n_b - 1} O to be connected, got {n_o}")
-    if n_o > 2 * n_b:
-        raise ConfigurationError(f"borate network: too many oxygens ({n_o}) for {n_b} borons: every O bridges two "
-                                 "B and no B gets more than 4")
-    ends = 2 * n_o
-    deg = np.full(n_b, ends // n_b)
-    deg[rng.permutation(n_b)[: ends % n_b]] += 1
+    deg = _degrees(n_b, n_o, rng)
     for _ in range(max_tries):
         stubs = rng.permutation(np.repeat(np.arange(n_b), deg))
         e = np.sort(stubs.reshape(-1, 2), axis=1)
@@ -106,10 +151,38 @@ def _relax(x, cell, springs, repel_pairs, steps: int, lr: float, rng, noise: flo
     return x, _energy_grad(x, cell, inv, springs, repel_pairs)[0]
 
 
+def _springs(bridges, n_b: int, n_o: int, sym, rep, bond: float, bb: float, oo: float):
+    """Harmonic springs (i, j, r0, k) of a bridge list — B–O bonds, B···B
+    across each bridge, O···O on each boron — and the repulsive pairs (i,
+    j, d0) of every other network pair. Atoms: B 0..n_b−1, then the oxygen
+    of bridge k at n_b + k."""
+    o_b = [[] for _ in range(n_b)]  # oxygens of each boron
+    si, sj, s0, sk = [], [], [], []
+    for k, (p, q) in enumerate(bridges):
+        o = n_b + k
+        for bb_ in (p, q):
+            si.append(bb_); sj.append(o); s0.append(bond); sk.append(1.0)
+            o_b[bb_].append(o)
+        si.append(p); sj.append(q); s0.append(bb); sk.append(0.3)
+    for os_ in o_b:
+        for u in range(len(os_)):
+            for v in range(u + 1, len(os_)):
+                si.append(os_[u]); sj.append(os_[v]); s0.append(oo if len(os_) <= 3 else 2.24); sk.append(0.3)
+    springs = tuple(np.asarray(v) for v in (si, sj, s0, sk))
+    n = n_b + n_o
+    bonded = {(min(i, j), max(i, j)) for i, j in zip(si, sj)}
+    ri, rj, r0 = [], [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            if (i, j) not in bonded:
+                ri.append(i); rj.append(j); r0.append(rep[tuple(sorted((sym[i], sym[j])))])
+    return springs, (np.asarray(ri, int), np.asarray(rj, int), np.asarray(r0, float))
+
+
 def borate_network(n_b: int, n_o: int, others=(), *, density_g_cm3=None, cell=None, a: float = 12.0,
                    b: float = 12.0, bond: float = 1.37, bb: float = 2.55, oo: float = 2.37,
                    repel=None, min_distances=None, seed: int = 0, steps: int = 3000, lr: float = 0.02,
-                   restarts: int = 4):
+                   restarts: int = 4, topology: str = "local"):
     """A random B–O network of ``n_b`` B and ``n_o`` O plus ``others``
     [(symbol, count)] packed around it, at ``density_g_cm3`` (cell a × b ×
     c) or in ``cell`` (3, 3). ``repel``: {(a, b): d} Å below which non-bonded
@@ -133,40 +206,35 @@ def borate_network(n_b: int, n_o: int, others=(), *, density_g_cm3=None, cell=No
         cell = np.diag(cell)
     rep = {("B", "B"): 2.45, ("O", "O"): 2.3, ("B", "O"): 2.3}
     rep.update({tuple(sorted(k)): v for k, v in (repel or {}).items()})
+    if topology not in ("local", "random"):
+        raise ConfigurationError(f"borate network: topology = {topology!r} (allowed: \"local\", \"random\")")
     rng = np.random.default_rng(seed)
-    bridges = network_topology(n_b, n_o, rng)
-    nbr = len(bridges)
-    # atoms: B 0..n_b-1, then the bridging O of bridge k at n_b + k
-    o_b = [[] for _ in range(n_b)]  # oxygens of each boron
-    si, sj, s0, sk = [], [], [], []
-    for k, (p, q) in enumerate(bridges):
-        o = n_b + k
-        for bb_ in (p, q):
-            si.append(bb_); sj.append(o); s0.append(bond); sk.append(1.0)
-            o_b[bb_].append(o)
-        si.append(p); sj.append(q); s0.append(bb); sk.append(0.3)
-    for os_ in o_b:
-        for u in range(len(os_)):
-            for v in range(u + 1, len(os_)):
-                si.append(os_[u]); sj.append(os_[v]); s0.append(oo if len(os_) <= 3 else 2.24); sk.append(0.3)
-    springs = tuple(np.asarray(v) for v in (si, sj, s0, sk))
     n = n_b + n_o
-    bonded = {(min(i, j), max(i, j)) for i, j in zip(si, sj)}
     sym = ["B"] * n_b + ["O"] * n_o
-    ri, rj, r0 = [], [], []
-    for i in range(n):
-        for j in range(i + 1, n):
-            if (i, j) not in bonded:
-                ri.append(i); rj.append(j); r0.append(rep[tuple(sorted((sym[i], sym[j])))])
-    repel_pairs = (np.asarray(ri, int), np.asarray(rj, int), np.asarray(r0, float))
     best = None
     for _ in range(int(restarts)):
         x0 = rng.random((n, 3)) @ cell
-        x, e = _relax(x0, cell, springs, repel_pairs, steps, lr, rng)
+        bridges = None
+        if topology == "local":
+            xb = random_packing(cell, [("B", n_b)], {("B", "B"): rep[("B", "B")]},
+                                seed=int(rng.integers(2**31))).positions
+            bridges = local_topology(xb, cell, n_o, rng)
+            if bridges is not None:  # oxygens half-way along their bridges
+                inv = np.linalg.inv(cell)
+                x0[:n_b] = xb
+                x0[n_b:] = xb[bridges[:, 0]] + 0.5 * _mic(xb[bridges[:, 1]] - xb[bridges[:, 0]], cell, inv) \
+                    + rng.normal(scale=0.2, size=(n_o, 3))
+        if bridges is None:
+            bridges = network_topology(n_b, n_o, rng)
+        springs, repel_pairs = _springs(bridges, n_b, n_o, sym, rep, bond, bb, oo)
+        x, e = _relax(x0, cell, springs, repel_pairs, steps, lr, rng,
+                      noise=0.25 if topology == "random" else 0.05)
         if best is None or e < best[1]:
-            best = (x, e)
+            best = (x, e, springs, len(bridges))
+    x, _, springs, nbr = best
+    si, sj = springs[0], springs[1]
     inv = np.linalg.inv(cell)
-    x = best[0] @ inv % 1.0 @ cell
+    x = x @ inv % 1.0 @ cell
     r = np.linalg.norm(_mic(x[springs[1]] - x[springs[0]], cell, inv), axis=1)
     is_bo = np.array([sym[i] != sym[j] for i, j in zip(si, sj)])
     bo_max = float(r[is_bo].max()) if is_bo.any() else 0.0
