@@ -74,6 +74,7 @@ pdamp_fs = 5000   # the random cells start far from the toy's equilibrium densit
                   # box near what one learning iteration has seen (a 500 fs one collapses it in 0.2 ps)
 thermo_every = 10
 traj_every = 20
+minimize_steps = 0  # the toy Morse pair potential's minimum pulls a fifth S onto P (test_minimized_... below)
 
 [sweep]
 temperatures_K = [1200, 900]
@@ -223,6 +224,8 @@ def test_reduced_workflow_end_to_end(tmp_path):
     (CI_TOML.replace("[analysis]\n", "[analysis]\ncrystals = {Li3PS4 = \"nope.cif\"}\n"), "not found"),
     (CI_TOML.replace('kind = "ase"', 'kind = "dft"'), "reference.kind"),
     (CI_TOML.replace('lbo_builder = "random"', 'lbo_builder = "crystal"'), "build.lbo_builder"),
+    (CI_TOML.replace("minimize_steps = 0", "minimize_steps = -5"), "production.minimize_steps"),
+    (CI_TOML.replace("minimize_steps = 0", "minimize_steps = 10\nminimize_fmax = 0"), "production.minimize_fmax"),
 ])
 def test_workflow_config_errors(tmp_path, text, match):
     from mtpjax.errors import MTPJaxError
@@ -248,6 +251,43 @@ def test_build_stage_makes_borate_network_cells(tmp_path):
             z = at.numbers
             nbonds = int(np.sum((z[i] == 5) & (z[j] == 8)))
             assert lo <= nbonds <= 36, (comp, k, nbonds)
+
+
+def test_minimized_starting_cells(tmp_path):
+    """production.minimize_steps: a B–O network cell (spring embedding) relaxed with the shipped level-8
+    xTB-fitted MTP drops in energy and pressure, ends below fmax (forces recomputed by a fresh calculator
+    from the written file) with the cell unchanged; the file is kept (a resumed run starts from the same
+    cell); learn_toml starts the learner from cells minimised with potential.init; 0 turns it off."""
+    from ase.io import read
+    from ase.units import GPa
+
+    from mtpjax.active.learn import load_config
+    from mtpjax.potential import MTPCalculator
+
+    pot = TESTS.parent / "examples" / "data" / "quick_seed_l8.mtp"
+    text = CI_TOML.replace('lbo_builder = "random"', 'lbo_builder = "network"').replace(
+        "minimize_steps = 0", "minimize_steps = 400").replace("radial_basis_size = 6", f'init = "{pot}"')
+    logs = []
+    wf = Workflow(load_workflow(_setup(tmp_path, text)), log=logs.append)
+    wf.run(until="build")
+    src = tmp_path / "out" / "build" / "lbo_0.extxyz"
+    dst = wf.minimized(src, tmp_path / "m.extxyz", pot)
+    assert dst == tmp_path / "m.extxyz" and any("minimised lbo_0.extxyz" in m for m in logs)
+    a0, a1 = read(src), read(dst)
+    np.testing.assert_array_equal(a0.cell[:], a1.cell[:])
+    for a in (a0, a1):
+        a.calc = MTPCalculator(str(pot), symbols=["Li", "B", "O", "P", "S"])
+    assert a1.get_potential_energy() < a0.get_potential_energy() - 0.1 * len(a0)  # spring embedding: far off
+    p0, p1 = (-np.mean(a.get_stress()[:3]) / GPa for a in (a0, a1))
+    assert p1 < p0 - 5.0, (p0, p1)
+    assert np.sqrt((a1.get_forces() ** 2).sum(axis=1)).max() <= 0.05 + 1e-9
+    mtime = dst.stat().st_mtime_ns
+    assert wf.minimized(src, dst, pot) == dst and dst.stat().st_mtime_ns == mtime
+    lc = load_config(wf.learn_toml())
+    assert [Path(s["structure"]).name for s in lc["system"]] == ["start_lps_0.extxyz", "start_lbo_0.extxyz",
+                                                                  "start_int_0.extxyz"]
+    off = Workflow(load_workflow(_setup(tmp_path, text.replace("minimize_steps = 400", "minimize_steps = 0"))))
+    assert off.minimized(src, tmp_path / "n.extxyz", pot) == src and not (tmp_path / "n.extxyz").exists()
 
 
 def test_unknown_stage(tmp_path):

@@ -74,6 +74,11 @@ DEFAULTS = {
         "pdamp_fs": 1000.0,
         "thermo_every": 50,
         "traj_every": 500,
+        "minimize_steps": 300,  # FIRE steps (atoms only, fixed cell, fmax minimize_fmax) on every starting cell
+        # before the hot NPT, with the consolidated potential (and, for the learning, with potential.init when
+        # given), as a LAMMPS user runs `minimize` first: built cells are not minima of any real potential
+        # (a B–O network cell at the glass density: tens of GPa, and the melt blows the cell open); 0 = off
+        "minimize_fmax": 0.05,  # eV/Å
     },
     "sweep": {
         "temperatures_K": [720.0, 710.0, 700.0, 690.0],  # first round; more rounds go down by step_K
@@ -175,6 +180,9 @@ def validate(cfg: dict) -> None:
               "thermo_every", "traj_every"):
         pos("production", k)
     pr = cfg["production"]
+    if not (isinstance(pr["minimize_steps"], int) and pr["minimize_steps"] >= 0):
+        raise ConfigurationError(f"production.minimize_steps must be an integer ≥ 0, got {pr['minimize_steps']!r}")
+    pos("production", "minimize_fmax")
     if int(pr["traj_every"]) % int(pr["thermo_every"]):
         raise ConfigurationError("production.traj_every must be a multiple of production.thermo_every")
     sw = cfg["sweep"]

@@ -183,6 +183,10 @@ class Workflow:
         d.mkdir(exist_ok=True)
         systems = []
         nper = min(int(ln["structures_per_composition"]), int(c["n_structures"]))
+        starts = {comp: self.structures(comp)[:nper] for comp in self.comps()}
+        if c["potential"]["init"]:  # minimised with the starting potential, as the production starts are
+            starts = {comp: [self.minimized(s, d / f"start_{comp}_{k}.extxyz", self._path(c["potential"]["init"]))
+                             for k, s in enumerate(v)] for comp, v in starts.items()}
         for comp in self.comps():
             for k in range(nper):
                 for ens in ln["ensembles"]:
@@ -190,7 +194,7 @@ class Workflow:
                     if ens == "production":  # LOTF along the production protocol itself (melt → quench → relax)
                         md.update(ensemble="npt", schedule=self.learn_schedule(),
                                   timestep_fs=float(c["production"]["timestep_fs"]))
-                    systems.append({"name": f"{comp}{k}_{ens}", "structure": str(self.structures(comp)[k]), "md": md})
+                    systems.append({"name": f"{comp}{k}_{ens}", "structure": str(starts[comp][k]), "md": md})
         learn = {
             "workdir": str(d), "seed": int(c["seed"]), "max_iterations": int(ln["max_iterations"]),
             "species": self.species,
@@ -345,11 +349,11 @@ class Workflow:
             starts = []
             for k, s in enumerate(self.structures(comp)):
                 if p["supercell"]:
-                    q = d / f"start_{k}.extxyz"
+                    q = d / f"supercell_{k}.extxyz"
                     if not q.exists():
                         write(q, production_supercell(read(s), "interface" if comp == "int" else "bulk"))
                     s = q
-                starts.append(str(s))
+                starts.append(str(self.minimized(s, d / f"start_{k}.extxyz", self.done("fit")["potential"])))
             run = self._md_base(d / "md", float(p["timestep_fs"]), int(p["thermo_every"]), int(p["traj_every"]))
             run.update({"structure": starts[0], "temperature_K": float(p["melt_K"]), "stage": self.quench_stages(),
                         "replicas": {"structures": starts, "seeds": [int(self.cfg["seed"]) + 17 + k
@@ -361,6 +365,41 @@ class Workflow:
                           "natoms": len(read(starts[0]))}
             self.log(f"[quench] {comp}: {len(starts)} replicas in {info[comp]['wall_s']:.1f} s")
         return info
+
+    def minimized(self, src, dst: Path, potential) -> Path:
+        """``src`` (extxyz) relaxed with ``potential`` — FIRE, atoms only, fixed cell, at most
+        ``production.minimize_steps`` steps down to ``production.minimize_fmax`` eV/Å — written to ``dst``
+        (atomically; an existing ``dst`` is kept, so a resumed run starts from the same cell). Returns
+        ``dst``, or ``src`` when minimize_steps is 0."""
+        from ase.io import read, write
+        from ase.optimize import FIRE
+        from ase.units import GPa
+
+        from ..potential.calculator import MTPCalculator
+
+        p = self.cfg["production"]
+        if int(p["minimize_steps"]) == 0:
+            return Path(src)
+        if dst.exists():
+            return dst
+        at = read(src)
+        at.calc = MTPCalculator(str(potential), symbols=self.species)
+        e0, p0 = at.get_potential_energy(), -float(np.mean(at.get_stress()[:3])) / GPa
+        opt = FIRE(at, logfile=None)
+        try:
+            opt.run(fmax=float(p["minimize_fmax"]), steps=int(p["minimize_steps"]))
+        except ConfigurationError as e:  # atoms driven together: the potential is not usable from this cell
+            raise MTPJaxError(f"minimising {src} with {potential}: {e}") from None
+        n = len(at)
+        fmax = float(np.sqrt((at.get_forces() ** 2).sum(axis=1)).max())
+        self.log(f"  minimised {Path(src).name} in {opt.nsteps} FIRE steps: E {e0 / n:.4f} → "
+                 f"{at.get_potential_energy() / n:.4f} eV/atom, P {p0:.2f} → "
+                 f"{-float(np.mean(at.get_stress()[:3])) / GPa:.2f} GPa, max |F| {fmax:.3f} eV/Å")
+        at.calc = None
+        tmp = dst.with_suffix(".tmp.extxyz")
+        write(tmp, at, format="extxyz")
+        tmp.replace(dst)
+        return dst
 
     def _production_md(self, run: dict, stage: str, comp: str):
         """run_md with the learned potential; a broken run names what to change in the workflow file."""
