@@ -427,8 +427,6 @@ class Workflow:
 
     # ---------------------------------------------------------------- 5. sweep
     def stage_sweep(self) -> dict:
-        from ..md.run import run_md
-
         sw = self.cfg["sweep"]
         info = {}
         for comp in self.comps():
