@@ -274,7 +274,7 @@ class Workflow:
             # the validation set is labelled data the production potential should not miss (every
             # configuration was selected as informative): continue on all of it; the validation errors
             # above are those of pot_validated.mtp, which never saw it
-            n_all = max(10, int(f["max_iter"]) // 4)
+            n_all = max(2, int(f["max_iter"]) // 4)
             r2 = train(res.model, confs, None, TrainConfig(max_iter=n_all, weights=w, init="keep",
                                                            seed=int(self.cfg["seed"]),
                                                            log=str(d / "train_all_log.jsonl")))
