@@ -298,13 +298,15 @@ def test_unknown_stage(tmp_path):
 
 @pytest.mark.slow
 def test_kill_and_resume_same_report(tmp_path):
-    """SIGKILL `mtpjax run` during learn and during quench, re-run: same numbers as an uninterrupted run."""
+    """SIGKILL `mtpjax run` during learn and during quench, re-run: same numbers as an uninterrupted run
+    (with the production cells minimised first, so a resumed quench must start from the same cells)."""
+    text = CI_TOML.replace("minimize_steps = 0", "minimize_steps = 30")
     clean = tmp_path / "clean"
     clean.mkdir()
-    Workflow(load_workflow(_setup(clean))).run()
+    Workflow(load_workflow(_setup(clean, text))).run()
     killed = tmp_path / "killed"
     killed.mkdir()
-    p = _setup(killed)
+    p = _setup(killed, text)
     env = dict(os.environ, PYTHONPATH=str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for stage in ("learn", "quench"):
         proc = subprocess.Popen([sys.executable, "-m", "mtpjax.cli", "run", str(p)], env=env,
