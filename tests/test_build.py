@@ -235,6 +235,18 @@ def test_local_topology_bridges_nearest_borons():
     assert np.mean(loc) < 0.85 * np.mean(rnd), (np.mean(loc), np.mean(rnd))
 
 
+def test_borate_network_paper_size_cell_is_embedded():
+    """The paper's 128-atom Li3B11O18 cell (4 formula units): with local bridges every B–O bond of the
+    network is embedded (< 1.6 Å; the random graph leaves bonds stretched past 2.5 Å), 32 BO3 + 12 BO4."""
+    from mtpjax.build import borate_network
+
+    at = borate_network(44, 72, [("Li", 12)], density_g_cm3=1.854, a=11.0, b=11.0,
+                        min_distances=PRESETS["Li3B11O18"]["min_distances"], seed=0)
+    assert len(at) == 128 and at.info["bo_bond_max_A"] < 1.6
+    nb, no = _bo_coordination(at)
+    assert sorted(nb.tolist()) == [3] * 32 + [4] * 12 and np.all(no == 2)
+
+
 def test_borate_network_random_topology_still_available():
     from mtpjax.build import borate_network
 
