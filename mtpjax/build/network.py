@@ -211,6 +211,7 @@ def borate_network(n_b: int, n_o: int, others=(), *, density_g_cm3=None, cell=No
     rng = np.random.default_rng(seed)
     n = n_b + n_o
     sym = ["B"] * n_b + ["O"] * n_o
+    inv = np.linalg.inv(cell)
     best = None
     for _ in range(int(restarts)):
         x0 = rng.random((n, 3)) @ cell
@@ -220,7 +221,6 @@ def borate_network(n_b: int, n_o: int, others=(), *, density_g_cm3=None, cell=No
                                 seed=int(rng.integers(2**31))).positions
             bridges = local_topology(xb, cell, n_o, rng)
             if bridges is not None:  # oxygens half-way along their bridges
-                inv = np.linalg.inv(cell)
                 x0[:n_b] = xb
                 x0[n_b:] = xb[bridges[:, 0]] + 0.5 * _mic(xb[bridges[:, 1]] - xb[bridges[:, 0]], cell, inv) \
                     + rng.normal(scale=0.2, size=(n_o, 3))
@@ -233,9 +233,8 @@ def borate_network(n_b: int, n_o: int, others=(), *, density_g_cm3=None, cell=No
             best = (x, e, springs, len(bridges))
     x, _, springs, nbr = best
     si, sj = springs[0], springs[1]
-    inv = np.linalg.inv(cell)
     x = x @ inv % 1.0 @ cell
-    r = np.linalg.norm(_mic(x[springs[1]] - x[springs[0]], cell, inv), axis=1)
+    r = np.linalg.norm(_mic(x[sj] - x[si], cell, inv), axis=1)
     is_bo = np.array([sym[i] != sym[j] for i, j in zip(si, sj)])
     bo_max = float(r[is_bo].max()) if is_bo.any() else 0.0
     rest = [(s, int(k)) for s, k in others if int(k) > 0]

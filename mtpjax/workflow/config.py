@@ -24,8 +24,9 @@ DEFAULTS = {
         "lps_density_g_cm3": 1.677,  # the paper's 12 × 12 × 14.87 Å cell
         "lbo_density_g_cm3": 1.854,  # the paper's 12 × 12 × 10.64 Å cell
         "lbo_builder": "random",  # "random": every atom packed at random (B–O coordination ≈ 1.5 to start with,
-        # −27 GPa by xTB for 32 atoms: the cell collapses, then settles); "network": a random B–O network, all O
-        # bridging (mtpjax.build.borate_network; compressed at the crystal density: see its caveat)
+        # −27 GPa by xTB for 32 atoms: the cell collapses, then settles); "network": a B–O network, all O
+        # bridging, bridges between neighbouring borons (mtpjax.build.borate_network; minimised before the
+        # melt, see production.minimize_steps)
         "interface": True,
         "gaps_A": [1.2, 1.25, 1.3, 1.35, 1.4, 1.45, 1.5],
         "min_cross_LiLi_A": 2.5,

@@ -342,6 +342,7 @@ class Workflow:
         from ..build import production_supercell
 
         p = self.cfg["production"]
+        pot = self.done("fit")["potential"]
         info = {}
         for comp in self.comps():
             d = self.workdir / "quench" / comp
@@ -353,7 +354,7 @@ class Workflow:
                     if not q.exists():
                         write(q, production_supercell(read(s), "interface" if comp == "int" else "bulk"))
                     s = q
-                starts.append(str(self.minimized(s, d / f"start_{k}.extxyz", self.done("fit")["potential"])))
+                starts.append(str(self.minimized(s, d / f"start_{k}.extxyz", pot)))
             run = self._md_base(d / "md", float(p["timestep_fs"]), int(p["thermo_every"]), int(p["traj_every"]))
             run.update({"structure": starts[0], "temperature_K": float(p["melt_K"]), "stage": self.quench_stages(),
                         "replicas": {"structures": starts, "seeds": [int(self.cfg["seed"]) + 17 + k
@@ -382,9 +383,12 @@ class Workflow:
             return Path(src)
         if dst.exists():
             return dst
+        def pressure_gpa(atoms):
+            return -float(np.mean(atoms.get_stress()[:3])) / GPa
+
         at = read(src)
         at.calc = MTPCalculator(str(potential), symbols=self.species)
-        e0, p0 = at.get_potential_energy(), -float(np.mean(at.get_stress()[:3])) / GPa
+        e0, p0 = at.get_potential_energy(), pressure_gpa(at)
         opt = FIRE(at, logfile=None)
         try:
             opt.run(fmax=float(p["minimize_fmax"]), steps=int(p["minimize_steps"]))
@@ -394,7 +398,7 @@ class Workflow:
         fmax = float(np.sqrt((at.get_forces() ** 2).sum(axis=1)).max())
         self.log(f"  minimised {Path(src).name} in {opt.nsteps} FIRE steps: E {e0 / n:.4f} → "
                  f"{at.get_potential_energy() / n:.4f} eV/atom, P {p0:.2f} → "
-                 f"{-float(np.mean(at.get_stress()[:3])) / GPa:.2f} GPa, max |F| {fmax:.3f} eV/Å")
+                 f"{pressure_gpa(at):.2f} GPa, max |F| {fmax:.3f} eV/Å")
         at.calc = None
         tmp = dst.with_suffix(".tmp.extxyz")
         write(tmp, at, format="extxyz")
