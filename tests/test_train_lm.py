@@ -137,3 +137,27 @@ def test_lm_reaches_mlip_validation_errors(ref):
     ours = res.valid_metrics
     assert ours["energy_rmse"] <= 1.1 * mlip["energy_rmse"]
     assert ours["force_rmse"] <= 1.1 * mlip["force_rmse"]
+
+
+def test_jacobian_batches_grouped_by_neighbour_count_give_the_same_normal_equations(ref):
+    """The LM trainer's Jacobian batches are ordered by neighbour count, each padded to its own
+    capacity: fewer padded pairs, the same (L, Jᵀr, JᵀJ) as one capacity for all."""
+    from dataclasses import replace
+
+    model = MTP.from_file(ref / "training/mlip2_l08_trained.mtp")
+    confs = read_cfg(ref / "training/train.cfg")[:8]
+    # interleave compressed copies (more neighbours) with the originals; labels stay as they are
+    confs = [c if k % 2 else replace(c, positions=0.8 * np.asarray(c.positions), cell=0.8 * np.asarray(c.cell))
+             for k, c in enumerate(confs)]
+    w = Weights(energy=1.0, force=0.01, stress=0.001)
+    plain = prepare_training_set(model, confs, w, atom_budget=64)
+    grouped = prepare_training_set(model, confs, w, atom_budget=64, group_neighbors=True)
+    widths = sorted({b.idx.shape[1] for b in grouped.batches})
+    assert len(widths) > 1 and {b.idx.shape[1] for b in plain.batches} == {widths[-1]}
+    assert sorted(k for b in grouped.batches for k in b.members) == list(range(len(confs)))
+    slots = lambda ts: sum(b.idx.size for b in ts.batches)  # noqa: E731
+    assert slots(grouped) < slots(plain)
+    a = normal_equations(model, plain.device_args(), 1e-9)
+    b = normal_equations(model, grouped.device_args(), 1e-9)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-10, atol=1e-12 * float(np.abs(x).max()))

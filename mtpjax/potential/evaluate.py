@@ -144,11 +144,18 @@ def prepare_batches(
     min_distance: float | None = DEFAULT_MIN_DISTANCE,
     source: str | None = None,
     atom_budget: int = 4096,
+    group_neighbors: bool = False,
 ):
     """Neighbour lists, validation and padded batches for a list of configurations.
 
     All batches share the neighbour capacity (the largest count in the data)
     and the batch sizes are bucketed, so few shapes are compiled.
+
+    ``group_neighbors``: order the configurations by their largest neighbour
+    count before chunking and give each batch its own (bucketed) neighbour
+    capacity instead — fewer padded pairs for work that scales with them (the
+    LM Jacobian), at the price of one compiled shape per capacity bucket.
+    Batches then hold non-consecutive configurations (``Batch.members``).
     """
     configs = list(configs)
     if not configs:
@@ -159,11 +166,16 @@ def prepare_batches(
         nb = config_neighbors(conf, model.cutoff)
         species.append(check_config(model, conf, nb, min_distance, where))
         nbrs.append(nb)
-    m_pad = bucket(max(nb.idx.shape[1] for nb in nbrs))
-    chunks = plan_batches([c.natoms for c in configs], atom_budget)
+    width = [nb.idx.shape[1] for nb in nbrs]
+    order = sorted(range(len(configs)), key=width.__getitem__) if group_neighbors else list(range(len(configs)))
+    chunks = [[order[i] for i in ch] for ch in plan_batches([configs[k].natoms for k in order], atom_budget)]
+    if group_neighbors:
+        m_pads = [bucket(max(width[k] for k in ch)) for ch in chunks]
+    else:
+        m_pads = [bucket(max(width))] * len(chunks)
     n_pad = bucket(max(sum(configs[k].natoms for k in ch) for ch in chunks))
     b_pad = bucket(max(len(ch) for ch in chunks) + 1, base=4)
-    return [make_batch(configs, species, nbrs, ch, n_pad, m_pad, b_pad) for ch in chunks]
+    return [make_batch(configs, species, nbrs, ch, n_pad, m, b_pad) for ch, m in zip(chunks, m_pads)]
 
 
 def calc_efs(

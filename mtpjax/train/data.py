@@ -215,11 +215,14 @@ def prepare_training_set(
     source: str | None = None,
     min_distance: float | None = DEFAULT_MIN_DISTANCE,
     atom_budget: int = 4096,
+    group_neighbors: bool = False,
 ) -> TrainingSet:
-    """Validate ``configs`` against ``model`` and build padded batches + labels."""
+    """Validate ``configs`` against ``model`` and build padded batches + labels
+    (``group_neighbors``: see :func:`~mtpjax.potential.evaluate.prepare_batches`)."""
     configs = list(configs)
     validate_labels(configs, source)
     weights = weights or Weights()
-    batches = prepare_batches(model, configs, min_distance=min_distance, source=source, atom_budget=atom_budget)
+    batches = prepare_batches(model, configs, min_distance=min_distance, source=source, atom_budget=atom_budget,
+                              group_neighbors=group_neighbors)
     labels = [make_labels(configs, b, weights, len(configs)) for b in batches]
     return TrainingSet(configs, batches, labels, source)

@@ -393,7 +393,7 @@ def _train_lm(model: MTP, tset: TrainingSet, vset, cfg: TrainConfig, callback, t
     pen = float(w.penalty)
     data = tset.device_args()
     jset = prepare_training_set(model, tset.configs, w, source=tset.source, min_distance=None,
-                                atom_budget=_lm_atom_budget(model, tset, cfg))
+                                atom_budget=_lm_atom_budget(model, tset, cfg), group_neighbors=True)
     jdata = jset.device_args()
     n = int(model.n_params)
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
