@@ -33,12 +33,17 @@ def build_active_set(
     weight_scaling: float = 2.0,
     min_distance: float | None = None,
     source: str | None = None,
+    method: str = "classic",
 ) -> ActiveSet:
     """MaxVol active set of ``configs`` (the training set) for ``model``.
 
     Starts from ``init·I`` (MLIP) or, with ``init="auto[:scale]"``, from the
     regularised diagonal of :meth:`ActiveSet.regularised` (small training
-    sets), and swaps rows in while ``max |C| > threshold``.
+    sets), and swaps rows in while ``max |C| > threshold``. ``method``:
+    ``"classic"`` (MLIP's swap order and states) or ``"blocked"`` (the same
+    criterion on blocks of candidates, see
+    :func:`~mtpjax.active.maxvol.maxvol_swaps_blocked`: for the learner's
+    per-atom rows of a whole training set).
     Raises :class:`ActiveSetError` for an empty training set.
     """
     configs = list(configs)
@@ -50,7 +55,7 @@ def build_active_set(
         state = ActiveSet.regularised(np.concatenate(rows), scale, mode=mode, weight_scaling=weight_scaling)
     else:
         state = ActiveSet.empty(model.n_params, init=init, mode=mode, weight_scaling=weight_scaling)
-    select(state, rows, threshold_select=threshold, threshold_swap=threshold)
+    select(state, rows, threshold_select=threshold, threshold_swap=threshold, method=method)
     state.configs = configs
     _compact(state)
     return state

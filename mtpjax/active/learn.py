@@ -8,7 +8,7 @@ Loop (Podryabinkin & Shapeev 2017; Novikov et al. 2021; docs/active_learning.md)
    random cells are far from equilibrium, and MD from them first goes down
    that path); or a short reference MD (``md``); labelled into the store;
 1. train: fit the MTP to every label in the store (warm start from the last
-   potential), build the active set (MaxVol over the whole training set) and
+   potential), build the active set (MaxVol over the whole training set, blocked swaps) and
    save ``itNNN/pot.mtp`` + ``itNNN/pot.almtp``;
 2. MD per system (NVT/NPT/Langevin stages from the TOML) with the grade as the
    MD engine's hook: the run stops when γ > ``break_threshold``; every
@@ -631,7 +631,7 @@ class Learner:
         model.save(d / "pot.mtp")
         act = self.cfg["system"][0]["active"]
         init = act["init"] if isinstance(act["init"], str) else float(act["init"])
-        st = build_active_set(model, confs, act["mode"], init, float(act["swap_threshold"]))
+        st = build_active_set(model, confs, act["mode"], init, float(act["swap_threshold"]), method="blocked")
         st.self_check()
         write_state(d / "pot.almtp", model, st)
         m = res.train_metrics

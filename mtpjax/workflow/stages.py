@@ -289,7 +289,7 @@ class Workflow:
 
         ln = self.cfg["learn"]
         init = ln["active_init"] if isinstance(ln["active_init"], str) else float(ln["active_init"])
-        ast = build_active_set(final, confs, "nbh", init)
+        ast = build_active_set(final, confs, "nbh", init, method="blocked")
         ast.self_check()
         write_state(d / "pot.almtp", final, ast)
         info["active_set"] = {"path": str(d / "pot.almtp"), "rows": int(ast.n_selected), "n": int(ast.n)}
