@@ -281,3 +281,22 @@ def test_store_key_order_is_independent_of_insertion_order(tmp_path):
     b = [c.features["key"] for c in TrainingStore(tmp_path / "s2.h5").configurations(order="key")]
     assert a == b == sorted(keys)
     assert [c.features["key"] for c in TrainingStore(tmp_path / "s2.h5").configurations()] == keys[::-1]
+
+
+def test_anchor_labels_get_the_anchor_loss_weight(tmp_path):
+    """learn.train.anchor_weight: the labels whose provenance marks them as stage anchors carry
+    ``loss_weight`` for training, the others none; weight 1 leaves the list untouched."""
+    from dataclasses import replace
+
+    from mtpjax.active.learn import weight_anchors
+
+    store = TrainingStore(tmp_path / "ts.h5")
+    for k, anchor in enumerate((False, True, False, True)):
+        c = _fcc(seed=k)
+        c = replace(c, energy=-1.0 * k, forces=np.zeros((c.natoms, 3)))
+        store.add(f"it000/s/{'a' if anchor else 'c'}{k:03d}", c, {"anchor": True} if anchor else {"grade": 2.0})
+    confs = store.configurations(order="key")
+    assert weight_anchors(store, confs, 1.0) is confs
+    got = {c.features["key"]: c.features.get("loss_weight") for c in weight_anchors(store, confs, 10)}
+    assert got == {"it000/s/c000": None, "it000/s/a001": "10.0", "it000/s/c002": None, "it000/s/a003": "10.0"}
+    assert all("loss_weight" not in c.features for c in confs)  # the store's list is not modified

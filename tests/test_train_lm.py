@@ -161,3 +161,31 @@ def test_jacobian_batches_grouped_by_neighbour_count_give_the_same_normal_equati
     b = normal_equations(model, grouped.device_args(), 1e-9)
     for x, y in zip(a, b):
         np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-10, atol=1e-12 * float(np.abs(x).max()))
+
+
+def test_loss_weight_feature_counts_a_configuration_several_times(ref, tmp_path):
+    """``Feature loss_weight 3`` on a configuration weighs it as three copies would (the /K normalisation
+    aside: K·L_weighted = (K+2)·L_copies), survives a .cfg round trip, and a bad value is a clear error."""
+    from dataclasses import replace
+
+    from mtpjax.potential import write_cfg
+    from mtpjax.potential.cfg import read_cfg as rc
+
+    model = MTP.from_file(ref / "training/mlip2_l08_trained.mtp")
+    confs = read_cfg(ref / "training/train.cfg")[:4]
+    w = Weights(energy=1.0, force=0.01, stress=0.001, penalty=0.0)
+    heavy = [replace(confs[0], features={**confs[0].features, "loss_weight": "3"})] + confs[1:]
+    write_cfg(tmp_path / "w.cfg", heavy)
+    heavy = rc(tmp_path / "w.cfg")
+    assert heavy[0].features["loss_weight"] == "3"
+    theta = flat_params(model)
+
+    def loss(cs):
+        return float(total_loss(unflat_params(model, theta), model, prepare_training_set(model, cs, w).device_args()))
+
+    l_w, l_copies, l_plain = loss(heavy), loss([confs[0]] * 3 + confs[1:]), loss(confs)
+    assert 4 * l_w == pytest.approx(6 * l_copies, rel=1e-12)
+    assert l_w > l_plain
+    bad = [confs[0], replace(confs[1], features={**confs[1].features, "loss_weight": "-1"})]
+    with pytest.raises(ValueError, match="configuration 2: feature loss_weight must be a finite number ≥ 0, got '-1'"):
+        prepare_training_set(model, bad, w)

@@ -225,6 +225,8 @@ def test_reduced_workflow_end_to_end(tmp_path):
     (CI_TOML.replace('kind = "ase"', 'kind = "dft"'), "reference.kind"),
     (CI_TOML.replace('lbo_builder = "random"', 'lbo_builder = "crystal"'), "build.lbo_builder"),
     (CI_TOML.replace("minimize_steps = 0", "minimize_steps = -5"), "production.minimize_steps"),
+    (CI_TOML.replace("[fit]\n", "[fit]\nanchor_weight = -2\n"), "fit.anchor_weight must be a number ≥ 0"),
+    (CI_TOML.replace("[learn.train]\n", "[learn.train]\nanchor_weight = \"10\"\n"), "learn.train.anchor_weight"),
     (CI_TOML.replace("minimize_steps = 0", "minimize_steps = 10\nminimize_fmax = 0"), "production.minimize_fmax"),
 ])
 def test_workflow_config_errors(tmp_path, text, match):

@@ -73,7 +73,7 @@ DEFAULTS = {
     "labels": {"executor": "process", "max_workers": 1, "retries": 2, "timeout_s": 1800.0, "backoff_s": 1.0,
                "min_wall_s": 0.0, "submitit": {}},
     "train": {"max_iter": 300, "energy_weight": 1.0, "force_weight": 0.01, "stress_weight": 0.001,
-              "weighting": "vibrations", "conv_tol": 1e-3, "init_max_iter": None, "optimizer": "lm",
+              "weighting": "vibrations", "conv_tol": 1e-3, "init_max_iter": None, "optimizer": "lm", "anchor_weight": 1.0,
               "n_starts": 4, "start_iter": 8},
     "active": {"mode": "nbh", "select_threshold": 1.5, "break_threshold": 10.0, "init": 1e-5,
                "swap_threshold": 1.0000001, "max_select": 20, "grade_every": 1, "candidate_every": 10,
@@ -221,6 +221,9 @@ def _validate(cfg):
         raise ConfigurationError(f"bootstrap.data must be a list of file names (.cfg, .extxyz, .h5), got {data!r}")
     from ..train.trainer import OPTIMIZERS
 
+    aw = cfg["train"]["anchor_weight"]
+    if isinstance(aw, bool) or not isinstance(aw, (int, float)) or not (np.isfinite(aw) and aw >= 0):
+        raise ConfigurationError(f"train.anchor_weight must be a number ≥ 0, got {aw!r}")
     if cfg["train"]["optimizer"] not in OPTIMIZERS:
         raise ConfigurationError(f"train.optimizer = {cfg['train']['optimizer']!r} (allowed: {', '.join(OPTIMIZERS)})")
     cfg["reference"] = check_spec(cfg["reference"])
@@ -230,6 +233,19 @@ def _validate(cfg):
 
 
 # ------------------------------------------------------------------ helpers
+def weight_anchors(store, confs, weight: float) -> list:
+    """``confs`` (from ``store``) with the loss weight ``weight`` on the anchor labels (the frames labelled
+    at the end of every schedule stage whatever their grade: the quenched glasses, which lie far below the
+    hot states the rest of the data samples). Returns ``confs`` itself when ``weight`` is 1."""
+    from ..train.data import LOSS_WEIGHT_FEATURE
+
+    if float(weight) == 1.0:
+        return confs
+    keys = {c.features["key"] for c in store.configurations(where=lambda p: bool(p.get("anchor")))}
+    return [replace(c, features={**c.features, LOSS_WEIGHT_FEATURE: repr(float(weight))})
+            if c.features.get("key") in keys else c for c in confs]
+
+
 def _schedule_position(stages, step: int, dt: float):
     """(stage index, step within the stage, start time of the stage) of global ``step`` of a schedule."""
     acc = 0
@@ -626,7 +642,7 @@ class Learner:
                            seed=int(self.cfg["seed"]) + it, eval_every=0, precond_max_configs=64,
                            optimizer=str(tc["optimizer"]), n_starts=int(tc["n_starts"]),
                            start_iter=int(tc["start_iter"]))
-        res = train(model, confs, config=tcfg)
+        res = train(model, weight_anchors(self.store, confs, float(tc["anchor_weight"])), config=tcfg)
         model = res.model
         model.save(d / "pot.mtp")
         act = self.cfg["system"][0]["active"]

@@ -27,6 +27,10 @@ WEIGHTINGS = {
     "molecules": (0, 0, 0),
 }
 
+#: configuration feature (``Feature loss_weight 10`` in a .cfg) that multiplies that configuration's energy,
+#: force and stress weights in the loss (an mtpjax extension; MLIP keeps it as an ordinary feature)
+LOSS_WEIGHT_FEATURE = "loss_weight"
+
 #: multiplicity of the six Voigt components in the 9-component sum (off-diagonals twice)
 VOIGT_MULT = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
 
@@ -94,10 +98,25 @@ def validate_labels(configs, source: str | None = None, require_labels: bool = T
                 raise ConfigurationError(f"{where}PlusStress has shape {s.shape}, expected (6,)")
             if not np.all(np.isfinite(s)):
                 raise ConfigurationError(f"{where}non-finite PlusStress label")
+        config_weight(c, where)
         if c.energy is not None or c.forces is not None or c.plus_stress is not None:
             n_labelled += 1
     if require_labels and n_labelled == 0:
         raise DatasetError(f"{pre}no configuration has energy, force or stress labels")
+
+
+def config_weight(conf: Configuration, where: str = "") -> float:
+    """The configuration's ``loss_weight`` feature (default 1): a finite number ≥ 0."""
+    raw = conf.features.get(LOSS_WEIGHT_FEATURE)
+    if raw is None:
+        return 1.0
+    try:
+        w = float(raw)
+    except (TypeError, ValueError):
+        w = float("nan")
+    if not np.isfinite(w) or w < 0:
+        raise ConfigurationError(f"{where}feature {LOSS_WEIGHT_FEATURE} must be a finite number ≥ 0, got {raw!r}")
+    return w
 
 
 @dataclass(frozen=True)
@@ -152,7 +171,8 @@ class LabelBatch:
 
 
 def make_labels(configs, batch, weights: Weights, n_total: int) -> LabelBatch:
-    """Labels and per-entry weights for ``batch`` (the /K normalisation included)."""
+    """Labels and per-entry weights for ``batch`` (the /K normalisation included; each configuration's
+    ``loss_weight`` feature, default 1, multiplies its energy, force and stress weights)."""
     b_pad = batch.cells.shape[0]
     n_pad = batch.positions.shape[0]
     pe, pf, ps = WEIGHTINGS[weights.weighting]
@@ -164,16 +184,17 @@ def make_labels(configs, batch, weights: Weights, n_total: int) -> LabelBatch:
     )
     for b, (k, o, n) in enumerate(zip(batch.members, batch.offsets, batch.sizes)):
         c = configs[k]
+        cw = config_weight(c, f"configuration {k + 1}: ")
         out.natoms[b] = n
         if c.energy is not None:
             out.e_ref[b] = c.energy
             out.e_mask[b] = True
-            out.e_w[b] = weights.energy / n**pe / n_total
+            out.e_w[b] = cw * weights.energy / n**pe / n_total
         if c.forces is not None:
             f = np.asarray(c.forces, dtype=float)
             out.f_ref[o : o + n] = f
             out.f_mask[o : o + n] = True
-            w = np.full(n, weights.force / n**pf / n_total)
+            w = np.full(n, cw * weights.force / n**pf / n_total)
             if weights.scale_by_force > 0:
                 eps = weights.scale_by_force
                 w *= eps / ((f**2).sum(-1) + eps)
@@ -181,7 +202,7 @@ def make_labels(configs, batch, weights: Weights, n_total: int) -> LabelBatch:
         if c.plus_stress is not None:
             out.s_ref[b] = np.asarray(c.plus_stress, dtype=float)
             out.s_mask[b] = True
-            out.s_w[b] = VOIGT_MULT * weights.stress / n**ps / n_total
+            out.s_w[b] = cw * VOIGT_MULT * weights.stress / n**ps / n_total
     return out
 
 

@@ -5,6 +5,7 @@ misspelt key is reported with the section and the allowed keys.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..errors import ConfigurationError
@@ -58,10 +59,11 @@ DEFAULTS = {
                       "md_every": 5, "md_temperature_K": 1000.0, "relax_steps": 12, "relax_every": 1,
                       "relax_fmax": 0.5, "data": []},
         "train": {"max_iter": 300, "init_max_iter": 1000, "energy_weight": 100.0, "force_weight": 0.1,
-                  "stress_weight": 1.0, "conv_tol": 1e-3, "optimizer": "lm", "n_starts": 4, "start_iter": 8},
+                  "stress_weight": 1.0, "conv_tol": 1e-3, "optimizer": "lm", "n_starts": 4, "start_iter": 8,
+                  "anchor_weight": 1.0},
     },
     "fit": {"max_iter": 1000, "energy_weight": 100.0, "force_weight": 0.1, "stress_weight": 1.0,
-            "valid_fraction": 0.1, "final_on_all": True},
+            "valid_fraction": 0.1, "final_on_all": True, "anchor_weight": None},
     "production": {
         "supercell": True,  # 2×2×2 bulk, 2×2×1 interface
         "timestep_fs": 2.0,
@@ -193,6 +195,11 @@ def validate(cfg: dict) -> None:
         pos("sweep", k)
     if int(sw["traj_every"]) % int(sw["thermo_every"]):
         raise ConfigurationError("sweep.traj_every must be a multiple of sweep.thermo_every")
+    for sec, aw in (("learn.train", cfg["learn"]["train"]["anchor_weight"]), ("fit", cfg["fit"]["anchor_weight"])):
+        if aw is None and sec == "fit":
+            continue
+        if isinstance(aw, bool) or not isinstance(aw, (int, float)) or not (math.isfinite(aw) and aw >= 0):
+            raise ConfigurationError(f"{sec}.anchor_weight must be a number ≥ 0, got {aw!r}")
     fv = float(cfg["fit"]["valid_fraction"])
     if not 0.0 <= fv < 0.5:
         raise ConfigurationError(f"fit.valid_fraction must be in [0, 0.5), got {fv}")

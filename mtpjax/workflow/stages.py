@@ -245,6 +245,7 @@ class Workflow:
 
     # ---------------------------------------------------------------- 3. fit
     def stage_fit(self) -> dict:
+        from ..active.learn import weight_anchors
         from ..active.store import TrainingStore
         from ..potential.model import MTP
         from ..train.data import Weights, prepare_training_set
@@ -254,7 +255,9 @@ class Workflow:
         d = self.workdir / "fit"
         d.mkdir(exist_ok=True)
         learned = self.done("learn")["potential"]
-        confs = TrainingStore(self.workdir / "learn" / "train.h5").configurations(order="key")
+        store = TrainingStore(self.workdir / "learn" / "train.h5")
+        aw = f["anchor_weight"] if f["anchor_weight"] is not None else self.cfg["learn"]["train"]["anchor_weight"]
+        confs = weight_anchors(store, store.configurations(order="key"), float(aw))
         rng = np.random.default_rng(int(self.cfg["seed"]) + 7)
         perm = rng.permutation(len(confs))
         nv = int(round(float(f["valid_fraction"]) * len(confs)))
