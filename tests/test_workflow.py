@@ -152,6 +152,9 @@ def test_reduced_workflow_end_to_end(tmp_path):
         assert fig in rep
     fit = json.loads((out / "stages" / "fit.json").read_text())
     assert fit["n_valid"] > 0 and fit["final_on_all"]["n_configs"] == fit["n_train"] + fit["n_valid"]
+    # the stage's wall time (the report's table) covers its training runs, not the other way round
+    assert fit["wall_s"] > fit["train_wall_s"] + fit["final_on_all"]["wall_s"]
+    assert f"| fit | {fit['wall_s']:.1f} |" in rep
     assert (out / "fit" / "pot_validated.mtp").exists() and "pot_validated.mtp" in rep
     res = json.loads((out / "analyze" / "results.json").read_text())
     assert set(res["compositions"]) == {"lps", "lbo", "int"}

@@ -89,8 +89,8 @@ class Workflow:
         return json.loads(p.read_text()) if p.exists() else None
 
     def _mark(self, stage: str, info: dict, wall: float):
-        _atomic_json(self.markers / f"{stage}.json", {"stage": stage, "wall_s": wall, "finished": time.time(),
-                                                      **info})
+        _atomic_json(self.markers / f"{stage}.json", {"stage": stage, **info, "wall_s": wall,
+                                                      "finished": time.time()})
 
     def reset_from(self, stage: str):
         """Forget ``stage`` and every later one (their outputs are redone; the learning run is resumed, never discarded)."""
@@ -270,7 +270,7 @@ class Workflow:
                                                           seed=int(self.cfg["seed"]), log=str(d / "train_log.jsonl")))
         res.model.save(d / "pot_validated.mtp")
         info = {"potential": str(d / "pot.mtp"), "n_train": len(trn), "n_valid": len(valid),
-                "iterations": res.iterations, "stop_reason": res.stop_reason, "wall_s": res.wall_time,
+                "iterations": res.iterations, "stop_reason": res.stop_reason, "train_wall_s": res.wall_time,
                 "train_metrics": _scalars(res.train_metrics), "valid_metrics": _scalars(res.valid_metrics or {})}
         final = res.model
         if valid and f["final_on_all"]:
