@@ -221,9 +221,7 @@ def _validate(cfg):
         raise ConfigurationError(f"bootstrap.data must be a list of file names (.cfg, .extxyz, .h5), got {data!r}")
     from ..train.trainer import OPTIMIZERS
 
-    aw = cfg["train"]["anchor_weight"]
-    if isinstance(aw, bool) or not isinstance(aw, (int, float)) or not (np.isfinite(aw) and aw >= 0):
-        raise ConfigurationError(f"train.anchor_weight must be a number ≥ 0, got {aw!r}")
+    check_anchor_weight(cfg["train"]["anchor_weight"], "train.anchor_weight")
     if cfg["train"]["optimizer"] not in OPTIMIZERS:
         raise ConfigurationError(f"train.optimizer = {cfg['train']['optimizer']!r} (allowed: {', '.join(OPTIMIZERS)})")
     cfg["reference"] = check_spec(cfg["reference"])
@@ -233,6 +231,12 @@ def _validate(cfg):
 
 
 # ------------------------------------------------------------------ helpers
+def check_anchor_weight(value, name: str) -> None:
+    """``value`` of the setting ``name`` must be a number ≥ 0 (a TOML number: not a string, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+        raise ConfigurationError(f"{name} must be a number ≥ 0, got {value!r}")
+
+
 def weight_anchors(store, confs, weight: float) -> list:
     """``confs`` (from ``store``) with the loss weight ``weight`` on the anchor labels (the frames labelled
     at the end of every schedule stage whatever their grade: the quenched glasses, which lie far below the
@@ -241,7 +245,7 @@ def weight_anchors(store, confs, weight: float) -> list:
 
     if float(weight) == 1.0:
         return confs
-    keys = {c.features["key"] for c in store.configurations(where=lambda p: bool(p.get("anchor")))}
+    keys = {k for k, p in store.provenance().items() if p.get("anchor")}
     return [replace(c, features={**c.features, LOSS_WEIGHT_FEATURE: repr(float(weight))})
             if c.features.get("key") in keys else c for c in confs]
 

@@ -154,6 +154,18 @@ def grades(state: ActiveSet, rows_per_config) -> tuple[np.ndarray, list]:
     return np.asarray([x.max() if x.size else 0.0 for x in out]), out
 
 
+def _swap_rows(state: ActiveSet, rows, threshold: float) -> np.ndarray:
+    """Candidate rows as a float (m, n) array, checked with the swap threshold (> 1)."""
+    if threshold <= 1.0:
+        raise ActiveSetError(f"swap threshold must be > 1 (volume must grow), got {threshold}")
+    rows = np.asarray(rows, dtype=float)
+    if rows.ndim != 2 or rows.shape[1] != state.n:
+        raise ActiveSetError(f"rows must have shape (m, {state.n}), got {rows.shape}")
+    if not np.all(np.isfinite(rows)):
+        raise ActiveSetError("non-finite selection rows (NaN/inf in the potential's derivatives)")
+    return rows
+
+
 @partial(jax.jit, static_argnames=("keep_swapped_out",))
 def _swap_loop(A, inv, C, rows, owner, cand_owner, threshold, max_swaps, keep_swapped_out=True):
     """Greedy MaxVol swaps on device; returns (A, inv, C, owner, n_swaps, rows, cand_owner) — the last
@@ -205,13 +217,7 @@ def maxvol_swaps(
     rows included) lets a displaced active row compete again as a candidate;
     ``False`` drops it.
     """
-    if threshold <= 1.0:
-        raise ActiveSetError(f"swap threshold must be > 1 (volume must grow), got {threshold}")
-    rows = np.asarray(rows, dtype=float)
-    if rows.ndim != 2 or rows.shape[1] != state.n:
-        raise ActiveSetError(f"rows must have shape (m, {state.n}), got {rows.shape}")
-    if not np.all(np.isfinite(rows)):
-        raise ActiveSetError("non-finite selection rows (NaN/inf in the potential's derivatives)")
+    rows = _swap_rows(state, rows, threshold)
     if len(rows) == 0:
         return 0
     max_swaps = 50 * (state.n + len(rows)) if max_swaps is None else int(max_swaps)
@@ -247,13 +253,7 @@ def maxvol_swaps_blocked(
     classic loop's global-argmax order, so the active set may be a different local optimum
     (MLIP's exact states need :func:`maxvol_swaps`). Returns the number of swaps.
     """
-    if threshold <= 1.0:
-        raise ActiveSetError(f"swap threshold must be > 1 (volume must grow), got {threshold}")
-    rows = np.array(rows, dtype=float)
-    if rows.ndim != 2 or rows.shape[1] != state.n:
-        raise ActiveSetError(f"rows must have shape (m, {state.n}), got {rows.shape}")
-    if not np.all(np.isfinite(rows)):
-        raise ActiveSetError("non-finite selection rows (NaN/inf in the potential's derivatives)")
+    rows = _swap_rows(state, rows, threshold).copy()  # its blocks are rewritten in place
     owner = np.array(row_owner, dtype=np.int64).reshape(-1, 2)
     max_swaps = 50 * (state.n + len(rows)) if max_swaps is None else int(max_swaps)
     size = min(len(rows), int(block) if block else max(2 * state.n, 512))

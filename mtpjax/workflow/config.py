@@ -5,9 +5,9 @@ misspelt key is reported with the section and the allowed keys.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
+from ..active.learn import check_anchor_weight
 from ..errors import ConfigurationError
 
 #: the paper's protocol (Wang, Aykol & Mueller, Chem. Mater. 2023) as defaults;
@@ -195,11 +195,9 @@ def validate(cfg: dict) -> None:
         pos("sweep", k)
     if int(sw["traj_every"]) % int(sw["thermo_every"]):
         raise ConfigurationError("sweep.traj_every must be a multiple of sweep.thermo_every")
-    for sec, aw in (("learn.train", cfg["learn"]["train"]["anchor_weight"]), ("fit", cfg["fit"]["anchor_weight"])):
-        if aw is None and sec == "fit":
-            continue
-        if isinstance(aw, bool) or not isinstance(aw, (int, float)) or not (math.isfinite(aw) and aw >= 0):
-            raise ConfigurationError(f"{sec}.anchor_weight must be a number ≥ 0, got {aw!r}")
+    check_anchor_weight(cfg["learn"]["train"]["anchor_weight"], "learn.train.anchor_weight")
+    if cfg["fit"]["anchor_weight"] is not None:  # None: as learn.train.anchor_weight
+        check_anchor_weight(cfg["fit"]["anchor_weight"], "fit.anchor_weight")
     fv = float(cfg["fit"]["valid_fraction"])
     if not 0.0 <= fv < 0.5:
         raise ConfigurationError(f"fit.valid_fraction must be in [0, 0.5), got {fv}")

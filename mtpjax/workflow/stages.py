@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..active.learn import _atomic_json
+from ..active.learn import _atomic_json, weight_anchors
 from ..errors import ConfigurationError, MTPJaxError
 from .config import STAGES
 
@@ -245,7 +245,6 @@ class Workflow:
 
     # ---------------------------------------------------------------- 3. fit
     def stage_fit(self) -> dict:
-        from ..active.learn import weight_anchors
         from ..active.store import TrainingStore
         from ..potential.model import MTP
         from ..train.data import Weights, prepare_training_set
