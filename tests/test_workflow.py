@@ -187,6 +187,55 @@ def test_reduced_workflow_end_to_end(tmp_path):
     gamma = (E["int/r00"] - E["lps/r00"] - E["lbo/r00"]) / (2 * area) * 16.0217663e3  # eV/Å² → mJ/m²
     assert rc["interface_gamma_mJ_m2"]["ref"]["mean"] == pytest.approx(gamma, rel=1e-6)
     assert "How far to trust the numbers" in rep
+    # inherent structures: each final frame relaxed with the MTP in the mean cell of its averaging window
+    # (energy down, forces at the threshold when converged), graded, γ from their energies (those within the
+    # trained domain), and the reference's single points on them
+    from mtpjax.active.grade import grade_configs
+    from mtpjax.active.state import read_state
+    from mtpjax.potential.calculator import MTPCalculator
+    from mtpjax.potential.cfg import Configuration
+
+    model, ast = read_state(out / "fit" / "pot.almtp")
+    to_type = {s: k for k, s in enumerate(["Li", "B", "O", "P", "S"])}
+    inh = res["inherent"]
+    assert set(inh) == {"lps/r00", "lbo/r00", "int/r00"}
+    calc = MTPCalculator(str(out / "fit" / "pot.mtp"), symbols=["Li", "B", "O", "P", "S"])
+    brk = res["extrapolation"]["break_threshold"]
+    inside = {k for k, v in inh.items() if v["grade"] <= brk}
+    assert set(rc["inherent"]["frames"]) == inside  # the reference labels only the trustworthy ones
+    E_is, E_ref_is, frames = {}, {}, {}
+    for k, v in inh.items():
+        at = read(v["path"])
+        at.calc = calc
+        assert at.get_potential_energy() == pytest.approx(v["E_eV"], rel=1e-9)
+        comp = k.split("/")[0]
+        np.testing.assert_allclose(at.cell[:], res["compositions"][comp]["per_structure"][0]["cell_A"], atol=1e-6)
+        g, _ = grade_configs(model, ast, [Configuration.from_atoms(at, symbol_to_type=to_type)])
+        assert v["grade"] == pytest.approx(float(g[0]), rel=1e-9)
+        if v["converged"]:
+            assert np.abs(at.get_forces()).max() <= 0.02 + 1e-9
+        E_is[k], frames[k] = v["E_eV"], at
+        at.calc = toy_calculator(cutoff=4.5)
+        E_ref_is[k] = at.get_potential_energy()
+        if k in inside:
+            assert rc["inherent"]["frames"][k]["E_ref_eV"] == pytest.approx(E_ref_is[k], rel=1e-10)
+        else:  # named in the report as left out
+            assert f"{k}: extrapolation grade" in rep
+    from mtpjax.workflow.analyze import _gamma_of
+
+    area = np.linalg.norm(np.cross(frames["int/r00"].cell[0], frames["int/r00"].cell[1]))
+    for E in (E_is, E_ref_is):
+        want = (E["int/r00"] - E["lps/r00"] - E["lbo/r00"]) / (2 * area) * 16.02176634e3  # eV/Å² → mJ/m²
+        assert _gamma_of(E, frames)[0]["gamma_mJ_m2"] == pytest.approx(want, rel=1e-10)
+    if inside == set(inh):
+        assert res["energetics"]["interface_inherent"]["gamma_mJ_m2"]["mean"] == pytest.approx(
+            _gamma_of(E_is, frames)[0]["gamma_mJ_m2"], rel=1e-10)
+        assert rc["inherent"]["interface_gamma_mJ_m2"]["ref"]["mean"] == pytest.approx(
+            _gamma_of(E_ref_is, frames)[0]["gamma_mJ_m2"], rel=1e-10)
+        assert "inherent structures" in rep
+    else:  # γ only from structures the potential was trained for
+        assert "interface_inherent" not in res["energetics"]
+        assert "interface_gamma_mJ_m2" not in rc["inherent"]
     # cached for this potential (its sha256), so a re-analysis does not label again
     import hashlib
 

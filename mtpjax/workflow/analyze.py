@@ -207,8 +207,89 @@ def displacement_of(wf) -> dict | None:
             **{k: (np.asarray(v).tolist() if hasattr(v, "__len__") else v) for k, v in h.items()}}
 
 
-def energetics_of(wf, struct: dict) -> dict:
-    """Interface energy (per independent interface cell) and amorphization energies."""
+def _final_frame(wf, comp: str, k: int):
+    from ase.io import read
+
+    return read(wf.workdir / "quench" / comp / "md" / f"r{k:02d}" / "final.extxyz")
+
+
+def inherent_structures(wf, struct: dict, fmax: float = 0.02, steps: int = 1000) -> dict:
+    """The final frame of every quench run, scaled to the mean cell of its averaging window (the 300 K,
+    1 atm density) and relaxed there at 0 K with the workflow's potential (positions only, FIRE):
+    ``{"comp/rNN": {"E_eV", "natoms", "converged", "steps", "grade", "path"}}`` (or ``{"failed": why}``),
+    the relaxed structures in ``analyze/inherent/comp_rNN.extxyz``. Energies of inherent structures
+    compare glasses without their thermal noise. ``grade``: the extrapolation grade of the relaxed
+    structure against ``fit/pot.almtp`` (a relaxation can slide where the potential was never trained)."""
+    from ase.io import write
+
+    from ..potential.calculator import MTPCalculator
+
+    calc = MTPCalculator(wf.done("fit")["potential"], symbols=wf.species)
+    d = wf.workdir / "analyze" / "inherent"
+    d.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for comp in wf.comps():
+        for r in struct[comp]["per_structure"]:
+            k = int(r["structure"])
+            key = f"{comp}/r{k:02d}"
+            at = _final_frame(wf, comp, k)
+            at.set_cell(np.asarray(r["cell_A"]), scale_atoms=True)
+            try:
+                E, at, conv, n = _relaxed_energy(wf, at, fmax=fmax, steps=steps, calc=calc, cell=False)
+            except ConfigurationError as e:  # e.g. atoms collapsing into a hole of the potential
+                out[key] = {"failed": str(e)}
+                wf.log(f"[analyze] inherent structure of {key} failed: {e}")
+                continue
+            write(d / f"{comp}_r{k:02d}.extxyz", at)
+            out[key] = {"E_eV": E, "natoms": len(at), "converged": conv, "steps": n,
+                        "path": str(d / f"{comp}_r{k:02d}.extxyz")}
+    path = wf.workdir / "fit" / "pot.almtp"
+    if path.exists() and any("E_eV" in v for v in out.values()):
+        from ase.io import read
+
+        from ..active.grade import grade_configs
+        from ..active.state import read_state
+        from ..potential.cfg import Configuration
+
+        model, ast = read_state(path)
+        to_type = {s: k for k, s in enumerate(wf.species)}
+        keys = [k for k, v in out.items() if "E_eV" in v]
+        g, _ = grade_configs(model, ast, [Configuration.from_atoms(read(out[k]["path"]), symbol_to_type=to_type)
+                                          for k in keys])
+        for k, gk in zip(keys, np.asarray(g, float)):
+            out[k]["grade"] = float(gk)
+    return out
+
+
+def _relaxed_only(inherent: dict | None, max_grade: float = np.inf) -> dict:
+    """The inherent structures that relaxed, and whose grade (if graded) is ≤ max_grade."""
+    return {k: v for k, v in (inherent or {}).items() if "E_eV" in v and v.get("grade", 0.0) <= max_grade}
+
+
+def _gamma_of(E: dict, frames: dict) -> list | None:
+    """γ (dicts of interface_energy_from_atoms) of every ``int/…`` frame, bulk references the mean energy
+    per formula unit of the ``lps/…`` and ``lbo/…`` frames; E and frames keyed alike. None without the
+    three compositions."""
+    from ..analysis.energetics import interface_energy_from_atoms
+    from ..analysis.structure import formula_units
+
+    E_fu = {}
+    for comp, formula in (("lps", "Li3PS4"), ("lbo", "Li3B11O18")):
+        ks = [k for k in E if k.startswith(comp + "/")]
+        if not ks:
+            return None
+        E_fu[formula] = float(np.mean([E[k] / formula_units(frames[k], formula) for k in ks]))
+    ks = [k for k in E if k.startswith("int/")]
+    if not ks:
+        return None
+    return [{"frame": k, **interface_energy_from_atoms(E[k], frames[k], "Li3PS4", E_fu["Li3PS4"], "Li3B11O18",
+                                                       E_fu["Li3B11O18"])} for k in ks]
+
+
+def energetics_of(wf, struct: dict, inherent: dict | None = None) -> dict:
+    """Interface energy (per independent interface cell; 300 K averages, and from the inherent structures
+    when ``inherent`` is given: those relaxed without failure and with grade ≤ the break threshold) and
+    amorphization energies (the final frames and the crystal relaxed, cell included, at 0 pressure)."""
     from ase.io import read
 
     from ..analysis.energetics import amorphization_energy, interface_energy_from_atoms
@@ -219,30 +300,36 @@ def energetics_of(wf, struct: dict) -> dict:
     for comp, formula in (("lps", "Li3PS4"), ("lbo", "Li3B11O18")):
         vals = []
         for r in struct[comp]["per_structure"]:
-            at = read(wf.workdir / "quench" / comp / "md" / f"r{r['structure']:02d}" / "final.extxyz")
+            at = _final_frame(wf, comp, r["structure"])
             vals.append(r["epot_eV"] / formula_units(at, formula))
         E_fu[formula] = float(np.mean(vals))
     out["E_per_fu_eV"] = E_fu
     if "int" in struct:
         g = []
         for r in struct["int"]["per_structure"]:
-            at = read(wf.workdir / "quench" / "int" / "md" / f"r{r['structure']:02d}" / "final.extxyz")
+            at = _final_frame(wf, "int", r["structure"])
             at.set_cell(np.asarray(r["cell_A"]), scale_atoms=True)  # mean cell of the averaging window
             g.append(interface_energy_from_atoms(r["epot_eV"], at, "Li3PS4", E_fu["Li3PS4"], "Li3B11O18",
                                                  E_fu["Li3B11O18"]))
         out["interface"] = {"per_structure": g,
                             "gamma_mJ_m2": _msv([x["gamma_mJ_m2"] for x in g]),
                             "gamma_meV_A2": _msv([x["gamma_meV_A2"] for x in g])}
+    inherent = _relaxed_only(inherent, float(wf.cfg["learn"]["break_threshold"]))
+    if inherent:
+        frames = {k: read(v["path"]) for k, v in inherent.items()}
+        g = _gamma_of({k: v["E_eV"] for k, v in inherent.items()}, frames)
+        if g:
+            out["interface_inherent"] = {"per_structure": g, "gamma_mJ_m2": _msv([x["gamma_mJ_m2"] for x in g]),
+                                         "gamma_meV_A2": _msv([x["gamma_meV_A2"] for x in g])}
     crystals = wf.cfg["analysis"]["crystals"]
     if crystals:
         out["amorphization_meV_atom"] = {}
         for formula, path in crystals.items():
             comp = "lps" if formula == "Li3PS4" else "lbo"
-            E_c, at_c = _relaxed_energy(wf, read(wf._path(path)))
+            E_c, at_c, *_ = _relaxed_energy(wf, read(wf._path(path)))
             vals = []
             for r in struct[comp]["per_structure"]:
-                at = read(wf.workdir / "quench" / comp / "md" / f"r{r['structure']:02d}" / "final.extxyz")
-                E_a, at_a = _relaxed_energy(wf, at)
+                E_a, at_a, *_ = _relaxed_energy(wf, _final_frame(wf, comp, r["structure"]))
                 vals.append(amorphization_energy(E_a, at_a, E_c, at_c))
             out["amorphization_meV_atom"][formula] = {"per_structure": vals, **_msv(vals),
                                                      "crystal_E_eV_per_atom": E_c / len(at_c)}
@@ -300,18 +387,17 @@ def extrapolation_of(wf, max_frames: int = 60) -> dict:
     return out
 
 
-def reference_check_of(wf) -> dict:
+def reference_check_of(wf, inherent: dict | None = None) -> dict:
     """The reference calculator on the final frame of every quench run: MTP − reference energy per
     atom and force RMSE on the structures the report's numbers come from, and the interface energy
-    from reference energies of those frames (the MTP's γ on the same frames beside it). Cached in
-    ``analyze/reference_check.json`` for this potential (the labels can be DFT; labels that failed after
-    their retries stay failed until the file is deleted)."""
+    from reference energies of those frames (the MTP's γ on the same frames beside it). With
+    ``inherent`` (:func:`inherent_structures`) the same for the MTP-relaxed frames (reference single
+    points). Cached in ``analyze/reference_check.json`` for this potential (the labels can be DFT; labels
+    that failed after their retries stay failed until the file is deleted)."""
     from ase.io import read
 
     from ..active.dispatch import Job, dispatch, make_executor
     from ..active.reference import atoms_payload
-    from ..analysis.energetics import interface_energy_from_atoms
-    from ..analysis.structure import formula_units
     from ..potential.calculator import MTPCalculator
     from ..potential.cfg import Configuration
     from .stages import _atomic_json
@@ -323,17 +409,21 @@ def reference_check_of(wf) -> dict:
     pot_sha = hashlib.sha256(Path(pot).read_bytes()).hexdigest()
     if cache.exists():
         old = json.loads(cache.read_text())
-        if old.get("potential_sha256") == pot_sha:
+        if old.get("potential_sha256") == pot_sha and (not inherent or "inherent" in old["result"]):
             return old["result"]
     sym_to_type = {s: k for k, s in enumerate(wf.species)}
-    frames, jobs = {}, []
+    sets = {"frames": {}, "inherent": {}}
     for comp in wf.comps():
         for f in sorted((wf.workdir / "quench" / comp / "md").glob("r*/final.extxyz")):
-            at = read(f)
-            key = f"{comp}/{f.parent.name}"
-            frames[key] = at
+            sets["frames"][f"{comp}/{f.parent.name}"] = read(f)
+    if inherent:
+        sets["inherent"] = {k: read(v["path"]) for k, v in
+                            _relaxed_only(inherent, float(wf.cfg["learn"]["break_threshold"])).items()}
+    jobs = []
+    for name, frames in sets.items():
+        for key, at in frames.items():
             conf = Configuration.from_atoms(at, symbol_to_type=sym_to_type)
-            jobs.append(Job(key=key, payload=atoms_payload(conf, wf.species)))
+            jobs.append(Job(key=f"{name}:{key}", payload=atoms_payload(conf, wf.species)))
     lc = wf.cfg["labels"]
     ex = make_executor(lc["executor"], wf.workdir / "analyze" / "jobs", int(lc["max_workers"]), lc.get("submitit") or None)
     labels, errors = {}, {}
@@ -341,55 +431,59 @@ def reference_check_of(wf) -> dict:
         dispatch(jobs, wf.cfg["reference"], ex, retries=int(lc["retries"]), timeout=float(lc["timeout_s"]),
                  on_done=lambda j, lab: labels.__setitem__(j.key, lab),
                  on_failed=lambda j: errors.__setitem__(j.key, j.errors[-1] if j.errors else "failed"),
-                 workdir_of=lambda j: str(wf.workdir / "analyze" / "ref" / j.key))
+                 workdir_of=lambda j: str(wf.workdir / "analyze" / "ref" / j.key.replace(":", "_")))
     finally:
         getattr(ex, "shutdown", lambda: None)()
     calc = MTPCalculator(pot, symbols=wf.species)
-    out = {"frames": {}, "failed": sorted(set(frames) - set(labels)), "errors": errors}
-    for key, at in frames.items():
-        if key not in labels:
-            continue
-        at = at.copy()
-        at.calc = calc
-        e_m, f_m = float(at.get_potential_energy()), np.asarray(at.get_forces())
-        lab = labels[key]
-        n = len(at)
-        out["frames"][key] = {"natoms": n, "E_mtp_eV": e_m, "E_ref_eV": float(lab.energy),
-                              "dE_meV_atom": 1e3 * (e_m - float(lab.energy)) / n,
-                              "F_rmse_eV_A": float(np.sqrt(np.mean((f_m - np.asarray(lab.forces)) ** 2))),
-                              "F_rms_ref_eV_A": float(np.sqrt(np.mean(np.asarray(lab.forces) ** 2)))}
-    dE = [v["dE_meV_atom"] for v in out["frames"].values()]
-    out["dE_rms_meV_atom"] = float(np.sqrt(np.mean(np.square(dE)))) if dE else None
-    out["dE_max_meV_atom"] = float(np.max(np.abs(dE))) if dE else None
-    # γ from the final frames: reference energies, and the MTP's on the same frames
-    fr = out["frames"]
-    E_fu = {}
-    for comp, formula in (("lps", "Li3PS4"), ("lbo", "Li3B11O18")):
-        ks = [k for k in fr if k.startswith(comp + "/")]
-        if ks:
-            E_fu[formula] = {w: float(np.mean([fr[k][f"E_{w}_eV"] / formula_units(frames[k], formula) for k in ks]))
-                             for w in ("ref", "mtp")}
-    ks = [k for k in fr if k.startswith("int/")]
-    if ks and len(E_fu) == 2:
-        g = {w: [interface_energy_from_atoms(fr[k][f"E_{w}_eV"], frames[k], "Li3PS4", E_fu["Li3PS4"][w],
-                                             "Li3B11O18", E_fu["Li3B11O18"][w])["gamma_mJ_m2"] for k in ks]
-             for w in ("ref", "mtp")}
-        out["interface_gamma_mJ_m2"] = {w: _msv(v) for w, v in g.items()}
+
+    def compare(name):
+        rows = {}
+        for key, at in sets[name].items():
+            lab = labels.get(f"{name}:{key}")
+            if lab is None:
+                continue
+            at = at.copy()
+            at.calc = calc
+            e_m, f_m = float(at.get_potential_energy()), np.asarray(at.get_forces())
+            n = len(at)
+            rows[key] = {"natoms": n, "E_mtp_eV": e_m, "E_ref_eV": float(lab.energy),
+                         "dE_meV_atom": 1e3 * (e_m - float(lab.energy)) / n,
+                         "F_rmse_eV_A": float(np.sqrt(np.mean((f_m - np.asarray(lab.forces)) ** 2))),
+                         "F_rms_ref_eV_A": float(np.sqrt(np.mean(np.asarray(lab.forces) ** 2)))}
+        dE = [v["dE_meV_atom"] for v in rows.values()]
+        res = {"frames": rows, "dE_rms_meV_atom": float(np.sqrt(np.mean(np.square(dE)))) if dE else None,
+               "dE_max_meV_atom": float(np.max(np.abs(dE))) if dE else None}
+        g = {w: _gamma_of({k: v[f"E_{w}_eV"] for k, v in rows.items()}, sets[name]) for w in ("ref", "mtp")}
+        if g["ref"] and g["mtp"]:
+            res["interface_gamma_mJ_m2"] = {w: _msv([x["gamma_mJ_m2"] for x in v]) for w, v in g.items()}
+        return res
+
+    out = compare("frames")
+    out["failed"] = sorted(k for k in (f"{n}:{key}" for n, fr in sets.items() for key in fr) if k not in labels)
+    out["errors"] = errors
+    if inherent:
+        out["inherent"] = compare("inherent")
     _atomic_json(cache, {"potential_sha256": pot_sha, "result": out})  # failed labels stay failed (delete to retry)
     return out
 
 
-def _relaxed_energy(wf, atoms, fmax: float = 0.02, steps: int = 300):
-    """Energy (eV) after a FIRE relaxation of positions and cell with the workflow's potential."""
+def _relaxed_energy(wf, atoms, fmax: float = 0.02, steps: int = 1000, calc=None, cell: bool = True):
+    """(energy eV, relaxed atoms, converged, steps) after a FIRE relaxation of positions and (``cell``)
+    the cell at 0 pressure, with the workflow's potential (or ``calc``)."""
+    import warnings
+
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
 
     from ..potential.calculator import MTPCalculator
 
     atoms = atoms.copy()
-    atoms.calc = MTPCalculator(wf.done("fit")["potential"], symbols=wf.species)
-    FIRE(FrechetCellFilter(atoms), logfile=None).run(fmax=fmax, steps=steps)
-    return float(atoms.get_potential_energy()), atoms
+    atoms.calc = calc if calc is not None else MTPCalculator(wf.done("fit")["potential"], symbols=wf.species)
+    opt = FIRE(FrechetCellFilter(atoms) if cell else atoms, logfile=None)
+    with warnings.catch_warnings():  # scipy's logm accuracy notes (~1e-13) from the cell filter
+        warnings.filterwarnings("ignore", message="logm result may be inaccurate")
+        conv = bool(opt.run(fmax=fmax, steps=steps))
+    return float(atoms.get_potential_energy()), atoms, conv, int(opt.nsteps)
 
 
 def analyze_all(wf) -> dict:
@@ -402,10 +496,12 @@ def analyze_all(wf) -> dict:
         res["diffusion"][comp] = diffusion_of(wf, comp)
         wf.log(f"[analyze] {comp}: density {res['compositions'][comp]['density_g_cm3']['mean']:.3f} g/cm³, "
                f"{res['diffusion'][comp]['n_hopping']} hopping replicas")
-    res["energetics"] = energetics_of(wf, res["compositions"])
+    inherent = inherent_structures(wf, res["compositions"])
+    res["inherent"] = inherent
+    res["energetics"] = energetics_of(wf, res["compositions"], inherent)
     res["displacement"] = displacement_of(wf) if "int" in wf.comps() else None
     res["extrapolation"] = extrapolation_of(wf)
-    res["reference_check"] = reference_check_of(wf) if wf.cfg["analysis"]["reference_check"] else None
+    res["reference_check"] = reference_check_of(wf, inherent) if wf.cfg["analysis"]["reference_check"] else None
     fm = json.loads((wf.workdir / "fit" / "metrics.json").read_text()) if (wf.workdir / "fit" / "metrics.json").exists() else {}
     res["fit_metrics"] = fm.get("valid_metrics") or fm.get("train_metrics") or {}
     res["sanity"] = sanity_checks(res)

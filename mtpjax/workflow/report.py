@@ -263,6 +263,15 @@ def write_report(wf) -> dict:
         if g:
             L += ["", f"Interface energy from these single frames: {_pm(g['ref'])} mJ/m² with reference energies, "
                   f"{_pm(g['mtp'])} mJ/m² with the MTP's (paper, PBE: 620 mJ/m²)."]
+        ri = rc.get("inherent")
+        if ri and ri.get("frames"):
+            L += ["", f"The same frames relaxed at 0 K with the MTP in their mean 300 K cell (inherent structures, "
+                  f"`analyze/inherent/`), "
+                  f"reference single points: RMS E_MTP − E_ref {ri['dE_rms_meV_atom']:.1f} meV/atom (max "
+                  f"{ri['dE_max_meV_atom']:.1f})"
+                  + (f"; interface energy {_pm(ri['interface_gamma_mJ_m2']['ref'])} mJ/m² with reference energies, "
+                     f"{_pm(ri['interface_gamma_mJ_m2']['mtp'])} mJ/m² with the MTP's."
+                     if ri.get("interface_gamma_mJ_m2") else ".")]
         L.append("")
     # Fig 4/5: structure
     L += ["## Structure at 300 K, 1 atm (Figs. 4–5)", "",
@@ -286,6 +295,15 @@ def write_report(wf) -> dict:
     if en.get("interface"):
         L.append(f"Interface energy γ = (E_int − N_A E_A − N_B E_B) / 2A = {_pm(en['interface']['gamma_mJ_m2'])} "
                  f"mJ/m² ({_pm(en['interface']['gamma_meV_A2'])} meV/Å²); paper 620 mJ/m².")
+    if en.get("interface_inherent"):
+        L.append(f"From the inherent structures (the final frames relaxed at 0 K with the MTP in their mean "
+                 f"300 K cell; no thermal noise): γ = {_pm(en['interface_inherent']['gamma_mJ_m2'])} mJ/m².")
+    brk = float(wf.cfg["learn"]["break_threshold"])
+    bad = {k: v.get("failed") or f"extrapolation grade {v['grade']:.3g} > {brk:g}"
+           for k, v in (res.get("inherent") or {}).items() if "failed" in v or v.get("grade", 0.0) > brk}
+    if bad:
+        L.append("Inherent structures left out (the MTP's relaxation left the trained domain): "
+                 + "; ".join(f"{k}: {m}" for k, m in bad.items()) + ".")
     if en.get("amorphization_meV_atom"):
         for k, v in en["amorphization_meV_atom"].items():
             L.append(f"Amorphization energy {k}: {_pm(v)} meV/atom.")
