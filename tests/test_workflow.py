@@ -267,6 +267,24 @@ def test_reduced_workflow_end_to_end(tmp_path):
     assert _numbers(out / "analyze" / "results.json") == before
 
 
+def test_production_barostat_reaches_every_npt_run(tmp_path):
+    """production.barostat (LAMMPS iso / aniso / tri) is the barostat of the quench runs and of the
+    learning's NPT runs (production protocol and plain NPT), so the potential learns the cell shapes
+    production visits; iso by default."""
+    from mtpjax.active.learn import _schedule, load_config
+
+    assert {s["barostat"] for s in Workflow(load_workflow(_setup(tmp_path))).quench_stages()} == {"iso"}
+    text = CI_TOML.replace("[production]\n", "[production]\nbarostat = \"aniso\"\n").replace(
+        'ensembles = ["nvt"]', 'ensembles = ["production", "npt"]')
+    wf = Workflow(load_workflow(_setup(tmp_path, text)), log=lambda *a: None)
+    assert {s["barostat"] for s in wf.quench_stages()} == {"aniso"}
+    wf.stage_build()
+    lc = load_config(wf.learn_toml())
+    for s in lc["system"]:
+        npt = [x for x in _schedule(s["md"], s["name"]) if x.ensemble == "npt"]
+        assert npt and {x.barostat for x in npt} == {"aniso"}, s["name"]
+
+
 @pytest.mark.parametrize("text,match", [
     (CI_TOML.replace("[fit]\n", "[fit]\nfoo = 1\n"), "fit: unknown key 'foo'"),
     (CI_TOML.replace("n_structures = 1\n", "n_structures = 0\n"), "n_structures"),
@@ -280,6 +298,7 @@ def test_reduced_workflow_end_to_end(tmp_path):
     (CI_TOML.replace("[fit]\n", "[fit]\nanchor_weight = -2\n"), "fit.anchor_weight must be a number ≥ 0"),
     (CI_TOML.replace("[learn.train]\n", "[learn.train]\nanchor_weight = \"10\"\n"), "learn.train.anchor_weight"),
     (CI_TOML.replace("minimize_steps = 0", "minimize_steps = 10\nminimize_fmax = 0"), "production.minimize_fmax"),
+    (CI_TOML.replace("[production]\n", "[production]\nbarostat = \"z\"\n"), "production.barostat = 'z'"),
 ])
 def test_workflow_config_errors(tmp_path, text, match):
     from mtpjax.errors import MTPJaxError

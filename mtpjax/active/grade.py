@@ -11,7 +11,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..potential.evaluate import DEFAULT_MIN_DISTANCE
 from ..potential.model import MTP
 from .maxvol import ActiveSet, ActiveSetError, grades, select
 from .rows import selection_rows

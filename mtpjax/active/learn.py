@@ -836,7 +836,6 @@ class Learner:
                      f"{len(cands)} candidates{f', {len(anchors)} anchors' if n_anch else ''}, {wall:.1f} s")
 
     def collect_md(self):
-        it = self.state["iteration"]
         d = self._itdir()
         for s in self.cfg["system"]:
             ss = self.state["systems"][s["name"]]

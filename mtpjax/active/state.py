@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FileFormatError
-from ..potential.cfg import Configuration, format_cfg, read_cfg
+from ..potential.cfg import format_cfg, read_cfg
 from ..potential.model import MTP
 from ..potential.mtp_file import MTPFile, read_mtp, write_mtp
 from .maxvol import ActiveSet
@@ -42,7 +42,6 @@ def _init_value(A: np.ndarray, free: np.ndarray) -> float:
 
 def _owner_from_init_rows(A: np.ndarray) -> np.ndarray:
     """Rows equal to ``d·e_j`` (never replaced): MLIP-2 does not mark them."""
-    n = A.shape[0]
     off = A - np.diag(np.diag(A))
     return np.all(off == 0, axis=1) & (np.abs(np.diag(A)) <= 1e-3)
 
@@ -130,7 +129,6 @@ def read_state(path) -> tuple[MTP, ActiveSet]:
 
 def format_state(state: ActiveSet, fmt: str = "almtp") -> bytes:
     """The state bytes that follow the potential's text (see module doc)."""
-    n = state.n
     A = np.ascontiguousarray(state.A, dtype="<f8")
     X = np.ascontiguousarray(state.inv.T, dtype="<f8")
     used = sorted({int(c) for c in state.owner[:, 0] if c >= 0})

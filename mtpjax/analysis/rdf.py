@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigurationError
-from .geometry import face_widths, pair_distances_frames
+from .geometry import pair_distances_frames
 from .trajectory import as_trajectory, species_indices
 
 __all__ = ["RDFResult", "compute_rdf", "first_minimum", "parse_pair"]

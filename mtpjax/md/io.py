@@ -138,8 +138,6 @@ class H5MDWriter:
 
 def state_frame(state, dof):
     """Host-side dict of one (unbatched) state's frame data for the writers."""
-    from . import integrators as I
-
     masses = np.asarray(state.masses)
     p = np.asarray(state.momenta)
     cell = np.asarray(state.cell)

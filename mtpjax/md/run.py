@@ -41,18 +41,17 @@ import hashlib
 import json
 import math
 import sys
-import time as _time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ConfigurationError, FileFormatError, MTPJaxError
+from ..errors import ConfigurationError, FileFormatError
 from . import forcefields as FF
 from .io import H5MDWriter, ThermoLog, load_checkpoint, load_checkpoint_meta, save_checkpoint, state_frame
 from .neighbors import NeighborListFns, host_neighbors
-from .simulate import BAR, FS, GPA, THERMO_COLUMNS, Simulation, SimulationError, Stage
+from .simulate import BAR, FS, GPA, THERMO_COLUMNS, Simulation, Stage
 
 STAGE_KEYS = {
     "name", "ensemble", "time_ps", "time_fs", "steps", "temperature_K", "temperature_end_K", "pressure_bar",

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time as _time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import jax
@@ -263,7 +263,7 @@ def make_block(
 
 
 # compiled blocks of parametric force fields/hooks, shared between Simulations
-_BLOCK_CACHE: "OrderedDict" = None
+_BLOCK_CACHE = None  # collections.OrderedDict, made on first use
 _BLOCK_CACHE_SIZE = 32
 _TRACES = [0]
 

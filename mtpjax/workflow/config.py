@@ -75,6 +75,7 @@ DEFAULTS = {
         "pressure_bar": 1.01325,
         "tdamp_fs": 100.0,
         "pdamp_fs": 1000.0,
+        "barostat": "iso",  # iso | aniso | tri (LAMMPS npt iso / aniso / tri) for every NPT run, learning included
         "thermo_every": 50,
         "traj_every": 500,
         "minimize_steps": 300,  # FIRE steps (atoms only, fixed cell, fmax minimize_fmax) on every starting cell
@@ -186,6 +187,8 @@ def validate(cfg: dict) -> None:
     if not (isinstance(pr["minimize_steps"], int) and pr["minimize_steps"] >= 0):
         raise ConfigurationError(f"production.minimize_steps must be an integer ≥ 0, got {pr['minimize_steps']!r}")
     pos("production", "minimize_fmax")
+    if pr["barostat"] not in ("iso", "aniso", "tri"):
+        raise ConfigurationError(f"production.barostat = {pr['barostat']!r} (allowed: iso, aniso, tri)")
     if int(pr["traj_every"]) % int(pr["thermo_every"]):
         raise ConfigurationError("production.traj_every must be a multiple of production.thermo_every")
     sw = cfg["sweep"]

@@ -209,7 +209,8 @@ class Workflow:
                        "candidate_every": int(ln["candidate_every"]), "anchors_per_stage": int(ln["anchors_per_stage"])},
             "md": {"timestep_fs": float(ln["timestep_fs"]), "steps": int(ln["steps"]),
                    "temperature_K": float(ln["temperature_K"]), "pressure_bar": float(ln["pressure_bar"]),
-                   "tdamp_fs": float(ln["tdamp_fs"]), "pdamp_fs": float(ln["pdamp_fs"]), "barostat": "iso"},
+                   "tdamp_fs": float(ln["tdamp_fs"]), "pdamp_fs": float(ln["pdamp_fs"]),
+                   "barostat": c["production"]["barostat"]},
             "bootstrap": dict(ln["bootstrap"], data=[str(self._path(f)) for f in ln["bootstrap"]["data"]]),
             "system": systems,
         }
@@ -321,7 +322,7 @@ class Workflow:
 
     def quench_stages(self) -> list[dict]:
         p = self.cfg["production"]
-        common = {"ensemble": "npt", "pressure_bar": float(p["pressure_bar"]), "barostat": "iso",
+        common = {"ensemble": "npt", "pressure_bar": float(p["pressure_bar"]), "barostat": p["barostat"],
                   "tdamp_fs": float(p["tdamp_fs"]), "pdamp_fs": float(p["pdamp_fs"])}
         return [dict(common, name="melt", time_ps=float(p["melt_ps"]), temperature_K=float(p["melt_K"])),
                 dict(common, name="quench", time_ps=float(p["quench_ps"]), temperature_K=float(p["melt_K"]),
