@@ -440,6 +440,51 @@ md = {temperature_K = 900.0}
     assert (tmp_path / "out" / "it001" / "pot.mtp").exists()
 
 
+def test_resume_after_a_structure_file_changed_restarts_that_systems_md(tmp_path):
+    """A system whose structure file changed since the state was written (a workflow rebuilt its cells,
+    --from build) starts its MD over from the new structure on resume — the labels stay in the store —
+    while a system with an unchanged file keeps its state."""
+    from ase.build import bulk
+    from ase.io import write
+
+    write(tmp_path / "a.extxyz", bulk("Cu", "fcc", a=3.61, cubic=True))
+    write(tmp_path / "b.extxyz", bulk("Cu", "fcc", a=3.62, cubic=True))
+    text = BASE.replace("max_iterations = 3", "max_iterations = 1").replace("steps = 100", "steps = 30")
+    text = text.split("[[system]]")[0] + """
+[[system]]
+name = "a"
+structure = "a.extxyz"
+[[system]]
+name = "b"
+structure = "b.extxyz"
+"""
+    p = _write(tmp_path, text)
+    st = Learner(load_config(p), log=lambda *a: None).run()
+    assert st["done"]
+    before = {k: dict(v) for k, v in st["systems"].items()}
+    n_labels = len(TrainingStore(tmp_path / "out" / "train.h5"))
+    write(tmp_path / "a.extxyz", bulk("Cu", "fcc", a=3.66, cubic=True))  # rebuilt
+    logs = []
+    lr = Learner(load_config(p), log=logs.append)
+    lr.state = json.loads(lr.state_path.read_text())
+    lr._reopen()
+    sa, sb = lr.state["systems"]["a"], lr.state["systems"]["b"]
+    assert any("structure of system a changed" in m for m in logs)
+    assert not any("system b" in m for m in logs)
+    assert sa["restart"] is None and not sa["done"] and sa["structure_sha256"] != before["a"]["structure_sha256"]
+    assert sa["runs"] == before["a"]["runs"]  # its history is kept
+    assert sb == before["b"]
+    assert lr.state["events"][-1]["system_structure_changed"] == "a"
+    assert len(TrainingStore(tmp_path / "out" / "train.h5")) == n_labels
+    assert any("max_iterations (1) is used up" in m for m in logs)  # and says how to go on
+    # the same structure again: nothing to do
+    logs.clear()
+    lr2 = Learner(load_config(p), log=logs.append)
+    lr2.state = json.loads(json.dumps(lr.state))
+    lr2._reopen()
+    assert not any("changed" in m for m in logs)
+
+
 def test_bootstrap_data_seeds_the_store_once_and_checks_types(tmp_path):
     """bootstrap.data: labelled configurations from a file go into the store (provenance: the file),
     once — a resumed bootstrap adds nothing; a file whose types exceed the species list is refused."""

@@ -267,6 +267,34 @@ def test_reduced_workflow_end_to_end(tmp_path):
     assert _numbers(out / "analyze" / "results.json") == before
 
 
+def test_minimized_start_is_redone_when_its_source_or_potential_changes(tmp_path):
+    """A minimised starting cell is kept on resume only if it was minimised from the same source bytes
+    with the same potential (after --from build the learning must not start from the old cells)."""
+    from ase.io import read, write
+
+    seed = TESTS.parent / "examples" / "data" / "quick_seed_l8.mtp"
+    wf = Workflow(load_workflow(_setup(tmp_path, CI_TOML.replace("minimize_steps = 0", "minimize_steps = 5"))),
+                  log=lambda *a: None)
+    wf.stage_build()
+    src, dst = wf.structures("lps")[0], tmp_path / "start.extxyz"
+    wf.minimized(src, dst, seed)
+    first, first_pos = dst.read_bytes(), read(dst).positions
+    assert read(dst).info["minimized_from_sha256"]
+    wf.minimized(src, dst, seed)
+    assert dst.read_bytes() == first  # kept
+    at = read(src)
+    at.rattle(0.05, seed=3)
+    write(src, at)  # rebuilt cell
+    wf.minimized(src, dst, seed)
+    redo = read(dst)
+    assert dst.read_bytes() != first
+    assert not np.allclose(redo.positions, first_pos, atol=1e-3)  # minimised from the new cell
+    other = tmp_path / "other.mtp"
+    other.write_bytes(seed.read_bytes() + b"\n")
+    wf.minimized(src, dst, other)
+    assert read(dst).info["minimized_with_sha256"] != redo.info["minimized_with_sha256"]
+
+
 def test_production_barostat_reaches_every_npt_run(tmp_path):
     """production.barostat (LAMMPS iso / aniso / tri) is the barostat of the quench runs and of the
     learning's NPT runs (production protocol and plain NPT), so the potential learns the cell shapes

@@ -336,8 +336,20 @@ class Learner:
     # ---------------------------------------------------------- state
     def _new_state(self):
         return {"iteration": 0, "phase": "bootstrap", "done": False, "systems": {
-            s["name"]: {"restart": None, "done": False, "runs": []} for s in self.cfg["system"]},
+            s["name"]: {"restart": None, "done": False, "runs": [], "structure_sha256": self._structure_id(s)}
+            for s in self.cfg["system"]},
             "timing": {}, "history": [], "thresholds": self._thresholds(), "events": []}
+
+    def _structure_id(self, s) -> str:
+        """sha256 of system ``s``'s starting structure: its file's bytes, or the inline spec."""
+        import hashlib
+
+        spec = s["structure"]
+        if not isinstance(spec, dict):
+            p = Path(spec) if Path(spec).is_absolute() else Path(self.cfg["_dir"]) / spec
+            if p.exists():
+                return hashlib.sha256(p.read_bytes()).hexdigest()
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
     def _reopen(self):
         """On resume: systems new to the config join the loop, and a run that stopped at
@@ -346,14 +358,28 @@ class Learner:
         trains on the whole store and runs MD again."""
         st = self.state
         for s in self.cfg["system"]:
+            sid = self._structure_id(s)
             if s["name"] not in st["systems"]:
-                st["systems"][s["name"]] = {"restart": None, "done": False, "runs": []}
+                st["systems"][s["name"]] = {"restart": None, "done": False, "runs": [], "structure_sha256": sid}
                 st["events"].append({"time": time.time(), "system_added": s["name"]})
                 self.log(f"learn: system {s['name']} added on resume")
+                continue
+            ss = st["systems"][s["name"]]
+            old = ss.setdefault("structure_sha256", sid)  # states written before this check: trust them
+            if old != sid:  # e.g. the workflow rebuilt its cells (--from build): its MD starts over, labels stay
+                ss.update(restart=None, done=False, structure_sha256=sid)
+                rp = self._relaxed_path(s)
+                if rp.exists():  # the bootstrap relaxation of the old structure
+                    rp.unlink()
+                st["events"].append({"time": time.time(), "system_structure_changed": s["name"]})
+                self.log(f"learn: the structure of system {s['name']} changed; its MD starts over from it")
         if not st["done"]:
             return
         pending = [s["name"] for s in self.cfg["system"] if not st["systems"][s["name"]]["done"]]
-        if pending and st["iteration"] + 1 < int(self.cfg["max_iterations"]):
+        if pending and st["iteration"] + 1 >= int(self.cfg["max_iterations"]):
+            self.log(f"learn: {', '.join(pending)} not at their target length, but max_iterations "
+                     f"({self.cfg['max_iterations']}) is used up: raise it to continue")
+        elif pending:
             st["events"].append({"time": time.time(), "reopened": {"after": st.get("stop_reason"),
                                                                    "max_iterations": int(self.cfg["max_iterations"]),
                                                                    "pending": pending}})

@@ -373,8 +373,10 @@ class Workflow:
     def minimized(self, src, dst: Path, potential) -> Path:
         """``src`` (extxyz) relaxed with ``potential`` — FIRE, atoms only, fixed cell, at most
         ``production.minimize_steps`` steps down to ``production.minimize_fmax`` eV/Å — written to ``dst``
-        (atomically; an existing ``dst`` is kept, so a resumed run starts from the same cell). Returns
-        ``dst``, or ``src`` when minimize_steps is 0."""
+        (atomically; an existing ``dst`` minimised from the same ``src`` bytes and with the same potential is
+        kept, so a resumed run starts from the same cell). Returns ``dst``, or ``src`` when minimize_steps is 0."""
+        import hashlib
+
         from ase.io import read, write
         from ase.optimize import FIRE
         from ase.units import GPa
@@ -384,8 +386,12 @@ class Workflow:
         p = self.cfg["production"]
         if int(p["minimize_steps"]) == 0:
             return Path(src)
+        made_from = {"minimized_from_sha256": hashlib.sha256(Path(src).read_bytes()).hexdigest(),
+                     "minimized_with_sha256": hashlib.sha256(Path(potential).read_bytes()).hexdigest()}
         if dst.exists():
-            return dst
+            old = read(dst).info
+            if all(old.get(k) == v for k, v in made_from.items()):
+                return dst
         def pressure_gpa(atoms):
             return -float(np.mean(atoms.get_stress()[:3])) / GPa
 
@@ -403,6 +409,7 @@ class Workflow:
                  f"{at.get_potential_energy() / n:.4f} eV/atom, P {p0:.2f} → "
                  f"{pressure_gpa(at):.2f} GPa, max |F| {fmax:.3f} eV/Å")
         at.calc = None
+        at.info.update(made_from)
         tmp = dst.with_suffix(".tmp.extxyz")
         write(tmp, at, format="extxyz")
         tmp.replace(dst)
