@@ -265,6 +265,25 @@ def test_reduced_workflow_end_to_end(tmp_path):
     before = _numbers(out / "analyze" / "results.json")
     Workflow(cfg, log=logs.append).run(from_stage="analyze")
     assert _numbers(out / "analyze" / "results.json") == before
+    # fit.init = "mlip3": pot_validated is fitted from scratch on the training split (held-out validation
+    # errors; the default continues from the learned potential and the report calls its errors optimistic)
+    import copy
+
+    from mtpjax.potential.model import MTP
+    from mtpjax.workflow.report import write_report
+
+    assert "errors are optimistic" in rep
+    cfg2 = copy.deepcopy(cfg)
+    cfg2["fit"]["init"] = "mlip3"
+    wf2 = Workflow(cfg2, log=lambda *a: None)
+    info = wf2.stage_fit()
+    assert info["init"] == "mlip3" and info["n_valid"] == fit["n_valid"]
+    learned = MTP.from_file(json.loads((out / "stages" / "learn.json").read_text())["potential"])
+    scratch = MTP.from_file(out / "fit" / "pot_validated.mtp")
+    assert not np.allclose(np.asarray(scratch.radial_coeffs), np.asarray(learned.radial_coeffs), rtol=0.5)
+    wf2._mark("fit", info, fit["wall_s"])
+    write_report(wf2)
+    assert "from scratch (`fit.init = \"mlip3\"`): held-out errors" in (out / "report" / "report.md").read_text()
 
 
 def test_minimized_start_is_redone_when_its_source_or_potential_changes(tmp_path):
@@ -324,6 +343,7 @@ def test_production_barostat_reaches_every_npt_run(tmp_path):
     (CI_TOML.replace('lbo_builder = "random"', 'lbo_builder = "crystal"'), "build.lbo_builder"),
     (CI_TOML.replace("minimize_steps = 0", "minimize_steps = -5"), "production.minimize_steps"),
     (CI_TOML.replace("[fit]\n", "[fit]\nanchor_weight = -2\n"), "fit.anchor_weight must be a number ≥ 0"),
+    (CI_TOML.replace("[fit]\n", "[fit]\ninit = \"scratch\"\n"), "fit.init = 'scratch'"),
     (CI_TOML.replace("[learn.train]\n", "[learn.train]\nanchor_weight = \"10\"\n"), "learn.train.anchor_weight"),
     (CI_TOML.replace("minimize_steps = 0", "minimize_steps = 10\nminimize_fmax = 0"), "production.minimize_fmax"),
     (CI_TOML.replace("[production]\n", "[production]\nbarostat = \"z\"\n"), "production.barostat = 'z'"),

@@ -63,7 +63,10 @@ DEFAULTS = {
                   "anchor_weight": 1.0},
     },
     "fit": {"max_iter": 1000, "energy_weight": 100.0, "force_weight": 0.1, "stress_weight": 1.0,
-            "valid_fraction": 0.1, "final_on_all": True, "anchor_weight": None},
+            "valid_fraction": 0.1, "final_on_all": True, "anchor_weight": None,
+            "init": "keep"},  # keep: pot_validated continues from the learned potential (fast; it has seen the
+    # validation labels, so its validation errors are optimistic); mlip3 | orth | random | same: fitted from scratch
+    # (n_starts LM starts) on the training split only, i.e. held-out validation errors
     "production": {
         "supercell": True,  # 2×2×2 bulk, 2×2×1 interface
         "timestep_fs": 2.0,
@@ -201,6 +204,10 @@ def validate(cfg: dict) -> None:
     check_anchor_weight(cfg["learn"]["train"]["anchor_weight"], "learn.train.anchor_weight")
     if cfg["fit"]["anchor_weight"] is not None:  # None: as learn.train.anchor_weight
         check_anchor_weight(cfg["fit"]["anchor_weight"], "fit.anchor_weight")
+    from ..train.init import INIT_METHODS
+
+    if cfg["fit"]["init"] not in INIT_METHODS:
+        raise ConfigurationError(f"fit.init = {cfg['fit']['init']!r} (allowed: {', '.join(INIT_METHODS)})")
     fv = float(cfg["fit"]["valid_fraction"])
     if not 0.0 <= fv < 0.5:
         raise ConfigurationError(f"fit.valid_fraction must be in [0, 0.5), got {fv}")

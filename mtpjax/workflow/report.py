@@ -224,8 +224,13 @@ def write_report(wf) -> dict:
         fa = fit.get("final_on_all")
         if fa:
             m = fa.get("metrics") or {}
-            L += ["", f"The errors above are those of `fit/pot_validated.mtp`, trained without the validation set. "
-                  f"The production potential `fit/pot.mtp` continued from it on all {fa['n_configs']} configurations "
+            held_out = fit.get("init", "keep") != "keep"
+            L += ["", "The errors above are those of `fit/pot_validated.mtp`, trained without the validation set "
+                  + (f"from scratch (`fit.init = \"{fit['init']}\"`): held-out errors. " if held_out else
+                     "but continued from the learned potential, which was fitted to every label, so the validation "
+                     "errors are optimistic (`fit.init = \"mlip3\"` fits from scratch for held-out errors; the "
+                     "reference check on the production frames below is out of sample). ")
+                  + f"The production potential `fit/pot.mtp` continued from it on all {fa['n_configs']} configurations "
                   f"({fa['iterations']} iterations; E RMSE {_f(1e3 * m.get('energy_rmse', np.nan), '{:.2f}')} meV/atom, "
                   f"F RMSE {_f(m.get('force_rmse'), '{:.3f}')} eV/Å on them)."]
         L += ["", "Paper (PBE): MAE ≈ 4 meV/atom, 0.24 eV/Å.", ""]

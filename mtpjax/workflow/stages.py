@@ -266,10 +266,10 @@ class Workflow:
         w = Weights(energy=float(f["energy_weight"]), force=float(f["force_weight"]), stress=float(f["stress_weight"]),
                     weighting="vibrations")
         model = MTP.from_file(learned)
-        res = train(model, trn, valid or None, TrainConfig(max_iter=int(f["max_iter"]), weights=w, init="keep",
+        res = train(model, trn, valid or None, TrainConfig(max_iter=int(f["max_iter"]), weights=w, init=f["init"],
                                                           seed=int(self.cfg["seed"]), log=str(d / "train_log.jsonl")))
         res.model.save(d / "pot_validated.mtp")
-        info = {"potential": str(d / "pot.mtp"), "n_train": len(trn), "n_valid": len(valid),
+        info = {"potential": str(d / "pot.mtp"), "init": f["init"], "n_train": len(trn), "n_valid": len(valid),
                 "iterations": res.iterations, "stop_reason": res.stop_reason, "train_wall_s": res.wall_time,
                 "train_metrics": _scalars(res.train_metrics), "valid_metrics": _scalars(res.valid_metrics or {})}
         final = res.model
