@@ -1,6 +1,5 @@
 """Small helpers shared by the potential tests (random but seeded models)."""
 import numpy as np
-import jax.numpy as jnp
 
 from mtpjax.potential import MTP
 from mtpjax.potential.mtp_file import read_mtp

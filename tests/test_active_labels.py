@@ -5,12 +5,11 @@ import json
 import os
 import stat
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
-from mtpjax.active.dispatch import InlineExecutor, Job, ProcessExecutor, dispatch, make_executor
+from mtpjax.active.dispatch import Job, ProcessExecutor, dispatch, make_executor
 from mtpjax.active.reference import (
     LabelError,
     ReferenceNotAvailable,
@@ -63,8 +62,6 @@ def flaky_calc(counter_dir, plan):
 
 
 def _cu_cluster(n):
-    from ase import Atoms
-
     pos = np.array([[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0], [0, 0, 2.5], [2.5, 2.5, 0], [2.5, 0, 2.5]])[:n]
     return {"numbers": [29] * n, "positions": pos.tolist(), "cell": np.zeros((3, 3)).tolist(), "pbc": [False] * 3}
 
@@ -244,7 +241,6 @@ def test_tblite_gfn1_li3ps4():
 
     spec = check_spec({"kind": "tblite"})
     assert spec["method"] == "GFN1-xTB"
-    rng = np.random.default_rng(0)
     # a small Li3PS4-like cell: PS4 tetrahedron + 3 Li, 6 Å cube
     ps4 = np.array([[0, 0, 0], [1.2, 1.2, 1.2], [-1.2, -1.2, 1.2], [-1.2, 1.2, -1.2], [1.2, -1.2, -1.2]]) + 3.0
     li = np.array([[0.5, 3.0, 0.5], [3.0, 0.5, 5.5], [5.5, 5.5, 3.0]])

@@ -134,7 +134,7 @@ def test_learning_along_a_schedule_continues_it_after_a_break(tmp_path):
         assert r["steps"] == max(w["steps"] for w in r["walkers"])  # the furthest walker gives the restart
         # continued where the last run stopped (a break's step counts in ``steps``; the restart is the frame before)
         assert prev_end + r["steps"] - int(r["stopped"]) <= k <= prev_end + r["steps"], (k, prev_end, r)
-        i, j, t0 = int(z["stage_index"]), int(z["stage_step"]), float(z["stage_t0"])
+        i, j = int(z["stage_index"]), int(z["stage_step"])
         assert (i, j) == ((0, k) if k < 60 else (1, k - 60) if k < 150 else (2, 0))
         assert float(z["time"]) == pytest.approx(k * 2.0 * 0.09822694788464063)  # fs in ASE time units
         prev_end = k
@@ -206,12 +206,8 @@ def test_md_grade_matches_host_grade():
     """On-device grade of an MD box = calc-grade on the same configuration (cfg and
     nbh); the fused E+F+S+grade kernel agrees with efs and the grade."""
     need_shared()
-    import jax
-
     from mtpjax.active.grade import build_active_set, grade_configs
-    from mtpjax.active.md_grade import make_efs_grade_fn, make_grade_fn, make_hook
-    from mtpjax.md.forcefields import mtp_efs
-    from mtpjax.md.simulate import FS, Simulation, Stage
+    from mtpjax.active.md_grade import make_efs_grade_fn, make_grade_fn
     from mtpjax.potential import MTP, read_cfg
     from mtpjax.potential.evaluate import config_neighbors
     from mtpjax.potential.model import energy_forces_stress

@@ -12,7 +12,6 @@ from mtpjax.analysis import arrhenius as arr
 from mtpjax.analysis.diffusion import (
     InsufficientDataError,
     analyze_diffusion,
-    block_diffusivity,
     bootstrap_mean,
     combine_runs,
     diffusion_from_unwrapped,

@@ -30,7 +30,6 @@ def test_calculator_matches_calc_efs_and_ase_conventions(ref, l12):
     again = calc_efs(l12, [moved])[0]
     np.testing.assert_allclose(atoms.get_forces(), again.forces, atol=1e-10)
     # ASE stress agrees with a finite-difference strain derivative
-    from ase.stress import full_3x3_to_voigt_6_stress  # noqa: F401
     s = atoms.get_stress(voigt=False)
     h = 1e-6
     cell0 = atoms.cell.copy()

@@ -5,12 +5,6 @@ Fast tests use small LJ argon systems; statistical tests that need long runs are
 """
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +17,7 @@ import ase.units as u
 from ase.calculators.calculator import Calculator, all_changes
 from ase.lattice.cubic import FaceCenteredCubic
 
-from mtpjax.errors import ConfigurationError, MTPJaxError
+from mtpjax.errors import ConfigurationError
 from mtpjax.md import forcefields as FF
 from mtpjax.md import integrators as I
 from mtpjax.md.neighbors import neighbor_list

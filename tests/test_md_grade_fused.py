@@ -4,9 +4,7 @@ potentials (parameters as arguments of the jitted block)."""
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from conftest import REF, need_shared
 from mtpjax.md import forcefields as FF

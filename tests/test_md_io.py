@@ -16,7 +16,6 @@ from ase.io import read, write
 from ase.geometry import cell_to_cellpar
 from ase.lattice.cubic import FaceCenteredCubic
 
-from mtpjax.errors import ConfigurationError, MTPJaxError
 from mtpjax.md.io import lammps_cell, read_h5md, read_thermo
 from mtpjax.md.run import load_toml, run_md
 
