@@ -344,6 +344,8 @@ def test_production_barostat_reaches_every_npt_run(tmp_path):
     (CI_TOML.replace("minimize_steps = 0", "minimize_steps = -5"), "production.minimize_steps"),
     (CI_TOML.replace("[fit]\n", "[fit]\nanchor_weight = -2\n"), "fit.anchor_weight must be a number ≥ 0"),
     (CI_TOML.replace("[fit]\n", "[fit]\ninit = \"scratch\"\n"), "fit.init = 'scratch'"),
+    (CI_TOML.replace("reference_check = true", "reference_check = true\nreference_check_inherent = 1"),
+     "analysis.reference_check_inherent must be true or false"),
     (CI_TOML.replace("[learn.train]\n", "[learn.train]\nanchor_weight = \"10\"\n"), "learn.train.anchor_weight"),
     (CI_TOML.replace("minimize_steps = 0", "minimize_steps = 10\nminimize_fmax = 0"), "production.minimize_fmax"),
     (CI_TOML.replace("[production]\n", "[production]\nbarostat = \"z\"\n"), "production.barostat = 'z'"),

@@ -501,7 +501,9 @@ def analyze_all(wf) -> dict:
     res["energetics"] = energetics_of(wf, res["compositions"], inherent)
     res["displacement"] = displacement_of(wf) if "int" in wf.comps() else None
     res["extrapolation"] = extrapolation_of(wf)
-    res["reference_check"] = reference_check_of(wf, inherent) if wf.cfg["analysis"]["reference_check"] else None
+    an = wf.cfg["analysis"]
+    res["reference_check"] = (reference_check_of(wf, inherent if an["reference_check_inherent"] else None)
+                              if an["reference_check"] else None)
     fm = json.loads((wf.workdir / "fit" / "metrics.json").read_text()) if (wf.workdir / "fit" / "metrics.json").exists() else {}
     res["fit_metrics"] = fm.get("valid_metrics") or fm.get("train_metrics") or {}
     res["sanity"] = sanity_checks(res)

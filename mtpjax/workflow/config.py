@@ -106,6 +106,7 @@ DEFAULTS = {
         "crystals": {},  # {"Li3PS4": "gamma.cif", "Li3B11O18": "lbo.cif"} for amorphization energies
         "relax_fraction": 0.5,  # last fraction of the 300 K NPT stage averaged for densities/energies
         "reference_check": False,  # label the final quench frames with the reference (a DFT call per cell)
+        "reference_check_inherent": True,  # … and their inherent structures too (a second call per cell)
     },
 }
 
@@ -204,6 +205,9 @@ def validate(cfg: dict) -> None:
     check_anchor_weight(cfg["learn"]["train"]["anchor_weight"], "learn.train.anchor_weight")
     if cfg["fit"]["anchor_weight"] is not None:  # None: as learn.train.anchor_weight
         check_anchor_weight(cfg["fit"]["anchor_weight"], "fit.anchor_weight")
+    for k in ("reference_check", "reference_check_inherent"):
+        if not isinstance(cfg["analysis"][k], bool):
+            raise ConfigurationError(f"analysis.{k} must be true or false, got {cfg['analysis'][k]!r}")
     from ..train.init import INIT_METHODS
 
     if cfg["fit"]["init"] not in INIT_METHODS:
