@@ -219,7 +219,8 @@ def inherent_structures(wf, struct: dict, fmax: float = 0.02, steps: int = 1000)
     ``{"comp/rNN": {"E_eV", "natoms", "converged", "steps", "grade", "path"}}`` (or ``{"failed": why}``),
     the relaxed structures in ``analyze/inherent/comp_rNN.extxyz``. Energies of inherent structures
     compare glasses without their thermal noise. ``grade``: the extrapolation grade of the relaxed
-    structure against ``fit/pot.almtp`` (a relaxation can slide where the potential was never trained)."""
+    structure against ``fit/pot.almtp`` (a relaxation can slide where the potential was never trained);
+    above the learning's break threshold the entry also holds ``left_out`` (why), and γ leaves it out."""
     from ase.io import write
 
     from ..potential.calculator import MTPCalculator
@@ -244,7 +245,8 @@ def inherent_structures(wf, struct: dict, fmax: float = 0.02, steps: int = 1000)
             out[key] = {"E_eV": E, "natoms": len(at), "converged": conv, "steps": n,
                         "path": str(d / f"{comp}_r{k:02d}.extxyz")}
     path = wf.workdir / "fit" / "pot.almtp"
-    if path.exists() and any("E_eV" in v for v in out.values()):
+    keys = [k for k, v in out.items() if "E_eV" in v]
+    if path.exists() and keys:
         from ase.io import read
 
         from ..active.grade import grade_configs
@@ -253,17 +255,20 @@ def inherent_structures(wf, struct: dict, fmax: float = 0.02, steps: int = 1000)
 
         model, ast = read_state(path)
         to_type = {s: k for k, s in enumerate(wf.species)}
-        keys = [k for k, v in out.items() if "E_eV" in v]
+        brk = float(wf.cfg["learn"]["break_threshold"])
+        # graded as written (the file is what the report's numbers refer to)
         g, _ = grade_configs(model, ast, [Configuration.from_atoms(read(out[k]["path"]), symbol_to_type=to_type)
                                           for k in keys])
         for k, gk in zip(keys, np.asarray(g, float)):
             out[k]["grade"] = float(gk)
+            if gk > brk:
+                out[k]["left_out"] = f"extrapolation grade {gk:.3g} > {brk:g}"
     return out
 
 
-def _relaxed_only(inherent: dict | None, max_grade: float = np.inf) -> dict:
-    """The inherent structures that relaxed, and whose grade (if graded) is ≤ max_grade."""
-    return {k: v for k, v in (inherent or {}).items() if "E_eV" in v and v.get("grade", 0.0) <= max_grade}
+def _relaxed_only(inherent: dict | None) -> dict:
+    """The inherent structures that relaxed and were not left out (grade above the break threshold)."""
+    return {k: v for k, v in (inherent or {}).items() if "E_eV" in v and "left_out" not in v}
 
 
 def _gamma_of(E: dict, frames: dict) -> list | None:
@@ -314,7 +319,7 @@ def energetics_of(wf, struct: dict, inherent: dict | None = None) -> dict:
         out["interface"] = {"per_structure": g,
                             "gamma_mJ_m2": _msv([x["gamma_mJ_m2"] for x in g]),
                             "gamma_meV_A2": _msv([x["gamma_meV_A2"] for x in g])}
-    inherent = _relaxed_only(inherent, float(wf.cfg["learn"]["break_threshold"]))
+    inherent = _relaxed_only(inherent)
     if inherent:
         frames = {k: read(v["path"]) for k, v in inherent.items()}
         g = _gamma_of({k: v["E_eV"] for k, v in inherent.items()}, frames)
@@ -417,8 +422,7 @@ def reference_check_of(wf, inherent: dict | None = None) -> dict:
         for f in sorted((wf.workdir / "quench" / comp / "md").glob("r*/final.extxyz")):
             sets["frames"][f"{comp}/{f.parent.name}"] = read(f)
     if inherent:
-        sets["inherent"] = {k: read(v["path"]) for k, v in
-                            _relaxed_only(inherent, float(wf.cfg["learn"]["break_threshold"])).items()}
+        sets["inherent"] = {k: read(v["path"]) for k, v in _relaxed_only(inherent).items()}
     jobs = []
     for name, frames in sets.items():
         for key, at in frames.items():

@@ -303,9 +303,8 @@ def write_report(wf) -> dict:
     if en.get("interface_inherent"):
         L.append(f"From the inherent structures (the final frames relaxed at 0 K with the MTP in their mean "
                  f"300 K cell; no thermal noise): γ = {_pm(en['interface_inherent']['gamma_mJ_m2'])} mJ/m².")
-    brk = float(wf.cfg["learn"]["break_threshold"])
-    bad = {k: v.get("failed") or f"extrapolation grade {v['grade']:.3g} > {brk:g}"
-           for k, v in (res.get("inherent") or {}).items() if "failed" in v or v.get("grade", 0.0) > brk}
+    bad = {k: v.get("failed") or v["left_out"] for k, v in (res.get("inherent") or {}).items()
+           if "failed" in v or "left_out" in v}
     if bad:
         L.append("Inherent structures left out (the MTP's relaxation left the trained domain): "
                  + "; ".join(f"{k}: {m}" for k, m in bad.items()) + ".")
