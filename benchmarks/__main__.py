@@ -186,11 +186,11 @@ NOTES = {
            "cells and seeded random potentials read by every code from the same `.mtp` file.",
     "efs vs MLIP reference (big1008.cfg)": "`inputs/big1008.cfg` (1008 atoms) with the potentials MLIP was "
            "timed with. The *recorded* columns are `mlp calc-efs` per configuration (10 copies per file) from "
-           "`shared/data/mlip_ref/timing`, measured on another machine: {machine}.",
+           "`tests/data/mlip_ref/timing`, measured on another machine: {machine}.",
     "md": "Steps inside one jitted loop; batched replicas through `jax.vmap`; jax-md's "
           "`simulate.nvt_nose_hoover` driven by the same MTP forces; LAMMPS+MLIP only with `MTPJAX_LAMMPS`.",
     "train": "Target: MLIP-2's validation errors + 10 % on `training/valid.cfg`; the recorded MLIP-2 row is "
-             "from `shared/data/mlip_ref/training` (another machine, one core).",
+             "from `tests/data/mlip_ref/training` (another machine, one core).",
     "memory": "Fresh process per point (3 species, random potential); the peak is reset after set-up and includes "
               "XLA's compilation; "
               "the XLA estimate is arguments + outputs + temporaries of the compiled call.",

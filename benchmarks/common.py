@@ -1,16 +1,26 @@
 """Helpers shared by the benchmark cases: timing statistics, paths, JSON output."""
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("MTPJAX_SHARED", HERE.parents[1] / "shared"))
-MLIP_REF = SHARED / "data" / "mlip_ref"
+
+
+def _load_refdata():
+    """``tests/refdata.py`` (the repository's MLIP reference data, unpacked once into a cache folder)."""
+    spec = importlib.util.spec_from_file_location("refdata", HERE.parent / "tests" / "refdata.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+#: MLIP's reference inputs, potentials, outputs and timings (``tests/data/mlip_ref``, unpacked)
+MLIP_REF = _load_refdata().REF
 
 
 def stats(times) -> tuple[float, float]:

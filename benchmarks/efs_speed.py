@@ -12,7 +12,7 @@ Two tables:
   ``MTPJAX_MLP`` points to MLIP's ``mlp``, ``mlp calc-efs`` on the same files
   (wall of the process divided by the number of copies in the ``.cfg``).
 * reference (``tables["efs vs MLIP reference"]``): ``inputs/big1008.cfg`` with
-  the potentials MLIP was timed with (``shared/data/mlip_ref/timing``), our
+  the potentials MLIP was timed with (``tests/data/mlip_ref/timing``), our
   and motep's time beside the MLIP-2/MLIP-3 figures recorded there (another
   machine: see the label).
 

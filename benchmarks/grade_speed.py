@@ -3,7 +3,7 @@
     python benchmarks/grade_speed.py [--level 12] [--cfg big1008.cfg] [--repeat 10] [--json OUT] [--quick|--tiny]
                                      [--block-steps 5] [--no-kernels]
 
-Times, on one configuration (default: ``shared/data/mlip_ref/inputs/big1008.cfg``,
+Times, on one configuration (default: ``tests/data/mlip_ref/inputs/big1008.cfg``,
 1008 atoms, ≈42 neighbours per atom, 3 species, synthetic level-LL potential):
 
 * ``efs``: energy, forces and PlusStress (the force call of one MD step);
@@ -46,12 +46,13 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import mtpjax  # noqa: E402,F401
+from benchmarks.common import MLIP_REF  # noqa: E402
 from mtpjax.active.maxvol import ActiveSet  # noqa: E402
 from mtpjax.active.md_grade import aux_hook, make_efs_grade_fn, make_grade_fn, make_hook, mtp_efs_grade  # noqa: E402
 from mtpjax.potential import MTP, read_cfg  # noqa: E402
 from mtpjax.potential.model import energy_forces_stress  # noqa: E402
 
-REF = Path(os.environ.get("MTPJAX_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "mlip_ref"
+REF = MLIP_REF
 
 
 def _time(fn, repeat):

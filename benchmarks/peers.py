@@ -27,7 +27,7 @@ import numpy as np
 
 from benchmarks.common import MLIP_REF, stats
 
-#: where MLIP's reference timings were taken (``shared/data/mlip_ref/README.md``)
+#: where MLIP's reference timings were taken (``tests/data/mlip_ref/README.md``)
 MLIP_REF_MACHINE = "MLIP ref: 1 core of a 2-core AMD EPYC VM, serial"
 
 
@@ -227,7 +227,7 @@ def lammps_md(lmp, pot, positions, cell, types, masses_by_type, steps, workdir, 
 
 # ------------------------------------------------- MLIP's recorded timings
 def mlip_reference_timings(folder=None) -> list[dict]:
-    """Rows of ``shared/data/mlip_ref/timing/*.txt``: ``mlp calc-efs`` wall per configuration.
+    """Rows of ``tests/data/mlip_ref/timing/*.txt``: ``mlp calc-efs`` wall per configuration.
 
     Lines ``x10 mlip2 POT t1 t2 …`` time a file of 10 copies of ``big1008.cfg``
     (per configuration = t / 10); ``mlip2 POT big1008.cfg t1 …`` time one

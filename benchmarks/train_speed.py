@@ -1,6 +1,6 @@
 """Training speed and accuracy against MLIP-2's ``mlp train`` on the same data.
 
-Trains ``l08_untrained.mtp`` on ``shared/data/mlip_ref/training/train.cfg``
+Trains ``l08_untrained.mtp`` on ``tests/data/mlip_ref/training/train.cfg``
 (60 configurations), validates on ``valid.cfg`` (20) and prints, side by side
 with MLIP-2's recorded result (``mlip2_l08_trained.mtp``: 139 s wall on one
 core, 1000 BFGS iterations), the final validation errors, the wall time and
@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import MLIP_REF  # noqa: E402
 
 MLIP_WALL_S = 139.0
 MLIP_ITERS = 1000
@@ -36,7 +37,8 @@ MLIP_ITERS = 1000
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
+    p.add_argument("--data", default=str(MLIP_REF / "training"),
+                   help="folder with l08_untrained.mtp, train.cfg, valid.cfg (default: MLIP-2's training set in tests/data)")
     p.add_argument("--max-iter", type=int, default=None, help="default: 100 (lm), 1000 (lbfgs/adam)")
     p.add_argument("--optimizer", default="lm", help="lm | lbfgs | adam")
     p.add_argument("--n-starts", type=int, default=4)
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
     from mtpjax.potential import MTP, read_cfg
     from mtpjax.train import TrainConfig, error_metrics, prepare_training_set, train
 
-    d = Path(a.shared) / "data" / "mlip_ref" / "training"
+    d = Path(a.data)
     model = MTP.from_file(d / "l08_untrained.mtp")
     ref_model = MTP.from_file(d / "mlip2_l08_trained.mtp")
     tset = prepare_training_set(model, read_cfg(d / "train.cfg"), source="train.cfg")

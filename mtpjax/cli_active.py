@@ -5,7 +5,7 @@
     mtpjax select-add POT.mtp TRAIN.cfg NEW.cfg DIFF.cfg [--selection-limit N]
     mtpjax learn LEARN.toml [--resume] [--set KEY=VALUE ...]
 
-Defaults are MLIP-2's (``shared/docs/mtp.md`` §8.2–8.3): configuration
+Defaults are MLIP-2's (``docs/spec/mtp.md`` §8.2–8.3): configuration
 mode, energy rows divided by N, MaxVol init 1e-5, select threshold 1.1, swap
 threshold 1.0000001. ``calc-grade``/``select-add`` save the active set beside
 the potential (``POT.almtp``, MLIP-3 ``#MVS_v1.1`` layout; a ``.als`` name

@@ -1,6 +1,6 @@
 """``mtpjax md RUN.toml`` and ``mtpjax convert TRAJ.h5md OUT.{xyz,dump}``.
 
-    mtpjax md RUN.toml [--output DIR] [--overwrite] [--no-progress]
+    mtpjax md RUN.toml [--output DIR] [--overwrite] [--no-progress] [--set KEY=VALUE ...]
         Run (or resume, when DIR holds a checkpoint of the same run file) the
         stages of RUN.toml; see :mod:`mtpjax.md.run` for the file format.
     mtpjax convert TRAJ.h5md OUT.xyz|OUT.extxyz|OUT.dump [--format extxyz|lammps-dump] [--every K]
@@ -19,10 +19,12 @@ def _md(argv) -> int:
     p.add_argument("-o", "--output", help="output folder (default: 'output' of the run file)")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if a checkpoint exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the run file, e.g. --set stage.0.time_ps=1 or --set timestep_fs=0.5")
     a = p.parse_args(argv)
     from .md.run import load_toml, run_md
 
-    cfg = load_toml(a.run_file)
+    cfg = load_toml(a.run_file, a.set)
     out = run_md(cfg, output=a.output, overwrite=a.overwrite, progress=not a.no_progress)
     print(f"md: done → {out}")
     return 0

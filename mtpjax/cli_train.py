@@ -46,7 +46,8 @@ OPTIONS = {
     "checkpoint": (str, None, "checkpoint file (.npz); default OUT.ckpt.npz"),
     "checkpoint_every": (int, 10, "write the checkpoint every N iterations"),
     "log": (str, None, "JSON-lines log, one line per iteration; default OUT.log.jsonl"),
-    "plot": (str, None, "write parity plots and the learning curve as PNG with this path prefix"),
+    "plot": (str, None, "PNG parity plots and learning curve: PREFIX_parity.png, PREFIX_learning.png, or "
+                       "parity.png, learning.png in a folder (PREFIX ending in /)"),
     "min_dist": (float, 0.5, "refuse configurations with atoms closer than this (Å)"),
 }
 
@@ -66,15 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_toml(path) -> dict:
-    try:
-        import tomllib
-    except ImportError:  # pragma: no cover  (python < 3.11)
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as fh:
-            d = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as e:
-        raise MTPJaxError(f"{path}: invalid TOML ({e})") from None
+    from .config import read_toml
+
+    d = read_toml(path)
     if isinstance(d.get("train"), dict):
         d = {**{k: v for k, v in d.items() if k != "train"}, **d["train"]}
     if "train_cfgs" in d:
@@ -86,7 +81,7 @@ def _read_toml(path) -> dict:
     base = Path(path).resolve().parent
     for k in ("potential", "train", "valid_cfgs", "trained_pot_name", "checkpoint", "log", "plot"):
         if isinstance(d.get(k), str) and not Path(d[k]).is_absolute():
-            d[k] = str(base / d[k])
+            d[k] = str(base / d[k]) + ("/" if d[k].endswith("/") else "")  # a folder stays a folder
     return d
 
 
@@ -105,6 +100,16 @@ def resolve_options(args) -> dict:
     if not opts["potential"] or not opts["train"]:
         raise MTPJaxError("train: give the initial potential and the training set (or --config FILE)")
     return opts
+
+
+def plot_paths(prefix: str) -> tuple[Path, Path]:
+    """(parity, learning-curve) PNG paths of ``--plot PREFIX``: ``PREFIX_parity.png`` and
+    ``PREFIX_learning.png``, or ``parity.png`` and ``learning.png`` inside ``PREFIX`` when it names a folder
+    (ends with a slash or exists as one). Missing folders are created when the plots are written."""
+    p = Path(prefix)
+    if prefix.endswith(("/", "\\")) or p.is_dir():
+        return p / "parity.png", p / "learning.png"
+    return Path(f"{prefix}_parity.png"), Path(f"{prefix}_learning.png")
 
 
 def _fmt_metrics(name: str, m: dict) -> str:
@@ -160,8 +165,9 @@ def main(argv: list[str]) -> int:
         from .train.plots import learning_curve, parity_plot
 
         sets = {"train": tset, **({"valid": vset} if vset else {})}
-        a = parity_plot(res.model, sets, f"{o['plot']}_parity.png")
-        b = learning_curve(res.history, f"{o['plot']}_learning.png") if res.history else None
+        a, b = plot_paths(o["plot"])
+        a = parity_plot(res.model, sets, a)
+        b = learning_curve(res.history, b) if res.history else None
         if not args.quiet:
             print(f"train: plots → {a}" + (f", {b}" if b else ""))
     return 0

@@ -1,29 +1,18 @@
-import os
-from pathlib import Path
-
 import pytest
 
 import mtpjax  # noqa: F401  (float64 on)
-
-SHARED = Path(os.environ.get("MTPJAX_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-REF = SHARED / "data" / "mlip_ref"
-TEMPLATES = SHARED / "data" / "mlip_templates"
-
-
-def need_shared():
-    if not REF.is_dir():
-        pytest.skip(f"reference data not found at {REF} (set MTPJAX_SHARED)")
+from refdata import REF, TEMPLATES  # tests/data, unpacked (tests/refdata.py)
 
 
 @pytest.fixture
 def ref():
-    need_shared()
+    """MLIP's reference inputs, potentials and outputs (``tests/data/mlip_ref``)."""
     return REF
 
 
 @pytest.fixture
 def templates():
-    need_shared()
+    """MLIP-3's level templates (``tests/data/mlip_templates``, BSD-2-Clause)."""
     return TEMPLATES
 
 

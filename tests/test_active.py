@@ -1,6 +1,6 @@
 """MaxVol active sets and extrapolation grades against analytic facts and MLIP.
 
-Reference numbers: ``shared/data/mlip_ref`` (MLIP-2 ``calc-grade``/``select-add``
+Reference numbers: ``tests/data/mlip_ref`` (MLIP-2 ``calc-grade``/``select-add``
 with al_pool.cfg, init 1e-5, select 1.1, swap 1.0000001, energy rows /N;
 MLIP-3 ``calculate_grade``/``select_add`` with its stored states).
 """
@@ -21,7 +21,7 @@ from mtpjax.potential import MTP, read_cfg, read_mtp
 from mtpjax.potential.evaluate import prepare_batches
 from mtpjax.potential.model import efs_batch
 
-from conftest import REF, need_shared
+from refdata import REF
 
 
 def _mv(path):
@@ -39,13 +39,11 @@ def _assert_mv(g, ref):
 
 @pytest.fixture(scope="module")
 def test_in():
-    need_shared()
     return read_cfg(REF / "inputs/test_in.cfg")
 
 
 @pytest.fixture(scope="module")
 def pool():
-    need_shared()
     return read_cfg(REF / "inputs/al_pool.cfg")
 
 
@@ -286,7 +284,6 @@ def _main(capsys, *args):
 
 
 def test_cli_calc_grade_and_select_add(tmp_path, capsys):
-    need_shared()
 
     def _cli(*a):
         return _main(capsys, *a)

@@ -1,8 +1,8 @@
 """Tests of the moment-tensor basis generator (``mtpjax.potential.basis``).
 
 The reference is MLIP's level templates (MLIP-3 ``MTP_templates/LL.almtp``, BSD data, in
-``shared/data/mlip_templates``); the counts are also checked against the table of
-``shared/data/mlip_ref/README.md`` (hard-coded below, so those checks need no data).
+``tests/data/mlip_templates``); the counts are also checked against the table of
+``tests/data/mlip_ref/README.md`` (hard-coded below, so those checks need no data).
 """
 from __future__ import annotations
 
@@ -81,8 +81,7 @@ def _parse_template_tables(path) -> dict:
 def _template_file(templates, level):
     name = f"depreciated-{level:02d}.almtp" if level < 6 else f"{level:02d}.almtp"
     path = templates / name
-    if not path.is_file():
-        pytest.skip(f"template {path} not found")
+    assert path.is_file(), f"template {path} missing from tests/data"
     return path
 
 

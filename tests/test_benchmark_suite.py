@@ -115,7 +115,7 @@ def fake_lmp(tmp_path):
 def test_reference_timings_parsed():
     rows = peers.mlip_reference_timings()
     x10 = {(r["code"], r["level"]): r for r in rows if r["copies"] == 10}
-    # shared/data/mlip_ref/README.md: level 08 MLIP-2 14.0 / 15.7 ms per configuration
+    # tests/data/mlip_ref/README.md: level 08 MLIP-2 14.0 / 15.7 ms per configuration
     assert x10[("MLIP-2", 8)]["min_s"] == pytest.approx(0.0140463, rel=1e-4)
     assert x10[("MLIP-2", 8)]["median_s"] == pytest.approx(0.0157300, rel=1e-4)
     assert x10[("MLIP-3", 20)]["min_s"] == pytest.approx(0.1793388, rel=1e-4)

@@ -1,5 +1,5 @@
 """`mtpjax init` writes untrained potentials that MLIP-format readers accept,
-with MLIP's basis for the level (counts from shared/data/mlip_ref/README.md)."""
+with MLIP's basis for the level (counts from tests/data/mlip_ref/README.md)."""
 import numpy as np
 import pytest
 

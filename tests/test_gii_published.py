@@ -17,7 +17,7 @@ bond-valence table (``bvparm2016.cif``, matminer ``IUCrBondValenceData``):
 Na⁺–Cl⁻ R0 = 2.15 Å, b = 0.37 Å (Brese & O'Keeffe, Acta Cryst. B47, 192
 (1991)), over counter-ions within 4.0 Å, and GII = √(mean_i (|V_i| − |v_i|)²)
 over all atoms.  Our defaults are the same: R0(Na–Cl) = 2.15 Å, b = 0.37 Å,
-cutoff 4.0 Å for bonds to Cl (docs/analysis.md §3).  Only the first Na–Cl
+cutoff 4.0 Å for bonds to Cl (docs/spec/analysis.md §3).  Only the first Na–Cl
 shell (6 × 2.845 Å) is inside either cutoff; the next shell is at 4.93 Å.
 
 This is an independent implementation's tested number, not a value computed

@@ -13,11 +13,7 @@ from mtpjax.errors import FileFormatError
 from mtpjax.potential.cfg import Configuration, format_cfg, iter_cfg, read_cfg, write_cfg
 from mtpjax.potential.mtp_file import MTPFile, read_mtp, write_mtp
 
-SHARED = Path("/work/shared/data")
-REF = SHARED / "mlip_ref"
-TEMPLATES = SHARED / "mlip_templates"
-
-pytestmark = pytest.mark.skipif(not REF.is_dir(), reason="reference data not available")
+from refdata import REF, TEMPLATES
 
 POTENTIALS = sorted((REF / "potentials").glob("*")) + [REF / "training" / "mlip2_l08_trained.mtp"]
 TEMPLATE_FILES = sorted(TEMPLATES.glob("*.almtp"))

@@ -6,14 +6,13 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from conftest import REF, need_shared
+from refdata import REF
 from mtpjax.md import forcefields as FF
 from mtpjax.md import simulate as S
 from mtpjax.md.simulate import FS, Simulation, Stage
 
 
 def _setup(n_train=6):
-    need_shared()
     from mtpjax.active.grade import build_active_set
     from mtpjax.potential import MTP, read_cfg
 

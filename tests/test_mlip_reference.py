@@ -1,4 +1,4 @@
-"""mtpjax reproduces MLIP's own `calc-efs` numbers (shared/data/mlip_ref).
+"""mtpjax reproduces MLIP's own `calc-efs` numbers (tests/data/mlip_ref).
 
 Tolerances from the issue: energy 1e-9 eV/atom, forces 1e-8 eV/Å, stress 1e-8
 eV, in float64. The stress test configuration `orth100_random_dmin1.5` has

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import jax
@@ -33,10 +34,8 @@ N_CFG = 3
 
 @pytest.fixture(scope="module")
 def setup(request):
-    from conftest import REF
+    from refdata import REF
 
-    if not REF.is_dir():
-        pytest.skip("reference data not found")
     d = REF / "training"
     model = MTP.from_file(d / "l08_untrained.mtp")
     configs = read_cfg(d / "train.cfg")[:N_CFG]
@@ -292,3 +291,16 @@ def test_cli_train_flags_toml_and_plots(setup, tmp_path):
     assert main(["train", "--config", str(tmp_path / "bad.toml")]) == 2
     (tmp_path / "x.json").write_text("{}")
     assert main(["train", str(d / "l08_untrained.mtp"), str(tmp_path / "x.json")]) == 2
+
+
+def test_plot_paths_prefix_or_folder(tmp_path):
+    """``--plot`` takes a file prefix or a folder (trailing slash or existing folder); folders are created."""
+    from mtpjax.cli_train import plot_paths
+    from mtpjax.train.plots import learning_curve
+
+    assert plot_paths("out/l08") == (Path("out/l08_parity.png"), Path("out/l08_learning.png"))
+    assert plot_paths("plots/") == (Path("plots/parity.png"), Path("plots/learning.png"))
+    assert plot_paths(str(tmp_path)) == (tmp_path / "parity.png", tmp_path / "learning.png")
+    pytest.importorskip("matplotlib")
+    out = learning_curve([{"iter": 1, "loss": 1.0}, {"iter": 2, "loss": 0.5}], tmp_path / "new" / "lc.png")
+    assert out.is_file() and out.stat().st_size > 1000

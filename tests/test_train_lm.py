@@ -19,10 +19,8 @@ from mtpjax.train.loss import set_params
 
 @pytest.fixture(scope="module")
 def ref():
-    from conftest import REF
+    from refdata import REF
 
-    if not REF.is_dir():
-        pytest.skip("reference data not found")
     return REF
 
 

@@ -1,7 +1,7 @@
 """High-level active-set operations (host orchestration): build an active set
 from a training set, grade configurations, D-optimal ``select-add``.
 
-Defaults mirror MLIP (``shared/docs/mtp.md`` §8.2–8.3): MLIP-2
+Defaults mirror MLIP (``docs/spec/mtp.md`` §8.2–8.3): MLIP-2
 ``calc-grade``/``select-add`` use init 1e-5, select threshold 1.1, swap
 threshold 1.0000001 and energy rows divided by N (``weight_scaling`` 2).
 """

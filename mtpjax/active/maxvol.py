@@ -1,7 +1,7 @@
 """MaxVol (Goreinov–Tyrtyshnikov) active set and extrapolation grades.
 
 The active set is an n×n matrix ``A`` of selection-matrix rows (n = number of
-MTP parameters, ``shared/docs/mtp.md`` §8) kept with its inverse. For
+MTP parameters, ``docs/spec/mtp.md`` §8) kept with its inverse. For
 candidate rows ``B`` (m, n), ``C = B A⁻¹`` expresses each candidate in the
 basis of the active rows; the **grade** of a row is ``max_j |C_ij|`` (≤ 1 means
 interpolation). Selection swaps the candidate row ``i`` into slot ``j`` of the

@@ -1,7 +1,7 @@
 """Rows of the D-optimality (MaxVol) selection matrix.
 
 The MTP is linearised in *all* its parameters θ, in MLIP's order
-(``shared/docs/mtp.md`` §4.5): radial coefficients c[a, b, μ, β] flattened in
+(``docs/spec/mtp.md`` §4.5): radial coefficients c[a, b, μ, β] flattened in
 file order (a, b, μ, β), then the C species coefficients, then the S moment
 coefficients; ``n_params = C²·K·N_Q + C + S``.
 

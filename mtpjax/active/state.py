@@ -1,6 +1,6 @@
 """Active-set state files: MLIP-3 ``.almtp`` (``#MVS_v1.1``) and MLIP-2 ``.als``.
 
-Layouts (``shared/docs/mtp.md`` §8.5), after the potential's ``.mtp`` text:
+Layouts (``docs/spec/mtp.md`` §8.5), after the potential's ``.mtp`` text:
 
 * MLIP-3 ``.almtp``: ``#MVS_v1.1\\n``, five lines ``energy_weight v``,
   ``force_weight v``, ``stress_weight v``, ``site_en_weight v``,

@@ -5,7 +5,7 @@ a cutoff; V_i = Σ_j s_ij; GII = √(Σ_i (V_i − |v_i|)² / N) over all atoms
 (Salinas-Sánchez et al., J. Solid State Chem. 100, 201 (1992)).
 
 R0 (Å): Li–S 1.94, P–S 2.145, Li–O 1.466, B–O 1.371, P–O 1.617 from Brown's
-selection ``bvparm2011sel.cif`` (as documented in docs/analysis.md);
+selection ``bvparm2011sel.cif`` (as documented in docs/spec/analysis.md);
 others from Brese & O'Keeffe, Acta Cryst. B47, 192 (1991).  Cutoffs: 3.5 Å
 for bonds to O, 4.0 Å for bonds to S (s < 0.04 v.u. beyond ~R0 + 1.2 Å),
 configurable and reported with the result.  Not pymatgen's

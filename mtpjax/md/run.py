@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..config import read_toml
 from ..errors import ConfigurationError, FileFormatError
 from . import forcefields as FF
 from .io import H5MDWriter, ThermoLog, load_checkpoint, load_checkpoint_meta, save_checkpoint, state_frame
@@ -65,19 +66,10 @@ TOP_KEYS = {
 }
 
 
-def load_toml(path) -> dict:
+def load_toml(path, overrides=()) -> dict:
+    """The run file ``path`` (+ ``KEY=VALUE`` overrides) as a dict; relative paths in it are relative to it."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(2, "No such file or directory", str(path))
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as fh:
-            cfg = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as e:
-        raise FileFormatError(f"invalid TOML: {e}", path=path) from None
+    cfg = read_toml(path, overrides)
     cfg["_base"] = str(path.parent.resolve())
     cfg["_path"] = str(path)
     return cfg

@@ -1,6 +1,6 @@
 """MLIP ``.cfg`` configurations: the in-memory record and its reader/writer.
 
-See ``shared/docs/mtp.md`` §6.2 for the format.
+See ``docs/spec/mtp.md`` §6.2 for the format.
 
 * :func:`read_cfg` / :func:`iter_cfg` read any number of configurations
   (path or file object; CR/CRLF tolerated). ``AtomData`` columns are free:
@@ -16,7 +16,7 @@ See ``shared/docs/mtp.md`` §6.2 for the format.
   (default) writes ``%.16e`` (17 significant digits) exactly like MLIP's
   lossless build, ``lossless=False`` MLIP's default rounded output; both were
   checked byte for byte against the MLIP-2/MLIP-3 outputs in
-  ``shared/data/mlip_ref``.
+  ``tests/data/mlip_ref``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The Moment Tensor Potential as an equinox Module (a pytree of arrays).
 
-Formalism (Shapeev 2016; Novikov et al. 2021; ``shared/docs/mtp.md`` §2–5):
+Formalism (Shapeev 2016; Novikov et al. 2021; ``docs/spec/mtp.md`` §2–5):
 
 * radial basis ``Q_β(r) = s · T_β(ξ) · (R − r)²``, ``ξ = (2r − (r_min + R)) / (R − r_min)``,
   no clamping below ``r_min``; ``s`` is the file's ``scaling``;
@@ -317,7 +317,7 @@ def _basic_selector(prog: ContractionProgram, dtype):
 
 
 def initial_radial_coeffs(n_species: int, k: int, nq: int) -> np.ndarray:
-    """MLIP-3's deterministic initial radial coefficients (docs/mtp.md §7.2)."""
+    """MLIP-3's deterministic initial radial coefficients (docs/spec/mtp.md §7.2)."""
     rc = np.full((n_species, n_species, k, nq), 1e-6)
     for a in range(n_species):
         for b in range(n_species):

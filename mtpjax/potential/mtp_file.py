@@ -1,7 +1,7 @@
 """MLIP ``.mtp`` / ``.almtp`` files: the in-memory record and its reader/writer.
 
 The record :class:`MTPFile` holds every field of the text format exactly as
-MLIP writes it (see ``shared/docs/mtp.md`` §6.1). Arrays are numpy; the JAX
+MLIP writes it (see ``docs/spec/mtp.md`` §6.1). Arrays are numpy; the JAX
 model (:mod:`mtpjax.potential.model`) is built from this record.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ MLIP's ``alpha_index_times`` rows ``{i, j, m, k}`` (``M_k += m·M_i·M_j``) are
 grouped by *depth* (a slot's depth is one more than the deepest of its
 sources), so that every layer is evaluated by one gather–multiply–segment-sum
 over all atoms at once; slots are renumbered so that each layer appends a
-contiguous block (no scatter into a growing array). See ``shared/docs/mtp.md``
+contiguous block (no scatter into a growing array). See ``docs/spec/mtp.md``
 §4 for the meaning of the tables.
 """
 from __future__ import annotations

@@ -20,7 +20,7 @@ from ..errors import ConfigurationError, MTPJaxError
 from ..potential.cfg import Configuration, read_cfg
 from ..potential.evaluate import DEFAULT_MIN_DISTANCE, prepare_batches
 
-#: weightings of MLIP-2 (docs/mtp.md §7.1): powers (p_E, p_F, p_S) of 1/N
+#: weightings of MLIP-2 (docs/spec/mtp.md §7.1): powers (p_E, p_F, p_S) of 1/N
 WEIGHTINGS = {
     "vibrations": (1, 0, 1),  # MLIP default: w_E/N, w_F, w_S/N
     "structures": (2, 1, 2),  # per-atom normalisation: w_E/N², w_F/N, w_S/N²
@@ -121,7 +121,7 @@ def config_weight(conf: Configuration, where: str = "") -> float:
 
 @dataclass(frozen=True)
 class Weights:
-    """Loss weights (MLIP's ``--energy-weight`` etc.; docs/mtp.md §7.1).
+    """Loss weights (MLIP's ``--energy-weight`` etc.; docs/spec/mtp.md §7.1).
 
     ``weighting``: ``vibrations`` (MLIP default: w_E/N, w_F, w_S/N),
     ``structures`` (per-atom normalisation w_E/N², w_F/N, w_S/N²) or

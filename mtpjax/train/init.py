@@ -1,4 +1,4 @@
-"""Initial radial coefficients (docs/mtp.md §7.2).
+"""Initial radial coefficients (docs/spec/mtp.md §7.2).
 
 * ``"mlip3"`` — MLIP-3's deterministic default: 1e-6 everywhere and
   1e-3·(pair index + 1) at β = μ (what :meth:`MTP.from_file` gives an

@@ -23,7 +23,7 @@ pass of the whole model per parameter. Used by the Levenberg–Marquardt
 trainer (:mod:`mtpjax.train.lm`); checked against ``jax.jacfwd`` of
 :func:`mtpjax.potential.model.efs_batch` in the tests.
 
-Parameter order (columns): MLIP's (docs/mtp.md §4.5) — radial coefficients
+Parameter order (columns): MLIP's (docs/spec/mtp.md §4.5) — radial coefficients
 in file order (a, b, μ, β), then the C species coefficients, then the S
 moment coefficients.
 

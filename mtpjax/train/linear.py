@@ -8,7 +8,7 @@ obtained in one jitted call by evaluating :func:`efs_batch` with unit moment
 vectors (``vmap``: the basis is computed once, only the reverse pass is
 batched). The weighted normal equations of the MLIP loss are accumulated over
 batches on the device and solved on the host (MLIP's "linear solve",
-docs/mtp.md §7.2). Also here: species energies by regression on the
+docs/spec/mtp.md §7.2). Also here: species energies by regression on the
 training energies and MLIP's discrete ``scaling`` search ("Rescale").
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Levenberg–Marquardt on MLIP's loss with the exact Jacobian.
 
-MLIP's loss is a sum of squared weighted residuals (docs/mtp.md §7.1),
+MLIP's loss is a sum of squared weighted residuals (docs/spec/mtp.md §7.1),
 L(θ) = ‖r(θ)‖² + w_P·P(θ), so the Gauss–Newton model
 L(θ + δ) ≈ ‖r + Jδ‖² is accurate near a good fit, and a damped
 Gauss–Newton (Levenberg–Marquardt) step

@@ -1,4 +1,4 @@
-"""MLIP's training loss and error metrics (docs/mtp.md §7.1).
+"""MLIP's training loss and error metrics (docs/spec/mtp.md §7.1).
 
 ``L = Σ_k [w_E^k (E_k − E_k^ref)² + Σ_i w_F^k |F_i − F_i^ref|² + Σ_ab w_S^k (S_ab − S_ab^ref)²] / K
       + w_P · P(c)``

@@ -59,6 +59,7 @@ def parity_plot(model, sets: dict, path) -> Path:
         _parity(row[2], cat(sr), cat(sp), f"{name} PlusStress", "eV")
     fig.tight_layout()
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -79,11 +80,13 @@ def learning_curve(history: list, path) -> Path:
             if pts:
                 ax.semilogy(*zip(*pts), label=pre)
         ax.set_title(f"{key} ({unit})")
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     for ax in axes:
         ax.set_xlabel("iteration")
     fig.tight_layout()
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -1,4 +1,4 @@
-"""Training orchestration (``mlp train``-like, docs/mtp.md §7.2). Host-side loop
+"""Training orchestration (``mlp train``-like, docs/spec/mtp.md §7.2). Host-side loop
 around one jitted optimiser step.
 
 Schedule (iteration = one optimiser step):
@@ -65,6 +65,8 @@ class TrainConfig:
     LM first run ``start_iter`` iterations from each of ``n_starts``
     seeded initialisations (seed, seed+1, …) and continue the one with the
     lowest loss (the loss surface of an MTP has many poor local minima).
+    The starts' iterations come out of ``max_iter``'s budget
+    (``min(start_iter, max_iter)`` each); ``max_iter = 0`` only initialises.
     learning_rate: Adam's step size. memory_size: L-BFGS history length.
     gtol: stop when ‖∇L‖ < gtol. conv_tol [--bfgs-conv-tol], conv_window:
     MLIP's relative-decrease criterion (0 disables).
@@ -411,12 +413,14 @@ def _train_lm(model: MTP, tset: TrainingSet, vset, cfg: TrainConfig, callback, t
     else:
         init = cfg.init or ("keep" if _looks_trained(model) else "orth")
         if init != "keep":
-            n_starts = max(1, int(cfg.n_starts)) if init in ("orth", "random") else 1
+            # the starts' iterations count in max_iter's budget: max_iter = 0 only initialises
+            start_iter = min(int(cfg.start_iter), int(cfg.max_iter))
+            n_starts = max(1, int(cfg.n_starts)) if init in ("orth", "random") and start_iter > 0 else 1
             best = None
             for k in range(n_starts):
                 m = _lm_init(model, init, cfg.seed + k, tset, jdata, pen)
                 lk, nk, loss = float(cfg.lm_lambda), 2.0, float("inf")
-                for _ in range(int(cfg.start_iter) if n_starts > 1 else 0):
+                for _ in range(start_iter if n_starts > 1 else 0):
                     m, loss, _, lk, nk, ok = lm_step(m, jdata, data, pen, lk, nk)
                     if not ok:
                         break

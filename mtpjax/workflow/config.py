@@ -123,19 +123,12 @@ def _merge(base: dict, new: dict, where: str) -> dict:
 
 def load_workflow(path, overrides=()) -> dict:
     """Read and validate WORKFLOW.toml (+ ``section.key=value`` overrides) into a dict."""
-    import tomllib
-
-    from ..active.learn import _set_override
+    from ..config import read_toml
 
     path = Path(path)
     if not path.exists():
         raise ConfigurationError(f"{path}: workflow file not found")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigurationError(f"{path}: not valid TOML: {e}") from None
-    for o in overrides:
-        _set_override(raw, o)
+    raw = read_toml(path, overrides)
     cfg = _merge(DEFAULTS, raw, "workflow file")
     cfg["_dir"] = str(path.resolve().parent)
     cfg["_path"] = str(path.resolve())
