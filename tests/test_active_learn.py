@@ -16,7 +16,7 @@ from mtpjax.active.learn import Learner, load_config
 from mtpjax.active.store import TrainingStore
 from mtpjax.errors import ConfigurationError, MTPJaxError
 
-from conftest import REF, need_shared
+from refdata import REF
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -143,6 +143,21 @@ def test_learning_along_a_schedule_continues_it_after_a_break(tmp_path):
     assert any(r["stopped"] for r in runs[:-1]), "the test needs at least one break to test the continuation"
 
 
+def test_learning_schedule_nvt_then_npt(tmp_path):
+    """A schedule whose NPT stage follows an NVT stage (the thermostat/barostat variables are sized per stage):
+    the learner runs through it, also when an iteration continues inside the NPT stage."""
+    sched = ('schedule = [{ensemble = "nvt", steps = 30, temperature_K = 600.0, tdamp_fs = 50.0}, '
+             '{ensemble = "npt", steps = 60, temperature_K = 600.0, pressure_bar = 1.0, tdamp_fs = 50.0, '
+             'pdamp_fs = 500.0}]\n')
+    text = BASE.replace("[md]\nsteps = 100\n", "[md]\nsteps = 100\ntimestep_fs = 2.0\n" + sched)
+    text = text.replace("[active]\n", "[active]\ncandidate_every = 5\n")
+    st = Learner(load_config(_write(tmp_path, text)), log=lambda *a: None).run()
+    runs = st["systems"]["cu"]["runs"]
+    reached = [int(np.load(tmp_path / "out" / r["restart"])["stage_index"]) for r in runs if r["restart"]]
+    assert runs[-1]["done"] or max(reached, default=0) >= 1, runs
+    assert any(r["steps"] > 30 for r in runs), "no run got into the NPT stage"
+
+
 def test_relax_bootstrap_labels_the_path_and_md_starts_relaxed(tmp_path):
     """bootstrap.method = "relax": every FIRE step is a label equal to an independent EMT single
     point of that geometry, energies go down, the relaxed cell is rattled and is where MD starts;
@@ -205,7 +220,6 @@ def test_examples_parse():
 def test_md_grade_matches_host_grade():
     """On-device grade of an MD box = calc-grade on the same configuration (cfg and
     nbh); the fused E+F+S+grade kernel agrees with efs and the grade."""
-    need_shared()
     from mtpjax.active.grade import build_active_set, grade_configs
     from mtpjax.active.md_grade import make_efs_grade_fn, make_grade_fn
     from mtpjax.potential import MTP, read_cfg
@@ -236,7 +250,6 @@ def test_md_grade_matches_host_grade():
 @pytest.mark.slow
 def test_md_hook_stops_at_break():
     """The MD hook stops a run at γ > break and returns a state graded below it."""
-    need_shared()
     import jax
 
     from mtpjax.active.grade import build_active_set

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import mtpjax  # noqa: F401  (float64)
+from refdata import REF
 import jax
 import jax.numpy as jnp
 import ase.units as u
@@ -23,8 +24,8 @@ from mtpjax.md import integrators as I
 from mtpjax.md.neighbors import neighbor_list
 from mtpjax.md.simulate import KB, BAR, FS, Simulation, SimulationError, Stage, stack_states, unstack
 
-POT = Path("/work/shared/data/mlip_ref/potentials/m2_l12_trained.mtp")
-CFG = Path("/work/shared/data/mlip_ref/inputs/train.cfg")
+POT = REF / "potentials/m2_l12_trained.mtp"
+CFG = REF / "inputs/train.cfg"
 LJ, RC = FF.lennard_jones()  # argon
 
 
@@ -145,7 +146,6 @@ def test_nve_drift_lj_liquid():
     assert drift < 1e-5
 
 
-@pytest.mark.skipif(not POT.exists(), reason="reference potential missing")
 def test_nve_drift_mtp():
     """Level-12 MTP (Cu/Ag/Au), 32-atom cell at ~600 K, dt = 1 fs: drift < 1e-5 eV/atom/ps."""
     from mtpjax.potential import MTP, read_cfg
@@ -168,7 +168,6 @@ def test_nve_drift_mtp():
     assert drift < 1e-5
 
 
-@pytest.mark.skipif(not POT.exists(), reason="reference potential missing")
 def test_mtp_md_in_atom_blocks_follows_the_same_trajectory():
     """``mtp_efs(model, chunk_atoms=5)`` (E+F+S in blocks of 5 atoms, for huge cells) drives
     NVE MD along the same trajectory as the one-shot kernel: 100 steps of 32 atoms at ~600 K."""
@@ -624,3 +623,52 @@ def test_bad_timestep():
             I.nve(LJ, None, dt)
         with pytest.raises(ConfigurationError, match="timestep"):
             Simulation(LJ, RC, dt, [Stage("nve", 10)])
+
+
+# -------------------------------------------------------- stage changes
+ENSEMBLE_STAGES = {
+    "nve": dict(ensemble="nve"),
+    "nvt": dict(ensemble="nvt", temperature=60.0, tdamp=100 * FS),
+    "langevin": dict(ensemble="langevin", temperature=60.0, tdamp=100 * FS),
+    "npt-iso": dict(ensemble="npt", temperature=60.0, tdamp=100 * FS, pressure=100 * BAR, pdamp=500 * FS,
+                    barostat="iso"),
+    "npt-aniso": dict(ensemble="npt", temperature=60.0, tdamp=100 * FS, pressure=100 * BAR, pdamp=500 * FS,
+                      barostat="aniso"),
+    "npt-tri": dict(ensemble="npt", temperature=60.0, tdamp=100 * FS, pressure=100 * BAR, pdamp=500 * FS,
+                    barostat="tri"),
+}
+
+
+@pytest.mark.parametrize("first", list(ENSEMBLE_STAGES))
+def test_every_order_of_two_ensembles_runs_and_conserves_per_stage(first):
+    """Any ensemble followed by any other (NVT→NPT included: the extended variables are sized per stage by
+    ``enter_stage``): both stages run, the conserved quantity of each stage is conserved within it (drift
+    < 5e-4 eV/atom over 300 steps of 2 fs) and the new stage starts from the last positions and momenta."""
+    from mtpjax.md.simulate import enter_stage
+
+    atoms = argon(tri=True)
+    n = len(atoms)
+    stage0 = Stage(steps=300, name="a", **ENSEMBLE_STAGES[first])
+    sim = Simulation(LJ, RC, 2 * FS, [stage0], thermo_every=10, traj_every=300)
+    st0, nb0 = sim.init_state(atoms.positions, atoms.get_masses(), atoms.cell.array, None, 60.0, seed=3)
+    for second in ENSEMBLE_STAGES:  # one Simulation: its compiled blocks serve every pair
+        stages = [stage0, Stage(steps=300, name="b", **ENSEMBLE_STAGES[second])]
+        sim.stages, sim.stage_index, sim.stage_step, sim.stage_t0 = stages, 0, 0, 0.0
+        rows, ends = [], []
+        sim.run(st0, nb0, on_block=lambda r, k, s: rows.append(np.asarray(r)[: int(k)]), on_frame=ends.append)
+        rows = np.concatenate(rows)
+        step, H = rows[:, 0], rows[:, 6]
+        assert step[-1] == 600 and np.all(np.isfinite(rows[:, :14])), (first, second)
+        for lo, hi in ((0, 300), (310, 600)):  # Langevin's conserved quantity includes the bath's heat
+            h = H[(step >= lo) & (step <= hi)]
+            assert np.ptp(h) / n < 5e-4, (first, second, np.ptp(h) / n)
+        # the extended variables start at rest exactly where the two stages disagree
+        s1 = enter_stage(ends[0], stages[0], stages[1])
+        assert s1.thermostat.eta.shape[-1] == (3 if stages[1].ensemble in ("nvt", "npt") else 1)
+        np.testing.assert_array_equal(np.asarray(s1.positions), np.asarray(ends[0].positions))
+        np.testing.assert_array_equal(np.asarray(s1.momenta), np.asarray(ends[0].momenta))
+        same_barostat = stages[0].ensemble == stages[1].ensemble == "npt" and stages[0].barostat == stages[1].barostat
+        if same_barostat:
+            np.testing.assert_array_equal(np.asarray(s1.p_cell), np.asarray(ends[0].p_cell))
+        else:
+            assert not np.any(np.asarray(s1.p_cell))

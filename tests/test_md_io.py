@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import mtpjax  # noqa: F401
+from refdata import REF
 from ase.io import read, write
 from ase.geometry import cell_to_cellpar
 from ase.lattice.cubic import FaceCenteredCubic
@@ -19,8 +20,8 @@ from ase.lattice.cubic import FaceCenteredCubic
 from mtpjax.md.io import lammps_cell, read_h5md, read_thermo
 from mtpjax.md.run import load_toml, run_md
 
-POT = Path("/work/shared/data/mlip_ref/potentials/m2_l12_trained.mtp")
-CFG = Path("/work/shared/data/mlip_ref/inputs/train.cfg")
+POT = REF / "potentials/m2_l12_trained.mtp"
+CFG = REF / "inputs/train.cfg"
 
 RUN = """
 structure = "ar.extxyz"
@@ -153,6 +154,28 @@ def test_resume_is_bit_identical(tmp_path):
     assert (full / "thermo.csv").read_text() == (part / "thermo.csv").read_text()
 
 
+def test_nvt_then_npt_run_file_resumes_across_the_stage_change(tmp_path):
+    """A run file with NVT before NPT (tri) runs (the barostat's variables start at rest at the stage change),
+    and a run stopped at every block boundary in turn and resumed equals the uninterrupted run bit for bit."""
+    _argon(tmp_path / "ar.extxyz")
+    text = RUN.format(n1=100, n2=100, extra="")
+    a, b = text.index("[[stage]]\nname = \"compress\""), text.index("[[stage]]\nname = \"cool\"")
+    run = tmp_path / "run.toml"
+    run.write_text(text[:a] + text[b:] + "\n" + text[a:b])  # cool (nvt) first, then compress (npt tri)
+    cfg = load_toml(run)
+    assert [s["ensemble"] for s in cfg["stage"]] == ["nvt", "npt"]
+    full = run_md(cfg, output=tmp_path / "full", progress=False)
+    th = read_thermo(full / "thermo.csv")
+    assert th["step"][-1] == 200 and np.ptp(th["volume_A3"][th["step"] <= 100]) == 0
+    assert np.ptp(th["volume_A3"][th["step"] > 100]) > 0
+    for k in (2, 3, 4):  # blocks of 50 steps: the stage change comes after the third
+        part = tmp_path / f"part{k}"
+        run_md(cfg, output=part, progress=False, max_blocks=k)
+        run_md(cfg, output=part, progress=False)
+        for x, y in zip(read_h5md(full / "traj.h5md")[:6], read_h5md(part / "traj.h5md")[:6]):
+            assert np.array_equal(x, y)
+
+
 @pytest.mark.first
 def test_kill9_and_resume(tmp_path):
     """SIGKILL a running `mtpjax md`, rerun the command: no gaps, no duplicates, same frames as a clean run."""
@@ -193,7 +216,6 @@ def test_kill9_and_resume(tmp_path):
     assert (clean / "thermo.csv").read_text() == (tmp_path / "k" / "thermo.csv").read_text()
 
 
-@pytest.mark.skipif(not POT.exists(), reason="reference potential missing")
 def test_cli_mtp_cfg_structure(tmp_path, capsys):
     from mtpjax.cli import main
 

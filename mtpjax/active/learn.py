@@ -1,6 +1,6 @@
 """Learning on the fly (``mtpjax learn LEARN.toml [--resume]``).
 
-Loop (Podryabinkin & Shapeev 2017; Novikov et al. 2021; docs/active_learning.md):
+Loop (Podryabinkin & Shapeev 2017; Novikov et al. 2021; docs/spec/active_learning.md):
 
 0. bootstrap (optional): rattled/strained copies of every structure
    (``rattle``); a short reference relaxation whose path is labelled, then
@@ -116,37 +116,15 @@ def _merge(base: dict, new: dict, where: str, free=("reference", "submitit"), to
     return out
 
 
-def _set_override(cfg: dict, item: str) -> None:
-    key, sep, val = item.partition("=")
-    if not sep:
-        raise ConfigurationError(f"--set expects KEY=VALUE, got {item!r}")
-    import tomllib
-
-    try:
-        v = tomllib.loads(f"x = {val}")["x"]
-    except Exception:  # noqa: BLE001 - plain strings
-        v = val
-    d = cfg
-    parts = key.split(".")
-    for p in parts[:-1]:
-        d = d.setdefault(p, {})
-    d[parts[-1]] = v
-
-
 def load_config(path, overrides=()) -> dict:
     """Read and validate a LEARN.toml (+ ``section.key=value`` overrides).
 
     Raises :class:`ConfigurationError` naming the key and the allowed values.
     """
-    import tomllib
+    from ..config import read_toml
 
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigurationError(f"{path}: not valid TOML: {e}") from None
-    for o in overrides:
-        _set_override(raw, o)
+    raw = read_toml(path, overrides)
     systems = raw.pop("system", None)
     cfg = _merge({k: v for k, v in DEFAULTS.items() if k != "system"}, raw, "learn file")
     cfg["_dir"] = str(path.resolve().parent)
@@ -783,12 +761,13 @@ class Learner:
                     f = float(sched["stage_step"]) / st0.steps
                     t_now = (1 - f) * st0.temperature + f * st0.temperature_end
                 sim.stage_index, sim.stage_step, sim.stage_t0 = 0, 0, 0.0
-                state0, nbrs = sim.init_state(pos, masses, cell, species, t_now,
-                                              seed=int(self.cfg["seed"]) + 1000 * it + 7919 * w,
-                                              momenta=momenta if w == 0 else None)
                 if sched is not None:  # a schedule continues where the last run stopped
                     sim.stage_index, sim.stage_step, sim.stage_t0 = (int(sched["stage_index"]),
                                                                      int(sched["stage_step"]), float(sched["stage_t0"]))
+                state0, nbrs = sim.init_state(pos, masses, cell, species, t_now,
+                                              seed=int(self.cfg["seed"]) + 1000 * it + 7919 * w,
+                                              momenta=momenta if w == 0 else None)
+                if sched is not None:
                     state0 = state0._replace(step=jnp.asarray(sched["step"], state0.step.dtype),
                                              time=jnp.asarray(sched["time"], state0.time.dtype))
                 exploded = False

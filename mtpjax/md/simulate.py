@@ -130,6 +130,44 @@ def make_integrator(stage: Stage, efs_fn, neighbor_fns, dt: float, dof=None) -> 
     )
 
 
+def chain_lengths(stage: Stage) -> tuple[int, int]:
+    """(thermostat, barostat) Nosé–Hoover chain lengths of ``stage``'s integrator state (1 where unused)."""
+    if stage.ensemble == "nvt":
+        return stage.tchain, 1
+    if stage.ensemble == "npt":
+        return stage.tchain, stage.pchain
+    return 1, 1
+
+
+def enter_stage(state: I.MDState, prev: Stage, new: Stage) -> I.MDState:
+    """The state at the start of stage ``new`` after stage ``prev`` (positions, momenta, cell carried).
+
+    The rule for the extended variables, as when a LAMMPS ``fix nvt``/``fix npt`` is redefined between runs
+    only where the two stages disagree:
+
+    * the particles' Nosé–Hoover chain (nvt, npt) is carried over when ``prev`` had one of the same length,
+      otherwise it starts at rest (η = p_η = 0);
+    * the barostat's chain and the cell momenta are carried over only between npt stages with the same
+      barostat (iso/aniso/tri) and chain length, otherwise they start at rest (a new barostat starts from a
+      cell at rest; an nvt/nve/langevin stage has none).
+
+    Works on single states and on replicas (leading axis)."""
+    (mt0, mb0), (mt1, mb1) = chain_lengths(prev), chain_lengths(new)
+    nhc = ("nvt", "npt")
+
+    def rest(chain, m):
+        z = jnp.zeros(chain.eta.shape[:-1] + (m,), chain.eta.dtype)
+        return I.ChainState(z, z)
+
+    thermo = state.thermostat
+    if not (prev.ensemble in nhc and new.ensemble in nhc and mt0 == mt1):
+        thermo = rest(thermo, mt1)
+    baro, p_cell = state.barostat, state.p_cell
+    if not (prev.ensemble == new.ensemble == "npt" and prev.barostat == new.barostat and mb0 == mb1):
+        baro, p_cell = rest(baro, mb1), jnp.zeros_like(p_cell)
+    return state._replace(thermostat=thermo, barostat=baro, p_cell=p_cell)
+
+
 # ------------------------------------------------------------------- block
 class BlockResult(NamedTuple):
     state: I.MDState
@@ -383,9 +421,10 @@ class Simulation:
         return make_integrator(stage, self.efs_fn, self.neighbor_fns, self.dt, self.dof)
 
     def init_state(self, positions, masses, cell, species, temperature, seed: int = 0, momenta=None):
-        """Initial state(s) with Maxwell–Boltzmann momenta at ``temperature`` K (seeded)."""
+        """Initial state(s) with Maxwell–Boltzmann momenta at ``temperature`` K (seeded), shaped for the
+        current stage (``stage_index``)."""
         nbrs = self.allocate(positions, cell)
-        integ = self.integrator(self.stages[0])
+        integ = self.integrator(self.stages[min(self.stage_index, len(self.stages) - 1)])
         if self.replicas:
             temps = self.replica_temperatures or [temperature] * self.replicas
             seeds = seed if isinstance(seed, (list, tuple)) else [seed + r for r in range(self.replicas)]
@@ -498,6 +537,8 @@ class Simulation:
                 self.stage_index += 1
                 self.stage_step = 0
                 self.stage_t0 = float(np.max(np.asarray(state.time)))
+                if self.stage_index < len(self.stages):
+                    state = enter_stage(state, stage, self.stages[self.stage_index])
                 continue
             step_now = int(np.max(np.asarray(state.step)))
             n = min(remaining, self.traj_every - step_now % self.traj_every)
