@@ -110,3 +110,46 @@ def test_learn_vasp_example(tmp_path, monkeypatch):
                 'labels.executor="inline"', "max_iterations=1", "md.steps=10", "train.max_iter=2",
                 "bootstrap.md_steps=4", "bootstrap.md_every=2", "potential.level=6")
     assert st["done"]
+
+
+def _workflow(tmp_path, name, until, *sets):
+    argv = ["run", EXAMPLES / name, "--set", f'workdir="{tmp_path / "w"}"']
+    argv += [x for s in sets for x in ("--set", s)]
+    if until:
+        argv += ["--until", until]
+    _run(*argv)
+    return tmp_path / "w"
+
+
+def test_quick_workflow_example_builds(tmp_path):
+    """examples/quick.toml as shipped, through its build stage (cells of every composition, minimised)."""
+    pytest.importorskip("tblite")
+    from ase.io import read
+
+    wd = _workflow(tmp_path, "quick.toml", "build")
+    cells = sorted((wd / "build").glob("*.extxyz"))
+    assert {"lps_0.extxyz", "lbo_0.extxyz", "int_0.extxyz"} <= {c.name for c in cells}
+    assert len(read(wd / "build" / "int_0.extxyz")) == 48
+
+
+def test_paper_workflow_example_builds(tmp_path):
+    """examples/paper.toml (VASP on SLURM) with its VASP command replaced by one that exists: its build stage
+    makes the paper's cell sizes (96-atom Li3PS4, 128-atom Li3B11O18, 224-atom interface)."""
+    from ase.io import read
+
+    wd = _workflow(tmp_path, "paper.toml", "build", 'reference.command="true"')
+    sizes = {c.name.split("_")[0]: len(read(c)) for c in (wd / "build").glob("*_0.extxyz")}
+    assert sizes == {"lps": 96, "lbo": 128, "int": 224}
+
+
+@pytest.mark.slow
+def test_quick_workflow_example_end_to_end_shortened(tmp_path):
+    """examples/quick.toml end to end with every length cut (about 4 minutes on 2 cores): every stage and the
+    report run from the shipped data (labels from tblite)."""
+    pytest.importorskip("tblite")
+    wd = _workflow(tmp_path, "quick.toml", None, "learn.max_iterations=1", "learn.steps=20", "learn.hot_ps=0.01",
+                   "learn.train.max_iter=1", "learn.train.init_max_iter=0", "fit.max_iter=1",
+                   "production.melt_ps=0.05", "production.quench_ps=0.1", "production.relax_ps=0.2",
+                   "sweep.time_ps=0.1", "production.minimize_steps=5", "analysis.reference_check=false",
+                   'labels.executor="inline"')
+    assert (wd / "report" / "report.md").is_file()
