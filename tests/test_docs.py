@@ -152,3 +152,13 @@ def test_no_outside_paths():
                 if s in line:
                     hits.append(f"{f.relative_to(ROOT)}:{k}: {s!r}: {line.strip()[:120]}")
     assert not hits, "references to folders outside the repository:\n" + "\n".join(hits)
+
+
+def test_test_data_is_not_ignored_by_git():
+    """No file under tests/data is hidden by a .gitignore pattern (``*_out/`` once hid MLIP's outputs, so a
+    fresh clone lacked them)."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    p = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard", "tests/data"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == "", p.stdout
