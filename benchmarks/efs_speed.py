@@ -40,7 +40,7 @@ import jax.numpy as jnp  # noqa: E402
 import mtpjax  # noqa: E402,F401
 from benchmarks.common import MLIP_REF, put, repeat_time, write_json  # noqa: E402
 from benchmarks import peers  # noqa: E402
-from mtpjax.md.neighbors import host_neighbors  # noqa: E402
+from mtpjax.geometry.neighbors import host_neighbors  # noqa: E402
 from mtpjax.potential import MTP  # noqa: E402
 from mtpjax.potential.model import (energy_forces_stress, energy_forces_stress_autodiff,  # noqa: E402
                                     energy_forces_stress_chunked)  # noqa: E402

@@ -15,7 +15,7 @@ Times, on one configuration (default: ``tests/data/mlip_ref/inputs/big1008.cfg``
   one backward pass (:func:`make_efs_grade_fn`).
 
 and, the quantity of the issue-#5 target, whole jitted MD blocks of
-:class:`mtpjax.md.simulate.Simulation` (NVT, ``--block-steps`` steps per call,
+:class:`mtpjax.md.simulation.Simulation` (NVT, ``--block-steps`` steps per call,
 on-device neighbour-list update included) per step:
 
 * ``md_plain``: no hook (``mtp_efs``);
@@ -122,8 +122,9 @@ def main(argv=None):
     model = MTP.from_file(REF / "potentials" / f"synth_l{a.level:02d}_s3.mtp")
     conf = read_cfg(a.cfg)[0]
     from mtpjax.md.forcefields import mtp_efs
-    from mtpjax.md.simulate import FS, KB, Stage, make_integrator
-    from mtpjax.md.neighbors import neighbor_list
+    from mtpjax.md.stages import Stage, make_integrator
+    from mtpjax.units import FS, KB
+    from mtpjax.geometry.neighbors import neighbor_list
 
     pos = jnp.asarray(conf.positions)
     cell = jnp.asarray(conf.cell)
@@ -168,7 +169,7 @@ def main(argv=None):
               f"{res['ratio_joint_extra']:.3f} of an MD step")
 
     # whole MD blocks (Simulation), grade checked every step vs none
-    from mtpjax.md.simulate import Simulation
+    from mtpjax.md.simulation import Simulation
 
     nb_steps = int(a.block_steps)
     variants = {

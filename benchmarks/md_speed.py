@@ -42,7 +42,7 @@ from benchmarks import peers  # noqa: E402
 from benchmarks.common import MLIP_REF, repeat_time, write_json  # noqa: E402
 from mtpjax.md import forcefields as FF  # noqa: E402
 from mtpjax.md import integrators as I  # noqa: E402
-from mtpjax.md.neighbors import neighbor_list  # noqa: E402
+from mtpjax.geometry.neighbors import neighbor_list  # noqa: E402
 from mtpjax.potential import MTP  # noqa: E402
 
 POT = str(MLIP_REF / "potentials" / "m2_l12_trained.mtp")

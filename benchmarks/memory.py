@@ -61,7 +61,7 @@ def worker(level: int, natoms: int) -> dict:
 
     import mtpjax  # noqa: F401
     from benchmarks.efs_speed import li3ps4_cell, random_potential
-    from mtpjax.md.neighbors import host_neighbors
+    from mtpjax.geometry.neighbors import host_neighbors
     from mtpjax.potential.model import energy_forces_stress
 
     pos, cell, z = li3ps4_cell(natoms)

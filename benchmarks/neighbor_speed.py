@@ -4,7 +4,7 @@
 
 Times the jitted on-device rebuild (``fns.build``) with the dense and the
 linked-cell builder, the host builder used at start-up
-(:func:`mtpjax.md.neighbors.host_neighbors`) and the bare E+F+S call on the
+(:func:`mtpjax.geometry.neighbors.host_neighbors`) and the bare E+F+S call on the
 same random Cu/Ag/Au FCC alloy (level-12 potential, cutoff 5 Å, skin 1 Å);
 min and median over ``--repeats``. The issue's target: a rebuild costs no
 more than one force call at 1000 atoms.
@@ -25,7 +25,7 @@ import jax.numpy as jnp  # noqa: E402
 from benchmarks.common import put, repeat_time, write_json  # noqa: E402
 from benchmarks.md_speed import POT, alloy, timeit  # noqa: E402
 from mtpjax.md import forcefields as FF  # noqa: E402
-from mtpjax.md.neighbors import host_neighbors, neighbor_list  # noqa: E402
+from mtpjax.geometry.neighbors import host_neighbors, neighbor_list  # noqa: E402
 from mtpjax.potential import MTP  # noqa: E402
 
 

@@ -28,8 +28,10 @@ from ase.lattice.cubic import FaceCenteredCubic  # noqa: E402
 import mtpjax  # noqa: E402,F401
 from benchmarks.common import MLIP_REF  # noqa: E402
 from mtpjax.analysis.rdf import compute_rdf  # noqa: E402
-from mtpjax.md.forcefields import voigt_to_matrix  # noqa: E402
-from mtpjax.md.simulate import FS, Simulation, Stage  # noqa: E402
+from mtpjax.units import voigt_to_matrix  # noqa: E402
+from mtpjax.md.simulation import Simulation  # noqa: E402
+from mtpjax.md.stages import Stage  # noqa: E402
+from mtpjax.units import FS  # noqa: E402
 from mtpjax.potential import MTP  # noqa: E402
 from mtpjax.potential.model import energy_forces_stress  # noqa: E402
 

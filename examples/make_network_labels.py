@@ -1,7 +1,7 @@
 """xTB labels of dense B–O network cells for the quick workflow's seed data.
 
 GFN1-xTB relaxes a 32-atom Li3B11O18 network cell of
-:func:`mtpjax.build.borate_network` (every bridge joining neighbouring
+:func:`mtpjax.builders.borate_network` (every bridge joining neighbouring
 borons) to ~1.8 g/cm³ at zero pressure, with B–O coordination 3.18 — as low
 in energy as the open ~1.2 g/cm³ networks that the learning runs reach once
 an MTP that overestimates the pressure of dense networks (by 0.6–2.5 GPa)
@@ -34,7 +34,7 @@ SPECIES = ["Li", "B", "O", "P", "S"]
 
 
 def build(kind: str, seed: int):
-    from mtpjax.build import PRESETS, PS4, borate_network, build_amorphous, roll_fewest_cut_bonds, stack_interface
+    from mtpjax.builders import PRESETS, PS4, borate_network, build_amorphous, roll_fewest_cut_bonds, stack_interface
 
     lbo = borate_network(11, 18, [("Li", 3)], density_g_cm3=1.854, a=7.0, b=7.0,
                          min_distances=PRESETS["Li3B11O18"]["min_distances"], seed=seed)

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tag", default="harvest", help="prefix of the names given to the appended configurations")
     a = ap.parse_args(argv)
 
-    from mtpjax.active.store import TrainingStore
+    from mtpjax.io.store import TrainingStore
     from mtpjax.potential import read_cfg, write_cfg
 
     into = Path(a.into)

@@ -1,7 +1,7 @@
 """Generate a GFN1-xTB-labelled training set of amorphous Li3PS4 and Li3B11O18 cells (and, with
 ``--systems interface``, of 48-atom Li3PS4|Li3B11O18 interface cells).
 
-Starting cells come from :mod:`mtpjax.build` (PS4 tetrahedra kept intact, the
+Starting cells come from :mod:`mtpjax.builders` (PS4 tetrahedra kept intact, the
 paper's compositions, 16–64 atoms, densities drawn around the paper's), then:
 
 * **MD**: short xTB Langevin runs at ``--temperature`` (default 1200 K), a
@@ -40,9 +40,9 @@ def starting_cell(system: str, n_units: int, density: float, seed: int):
     """A random amorphous cell of ``n_units`` formula units at ``density`` g/cm³ (cubic-ish);
     ``interface``: a 16-atom Li3PS4 cell stacked on a 32-atom Li3B11O18 cell of the workflow's
     quick size (7 Å in plane; ``n_units`` and ``density`` are ignored)."""
-    from mtpjax.build.amorphous import PRESETS, build_amorphous
-    from mtpjax.build.interface import stack_interface
-    from mtpjax.build.units import PS4
+    from mtpjax.builders.amorphous import PRESETS, build_amorphous
+    from mtpjax.builders.interface import stack_interface
+    from mtpjax.builders.molecules import PS4
 
     if system == "interface":
         lps = build_amorphous([(PS4, 2), ("Li", 6)], density_g_cm3=1.677, a=7.0, b=7.0,
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
     from tblite.ase import TBLite
 
-    from mtpjax.potential.cfg import Configuration, read_cfg, write_cfg
+    from mtpjax.io.cfg import Configuration, read_cfg, write_cfg
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

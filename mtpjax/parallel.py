@@ -1,7 +1,7 @@
 """Replicas sharded over devices (one program, every device of a node).
 
 Batched replicas carry a leading replica axis (see
-:class:`mtpjax.md.simulate.Simulation` with ``replicas=``). Placing those
+:class:`mtpjax.md.simulation.Simulation` with ``replicas=``). Placing those
 arrays with a :class:`jax.sharding.NamedSharding` over a one-dimensional
 device mesh makes the jitted, vmapped MD block run each device's replicas
 locally (XLA's SPMD partitioner follows the input shardings; replicas do not

@@ -2,7 +2,7 @@
 import numpy as np
 
 from mtpjax.potential import MTP
-from mtpjax.potential.mtp_file import read_mtp
+from mtpjax.io.mtp import read_mtp
 
 
 def random_model(templates, level: int, n_species: int, seed: int = 0, scaling: float = 0.05,

@@ -9,7 +9,9 @@ import jax
 from ase.lattice.cubic import FaceCenteredCubic
 
 from mtpjax.md import forcefields as FF
-from mtpjax.md.simulate import FS, Simulation, Stage
+from mtpjax.md.simulation import Simulation
+from mtpjax.md.stages import Stage
+from mtpjax.units import FS
 from mtpjax.parallel import replica_mesh, shard_replicas
 
 assert len(jax.devices()) == 4, jax.devices()

@@ -15,7 +15,8 @@ import pytest
 
 from mtpjax.active.grade import build_active_set, grade_configs, select_add
 from mtpjax.active.maxvol import ActiveSet, ActiveSetError, grades, maxvol_swaps, maxvol_swaps_blocked, select
-from mtpjax.active.rows import param_vector, selection_rows
+from mtpjax.active.rows import selection_rows
+from mtpjax.potential.params import params as param_vector
 from mtpjax.active.state import format_state, parse_state, read_state, write_state
 from mtpjax.potential import MTP, read_cfg, read_mtp
 from mtpjax.potential.evaluate import prepare_batches

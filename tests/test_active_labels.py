@@ -17,7 +17,7 @@ from mtpjax.active.reference import (
     check_spec,
     label_atoms,
 )
-from mtpjax.active.store import TrainingStore
+from mtpjax.io.store import TrainingStore
 from mtpjax.errors import MTPJaxError
 from mtpjax.potential import Configuration, read_cfg
 
@@ -261,8 +261,8 @@ def test_store_key_order_is_independent_of_insertion_order(tmp_path):
     """Labels finish in any order under a process pool; order="key" gives the learner one order."""
     import numpy as np
 
-    from mtpjax.active.store import TrainingStore
-    from mtpjax.potential.cfg import Configuration
+    from mtpjax.io.store import TrainingStore
+    from mtpjax.io.cfg import Configuration
 
     def conf(e):
         return Configuration(positions=np.zeros((1, 3)), types=np.zeros(1, int), cell=np.eye(3) * 5,

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtpjax.active.learn import Learner, load_config
-from mtpjax.active.store import TrainingStore
+from mtpjax.active.learn import Learner
+from mtpjax.config.learn import load_learn as load_config
+from mtpjax.io.store import TrainingStore
 from mtpjax.errors import ConfigurationError, MTPJaxError
 
 from refdata import REF
@@ -77,7 +78,7 @@ def _write(tmp_path, text, name="learn.toml"):
          r"active.anchors_per_stage must be an integer ≥ 0, got -1"),
         (lambda t: t.replace('method = "rattle"', 'method = "relaxed"'), r"bootstrap.method = 'relaxed' \(allowed: rattle, relax, md, none\)"),
         (lambda t: t.replace("[md]\n", '[md]\nschedule = [{ensemble = "nvt", temperature_K = 300.0}]\n'),
-         r"md.schedule: stage 'stage1': give 'steps' or 'time_ps'"),
+         r"md.schedule\[1\]: give 'steps' or 'time_ps'"),
     ],
 )
 def test_bad_toml(tmp_path, edit, match):
@@ -90,7 +91,7 @@ def test_closest_pair_uses_covalent_radii_and_periodic_images():
     """Frames are 'unphysical' (never labelled) only when a pair is closer than factor × (r_cov,i + r_cov,j):
     B–O at 0.70 Å is (0.5 × (0.84 + 0.66) = 0.75), Li–Li at 1.30 Å is not (0.5 × 2.56 = 1.28);
     the close pair may be across the periodic boundary."""
-    from mtpjax.active.learn import _closest_pair
+    from mtpjax.active.explore import closest_pair as _closest_pair
 
     cell = np.eye(3) * 6.0
     assert _closest_pair([[0.1, 0, 0], [5.4, 0, 0]], cell, ["B", "O"], 0.5) == (0, 1, pytest.approx(0.7))
@@ -101,8 +102,8 @@ def test_closest_pair_uses_covalent_radii_and_periodic_images():
 
 
 def test_schedule_position():
-    from mtpjax.active.learn import _schedule_position
-    from mtpjax.md.simulate import Stage
+    from mtpjax.md.stages import schedule_position as _schedule_position
+    from mtpjax.md.stages import Stage
 
     st = [Stage("nvt", 10, temperature=1000.0, tdamp=1.0), Stage("nvt", 5, temperature=1000.0, tdamp=1.0)]
     assert _schedule_position(st, 0, 2.0) == (0, 0, 0.0)
@@ -188,8 +189,10 @@ def test_relax_bootstrap_labels_the_path_and_md_starts_relaxed(tmp_path):
     relaxed = read(tmp_path / "out" / "bootstrap" / "relaxed_cu.extxyz")
     np.testing.assert_allclose(relaxed.positions, confs[path[-1]].positions, atol=0.2)  # one FIRE step at most
     lr = Learner(load_config(p), log=lambda *a: None)  # a resumed bootstrap reads the relaxation back
-    sysc = lr.cfg["system"][0]
-    again = lr._reference_relax(sysc, lr._structure(sysc), lr.cfg["bootstrap"])
+    from mtpjax.active.bootstrap import reference_relax, system_structure
+
+    sysc = lr.cfg.system[0]
+    again = reference_relax(lr.cfg, lr.store, lr.workdir, sysc, system_structure(lr.cfg, sysc), lambda *a: None)
     np.testing.assert_allclose(again.positions, relaxed.positions, atol=1e-6)
     assert len(TrainingStore(tmp_path / "out" / "train.h5")) == len(keys)
 
@@ -213,7 +216,7 @@ def test_examples_parse():
         if "xtb" in name:
             pytest.importorskip("tblite")
         cfg = load_config(EXAMPLES / name)
-        assert cfg["system"] and cfg["species"]
+        assert cfg.system and cfg.species
 
 
 # ------------------------------------------------------------ MD grades
@@ -255,7 +258,9 @@ def test_md_hook_stops_at_break():
     from mtpjax.active.grade import build_active_set
     from mtpjax.active.md_grade import make_grade_fn, make_hook
     from mtpjax.md.forcefields import mtp_efs
-    from mtpjax.md.simulate import FS, Simulation, Stage
+    from mtpjax.md.simulation import Simulation
+    from mtpjax.md.stages import Stage
+    from mtpjax.units import FS
     from mtpjax.potential import MTP, read_cfg
 
     model = MTP.from_file(REF / "potentials/m2_l08_trained.mtp")
@@ -522,8 +527,8 @@ def test_bootstrap_data_seeds_the_store_once_and_checks_types(tmp_path):
     Learner(load_config(p), log=lambda *a: None).bootstrap()  # again: nothing new
     assert len(TrainingStore(tmp_path / "out" / "train.h5")) == len(keys)
     # types beyond the species list
-    from mtpjax.potential.cfg import write_cfg
-    from mtpjax.potential.cfg import Configuration
+    from mtpjax.io.cfg import write_cfg
+    from mtpjax.io.cfg import Configuration
 
     c = Configuration.from_atoms(frames[0], symbol_to_type={"Cu": 1})
     write_cfg(tmp_path / "bad.cfg", [c])
@@ -562,7 +567,7 @@ def test_anchor_frames_of_every_stage_are_labelled_whatever_their_grade(tmp_path
     sel = json.loads((out / "it000" / "selected.json").read_text())
     anchors = [x for x in sel if x.get("anchor")]
     assert [x["key"] for x in anchors] == ["it000/cu/a000", "it000/cu/a001"] and len(sel) == 2  # no grade-based pick
-    from mtpjax.potential.cfg import read_cfg
+    from mtpjax.io.cfg import read_cfg
 
     frames = read_cfg(out / "it000" / "anchors_cu.cfg")
     assert [int(c.features["anchor_step"]) for c in frames] == [40, 100]

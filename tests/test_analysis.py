@@ -126,7 +126,10 @@ def test_arrhenius_bad_input():
 
 
 def test_cli_arrhenius_llzo(tmp_path, capsys):
-    from mtpjax.cli_analyze import main
+    from mtpjax.cli import main as cli_main
+
+    def main(argv):  # the `mtpjax analyze` command, through the CLI's error handling
+        return cli_main(["analyze", *argv])
 
     csv = tmp_path / "D_T.csv"
     csv.write_text("T,D,D_err\n" + "".join(f"{t},{d},{e}\n" for t, d, e in zip(LLZO_T, LLZO_D, LLZO_E)))
@@ -546,7 +549,7 @@ def _borate_clusters():
     """BO3 at z = 5, BO4 at z = 20, BO3 at z = 20 Å and a spare O far from all B
     in a 25 × 25 × 30 Å cell; returns (symbols, positions, index of the spare O,
     position that makes the first BO3 a BO4)."""
-    from mtpjax.build.units import tetrahedron, triangle
+    from mtpjax.builders.molecules import tetrahedron, triangle
 
     bo3, bo4 = triangle("B", "O", 1.37), tetrahedron("B", "O", 1.47)
     pos = np.vstack([bo3.positions + [5, 5, 5], bo4.positions + [15, 5, 20], bo3.positions + [5, 15, 20],
@@ -557,7 +560,7 @@ def _borate_clusters():
 
 def _thiophosphate_clusters():
     """PS4 + corner-sharing P2S7 + P2S6 (P-P bond) in a 32 Å cube."""
-    from mtpjax.build.units import tetrahedron
+    from mtpjax.builders.molecules import tetrahedron
 
     ps4 = tetrahedron("P", "S", 2.05)
     v = ps4.positions[1:] / 2.05
@@ -656,7 +659,10 @@ def test_molecular_units_trajectory_and_cli_units(tmp_path, capsys):
     from ase.data import atomic_numbers
 
     from mtpjax.analysis.structure import molecular_units_trajectory
-    from mtpjax.cli_analyze import main
+    from mtpjax.cli import main as cli_main
+
+    def main(argv):  # the `mtpjax analyze` command, through the CLI's error handling
+        return cli_main(["analyze", *argv])
 
     sym, pos = _thiophosphate_clusters()
     P = np.stack([pos, pos, pos])
@@ -773,7 +779,10 @@ def _small_traj_file(tmp_path):
 
 def test_cli_diffusion_rdf_gii(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from mtpjax.cli_analyze import main
+    from mtpjax.cli import main as cli_main
+
+    def main(argv):  # the `mtpjax analyze` command, through the CLI's error handling
+        return cli_main(["analyze", *argv])
 
     path = _small_traj_file(tmp_path)
     assert main(["diffusion", str(path), "--species", "Li", "--temperature", "600", "--blocks", "2",

@@ -1,4 +1,4 @@
-"""Tests of mtpjax.build; distances are checked with ASE's own neighbour list
+"""Tests of mtpjax.builders; distances are checked with ASE's own neighbour list
 (an implementation independent of ours)."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 from ase.neighborlist import neighbor_list
 
-from mtpjax.build import PRESETS, PS4, build_amorphous, build_preset, production_supercell, stack_interface
-from mtpjax.build.amorphous import cell_for_density, random_packing
+from mtpjax.builders import PRESETS, PS4, build_amorphous, build_preset, production_supercell, stack_interface
+from mtpjax.builders.amorphous import cell_for_density, random_packing
 from mtpjax.errors import ConfigurationError
 
 
@@ -141,7 +141,7 @@ def test_paper_interface_and_supercells():
     assert len(it) == 224 and 1.2 <= it.info["gap_A"] <= 1.5 and it.info["min_cross_A"] >= 2.5
     assert decompose_formula_units(it, ["Li3PS4", "Li3B11O18"]) == [12, 4]
     assert molecular_units(it, "P", "S", 2.6) == {"PS4": 12}  # no unit cut by the stacking
-    from mtpjax.build import cross_interface_min_distance
+    from mtpjax.builders import cross_interface_min_distance
 
     assert cross_interface_min_distance(it, None) >= 1.6
     big = production_supercell(lps, "bulk")
@@ -166,7 +166,7 @@ def _bo_coordination(at, r=1.7):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_borate_network_li3b11o18_is_a_bridged_bo3_bo4_network(seed):
-    from mtpjax.build import borate_network
+    from mtpjax.builders import borate_network
 
     md = PRESETS["Li3B11O18"]["min_distances"]
     at = borate_network(11, 18, [("Li", 3)], density_g_cm3=1.854, a=7.0, b=7.0, min_distances=md, seed=seed)
@@ -185,7 +185,7 @@ def test_borate_network_li3b11o18_is_a_bridged_bo3_bo4_network(seed):
 
 
 def test_network_topology_degrees_and_errors():
-    from mtpjax.build import network_topology
+    from mtpjax.builders import network_topology
 
     rng = np.random.default_rng(0)
     e = network_topology(11, 18, rng)
@@ -207,7 +207,7 @@ def test_local_topology_bridges_nearest_borons():
     distinct nearest borons each) the 12 bridges of B8O12 without noise are exactly the 12 nearest-neighbour
     pairs; with the default noise the degrees are right and the bridges are much shorter than a random
     graph's on the same positions."""
-    from mtpjax.build import local_topology, network_topology
+    from mtpjax.builders import local_topology, network_topology
 
     g = np.stack(np.meshgrid(*[np.arange(2)] * 3, indexing="ij"), -1).reshape(-1, 3) * 2.5
     cell = np.eye(3) * 5.0
@@ -238,7 +238,7 @@ def test_local_topology_bridges_nearest_borons():
 def test_borate_network_paper_size_cell_is_embedded():
     """The paper's 128-atom Li3B11O18 cell (4 formula units): with local bridges every B–O bond of the
     network is embedded (< 1.6 Å; the random graph leaves bonds stretched past 2.5 Å), 32 BO3 + 12 BO4."""
-    from mtpjax.build import borate_network
+    from mtpjax.builders import borate_network
 
     at = borate_network(44, 72, [("Li", 12)], density_g_cm3=1.854, a=11.0, b=11.0,
                         min_distances=PRESETS["Li3B11O18"]["min_distances"], seed=0)
@@ -248,7 +248,7 @@ def test_borate_network_paper_size_cell_is_embedded():
 
 
 def test_borate_network_random_topology_still_available():
-    from mtpjax.build import borate_network
+    from mtpjax.builders import borate_network
 
     at = borate_network(11, 18, [("Li", 3)], density_g_cm3=1.854, a=7.0, b=7.0, seed=4, topology="random")
     nb, no = _bo_coordination(at)
@@ -258,7 +258,7 @@ def test_borate_network_random_topology_still_available():
 
 
 def test_borate_network_cut_plane_and_interface():
-    from mtpjax.build import borate_network, roll_fewest_cut_bonds
+    from mtpjax.builders import borate_network, roll_fewest_cut_bonds
 
     lbo = borate_network(11, 18, [("Li", 3)], density_g_cm3=1.854, a=7.0, b=7.0, seed=3)
     rolled = roll_fewest_cut_bonds(lbo)
@@ -278,7 +278,7 @@ def test_borate_network_cut_plane_and_interface():
 
 
 def test_borate_network_bad_inputs():
-    from mtpjax.build import borate_network
+    from mtpjax.builders import borate_network
 
     with pytest.raises(ConfigurationError, match="at least one B"):
         borate_network(0, 3, density_g_cm3=1.8)

@@ -30,7 +30,7 @@ def _run(*argv):
 def _short_stages(path: Path, steps: int = 4) -> list[str]:
     """``--set`` overrides giving every ``[[stage]]`` of the MD run file ``path`` ``steps`` time steps."""
     cfg = read_toml(path)
-    dt_ps = cfg.get("timestep_fs", 1.0) / 1000.0
+    dt_ps = cfg.get("timestep_fs", 1.0) / 1000.0  # the raw TOML dict: which keys the file gives
     sets = []
     for k, stage in enumerate(cfg["stage"]):
         key = "time_ps" if "time_ps" in stage else "steps"
@@ -48,7 +48,8 @@ def test_every_example_has_a_test():
 
 @pytest.mark.parametrize("name", ["md_lj_quick.toml", "md_melt_quench.toml"])
 def test_md_examples(tmp_path, name):
-    from mtpjax.md.io import read_h5md, read_thermo
+    from mtpjax.io.h5md import read_h5md
+    from mtpjax.io.thermo import read_thermo
 
     path = EXAMPLES / name
     out = tmp_path / "out"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mtpjax.errors import FileFormatError
-from mtpjax.potential.cfg import Configuration, format_cfg, iter_cfg, read_cfg, write_cfg
-from mtpjax.potential.mtp_file import MTPFile, read_mtp, write_mtp
+from mtpjax.io.cfg import Configuration, format_cfg, iter_cfg, read_cfg, write_cfg
+from mtpjax.io.mtp import MTPFile, read_mtp, write_mtp
 
 from refdata import REF, TEMPLATES
 

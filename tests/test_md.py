@@ -21,8 +21,10 @@ from ase.lattice.cubic import FaceCenteredCubic
 from mtpjax.errors import ConfigurationError
 from mtpjax.md import forcefields as FF
 from mtpjax.md import integrators as I
-from mtpjax.md.neighbors import neighbor_list
-from mtpjax.md.simulate import KB, BAR, FS, Simulation, SimulationError, Stage, stack_states, unstack
+from mtpjax.geometry.neighbors import neighbor_list
+from mtpjax.md.simulation import Simulation, SimulationError, stack_states, unstack
+from mtpjax.md.stages import Stage
+from mtpjax.units import BAR, FS, KB
 
 POT = REF / "potentials/m2_l12_trained.mtp"
 CFG = REF / "inputs/train.cfg"
@@ -480,11 +482,9 @@ def test_replicas_equal_individual_runs():
     cells = np.stack([atoms.cell.array] * 3)
     stR, nbR = simR.init_state(pos, atoms.get_masses(), cells, np.zeros(len(atoms), int), None, seed=[1, 2, 3])
     resR = simR.run(stR, nbR)
-    sim = Simulation(LJ, RC, 2 * FS, stage, thermo_every=10, traj_every=100)
-    sim.neighbor_fns = simR.neighbor_fns
     for r in range(3):
         stg = [Stage("nvt", 100, temps[r], tdamp=100 * FS)]
-        sim.stages, sim.stage_index, sim.stage_step, sim.stage_t0 = stg, 0, 0, 0.0
+        sim = Simulation(LJ, RC, 2 * FS, stg, thermo_every=10, traj_every=100, neighbor_fns=simR.neighbor_fns)
         st = sim.integrator(stg[0]).init(jnp.asarray(atoms.positions), atoms.get_masses(), atoms.cell.array,
                                          unstack(nbR, r), None, kT=KB * temps[r], key=jax.random.PRNGKey(r + 1))
         res = sim.run(st, unstack(nbR, r))
@@ -644,7 +644,7 @@ def test_every_order_of_two_ensembles_runs_and_conserves_per_stage(first):
     """Any ensemble followed by any other (NVT→NPT included: the extended variables are sized per stage by
     ``enter_stage``): both stages run, the conserved quantity of each stage is conserved within it (drift
     < 5e-4 eV/atom over 300 steps of 2 fs) and the new stage starts from the last positions and momenta."""
-    from mtpjax.md.simulate import enter_stage
+    from mtpjax.md.stages import enter_stage  # noqa: F811
 
     atoms = argon(tri=True)
     n = len(atoms)
@@ -653,9 +653,10 @@ def test_every_order_of_two_ensembles_runs_and_conserves_per_stage(first):
     st0, nb0 = sim.init_state(atoms.positions, atoms.get_masses(), atoms.cell.array, None, 60.0, seed=3)
     for second in ENSEMBLE_STAGES:  # one Simulation: its compiled blocks serve every pair
         stages = [stage0, Stage(steps=300, name="b", **ENSEMBLE_STAGES[second])]
-        sim.stages, sim.stage_index, sim.stage_step, sim.stage_t0 = stages, 0, 0, 0.0
+        sim.stages = stages
         rows, ends = [], []
-        sim.run(st0, nb0, on_block=lambda r, k, s: rows.append(np.asarray(r)[: int(k)]), on_frame=ends.append)
+        sim.run(st0, nb0, on_block=lambda r, k, s: rows.append(np.asarray(r)[: int(k)]),
+                on_frame=lambda s, pos: ends.append(s))
         rows = np.concatenate(rows)
         step, H = rows[:, 0], rows[:, 6]
         assert step[-1] == 600 and np.all(np.isfinite(rows[:, :14])), (first, second)

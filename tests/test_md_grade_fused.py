@@ -8,8 +8,11 @@ import numpy as np
 
 from refdata import REF
 from mtpjax.md import forcefields as FF
-from mtpjax.md import simulate as S
-from mtpjax.md.simulate import FS, Simulation, Stage
+from mtpjax.md import block as S
+from mtpjax.potential.params import params, with_params
+from mtpjax.md.simulation import Simulation
+from mtpjax.md.stages import Stage
+from mtpjax.units import FS
 
 
 def _setup(n_train=6):
@@ -62,13 +65,13 @@ def test_fused_grade_equals_separate_grade_on_md_frames():
     forces of the fused efs = mtp_efs forces."""
     from mtpjax.active.grade import grade_configs
     from mtpjax.active.md_grade import aux_hook, make_grade_fn, mtp_efs_grade
-    from mtpjax.potential.cfg import Configuration
+    from mtpjax.io.cfg import Configuration
 
     model, ast, conf = _setup()
     sim = _sim(mtp_efs_grade(model, ast), aux_hook(1e30, 1), model, 40)
     frames = []
     s0, nb = _start(sim, model, conf)
-    res = sim.run(s0, nb, on_frame=frames.append)
+    res = sim.run(s0, nb, on_frame=lambda st, pos: frames.append(st))
     assert not res.stopped_by_hook and len(frames) == 4
     gfn = jax.jit(make_grade_fn(model, ast))
     efs = FF.mtp_efs(model)
@@ -132,9 +135,8 @@ def test_retrained_model_reuses_compiled_block():
 
     model, ast, conf = _setup()
     rng = np.random.default_rng(0)
-    model2 = FF.mtp_with_params(model, tuple(
-        a * (1.0 + 0.01 * rng.standard_normal(np.shape(a))) if k < 3 else a for k, a in enumerate(FF.mtp_params(model))
-    ))
+    theta = params(model)
+    model2 = with_params(model, theta * (1.0 + 0.01 * rng.standard_normal(theta.shape)))
     from mtpjax.potential import read_cfg
 
     ast2 = build_active_set(model2, read_cfg(REF / "inputs/train.cfg")[6:12], "cfg")

@@ -17,8 +17,11 @@ from ase.io import read, write
 from ase.geometry import cell_to_cellpar
 from ase.lattice.cubic import FaceCenteredCubic
 
-from mtpjax.md.io import lammps_cell, read_h5md, read_thermo
-from mtpjax.md.run import load_toml, run_md
+from mtpjax.io.convert import lammps_cell
+from mtpjax.io.h5md import read_h5md
+from mtpjax.io.thermo import read_thermo
+from mtpjax.config.md import load_md_run
+from mtpjax.md.run import run_md
 
 POT = REF / "potentials/m2_l12_trained.mtp"
 CFG = REF / "inputs/train.cfg"
@@ -75,7 +78,7 @@ def _runfile(tmp, n1=200, n2=200, extra=""):
 
 
 def test_run_outputs_h5md_thermo_and_ramp(tmp_path):
-    out = run_md(load_toml(_runfile(tmp_path)), progress=False)
+    out = run_md(load_md_run(_runfile(tmp_path)), progress=False)
     sp, pos, cells, steps, times, vel, obs = read_h5md(out / "traj.h5md")
     assert list(steps) == list(range(0, 401, 50))
     np.testing.assert_allclose(times * 1000, steps * 2.0)
@@ -95,7 +98,7 @@ def test_run_outputs_h5md_thermo_and_ramp(tmp_path):
 
 
 def test_h5md_readable_by_mdanalysis_and_znh5md(tmp_path):
-    out = run_md(load_toml(_runfile(tmp_path, 100, 100)), progress=False)
+    out = run_md(load_md_run(_runfile(tmp_path, 100, 100)), progress=False)
     sp, pos, cells, steps, times, vel, obs = read_h5md(out / "traj.h5md")
     mda = pytest.importorskip("MDAnalysis")
     uni = mda.Universe(str(out / "traj.h5md"))
@@ -121,7 +124,7 @@ def test_h5md_readable_by_mdanalysis_and_znh5md(tmp_path):
 def test_convert_extxyz_and_lammps_dump(tmp_path):
     from mtpjax.cli import main
 
-    out = run_md(load_toml(_runfile(tmp_path, 100, 100)), progress=False)
+    out = run_md(load_md_run(_runfile(tmp_path, 100, 100)), progress=False)
     sp, pos, cells, steps, times, vel, obs = read_h5md(out / "traj.h5md")
     assert main(["convert", str(out / "traj.h5md"), str(tmp_path / "t.xyz")]) == 0
     imgs = read(tmp_path / "t.xyz", ":")
@@ -142,7 +145,7 @@ def test_convert_extxyz_and_lammps_dump(tmp_path):
 
 def test_resume_is_bit_identical(tmp_path):
     """Stop after 3 blocks (as if killed), resume: trajectory and thermo identical to an uninterrupted run."""
-    cfg = load_toml(_runfile(tmp_path))
+    cfg = load_md_run(_runfile(tmp_path))
     full = run_md(cfg, output=tmp_path / "full", progress=False)
     part = tmp_path / "part"
     run_md(cfg, output=part, progress=False, max_blocks=3)
@@ -162,8 +165,8 @@ def test_nvt_then_npt_run_file_resumes_across_the_stage_change(tmp_path):
     a, b = text.index("[[stage]]\nname = \"compress\""), text.index("[[stage]]\nname = \"cool\"")
     run = tmp_path / "run.toml"
     run.write_text(text[:a] + text[b:] + "\n" + text[a:b])  # cool (nvt) first, then compress (npt tri)
-    cfg = load_toml(run)
-    assert [s["ensemble"] for s in cfg["stage"]] == ["nvt", "npt"]
+    cfg = load_md_run(run)
+    assert [s.ensemble for s in cfg.stage] == ["nvt", "npt"]
     full = run_md(cfg, output=tmp_path / "full", progress=False)
     th = read_thermo(full / "thermo.csv")
     assert th["step"][-1] == 200 and np.ptp(th["volume_A3"][th["step"] <= 100]) == 0
@@ -187,7 +190,7 @@ def test_kill9_and_resume(tmp_path):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     ck = tmp_path / "k" / "checkpoint.npz"
     t0 = time.time()
-    from mtpjax.md.io import load_checkpoint_meta
+    from mtpjax.io.checkpoint import load_checkpoint_meta
 
     while time.time() - t0 < 240:
         time.sleep(0.5)
@@ -207,7 +210,7 @@ def test_kill9_and_resume(tmp_path):
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "resuming" in r.stdout
-    clean = run_md(load_toml(run), output=tmp_path / "clean", progress=False)
+    clean = run_md(load_md_run(run), output=tmp_path / "clean", progress=False)
     a = read_h5md(clean / "traj.h5md")
     b = read_h5md(tmp_path / "k" / "traj.h5md")
     assert list(b[3]) == list(range(0, 3001, 50))
@@ -284,7 +287,7 @@ def test_overlapping_atoms_and_missing_species(tmp_path, capsys):
 
 def test_explosion_keeps_last_good_checkpoint(tmp_path, capsys):
     from mtpjax.cli import main
-    from mtpjax.md.io import load_checkpoint_meta
+    from mtpjax.io.checkpoint import load_checkpoint_meta
 
     p = _runfile(tmp_path)
     a = read(tmp_path / "ar.extxyz")

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from mtpjax.errors import ConfigurationError
-from mtpjax.md.io import read_h5md, read_thermo
-from mtpjax.md.run import load_toml, run_md
+from mtpjax.io.h5md import read_h5md
+from mtpjax.io.thermo import read_thermo
+from mtpjax.config.md import load_md_run
+from mtpjax.md.run import run_md
 
 from test_md_io import RUN, _argon
 
@@ -34,7 +36,7 @@ structures = ["ar.extxyz", "ar2.extxyz"]
 
 def test_replicas_match_single_runs(tmp_path):
     """Each replica of a batched run is the run of its own file (same seed, T, structure)."""
-    cfg = load_toml(_files(tmp_path, replicas=REP))
+    cfg = load_md_run(_files(tmp_path, replicas=REP))
     out = run_md(cfg, output=tmp_path / "batch", progress=False)
     singles = []
     for k, (T, seed, s) in enumerate([(80, 3, "ar.extxyz"), (60, 9, "ar2.extxyz")]):
@@ -48,7 +50,7 @@ def test_replicas_match_single_runs(tmp_path):
                             f"temperature_K = {80 * f:g}\ntemperature_end_K = {40 * f:g}")
         p = tmp_path / f"single{k}.toml"
         p.write_text(text)
-        singles.append(run_md(load_toml(p), output=tmp_path / f"single{k}", progress=False))
+        singles.append(run_md(load_md_run(p), output=tmp_path / f"single{k}", progress=False))
     for k, single in enumerate(singles):
         a = read_h5md(out / f"r{k:02d}" / "traj.h5md")
         b = read_h5md(single / "traj.h5md")
@@ -63,7 +65,7 @@ def test_replicas_match_single_runs(tmp_path):
 
 
 def test_replicas_resume_bit_identical(tmp_path):
-    cfg = load_toml(_files(tmp_path, replicas=REP))
+    cfg = load_md_run(_files(tmp_path, replicas=REP))
     full = run_md(cfg, output=tmp_path / "full", progress=False)
     part = tmp_path / "part"
     run_md(cfg, output=part, progress=False, max_blocks=2)
@@ -81,6 +83,5 @@ def test_replicas_resume_bit_identical(tmp_path):
     ("[replicas]\ntemperatures_K = [80, -1]\n", "positive"),
 ])
 def test_replicas_bad_input(tmp_path, rep, msg):
-    cfg = load_toml(_files(tmp_path, replicas=rep))
     with pytest.raises(ConfigurationError, match=msg):
-        run_md(cfg, output=tmp_path / "x", progress=False)
+        run_md(load_md_run(_files(tmp_path, replicas=rep)), output=tmp_path / "x", progress=False)

@@ -8,7 +8,7 @@ import mtpjax  # noqa: F401
 import jax
 import jax.numpy as jnp
 
-from mtpjax.md.neighbors import host_neighbors, neighbor_list
+from mtpjax.geometry.neighbors import host_neighbors, neighbor_list
 
 
 def _pairs(idx, shifts, n):
@@ -80,7 +80,7 @@ def test_cell_builder_flags_bin_and_capacity_overflow():
 def test_host_neighbors_kdtree_path_equals_ase_path():
     """The periodic k-d tree path (orthorhombic, fully periodic, wide cells: used for 10⁵–10⁶ atoms)
     gives exactly ASE's list, positions outside the box included; a triclinic cell falls back to ASE."""
-    from mtpjax.md.neighbors import host_neighbors
+    from mtpjax.geometry.neighbors import host_neighbors
 
     rng = np.random.default_rng(3)
     cell = np.diag([14.0, 15.0, 16.5])

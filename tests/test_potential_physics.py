@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtpjax.md.neighbors import host_neighbors
+from mtpjax.geometry.neighbors import host_neighbors
 from mtpjax.potential import Configuration, calc_efs
 from mtpjax.potential.model import energy_forces_stress_autodiff
 

@@ -66,7 +66,7 @@ def test_load_dataset_formats(setup, tmp_path):
     assert len(back) == 2
     np.testing.assert_allclose(back[0].forces, configs[0].forces, atol=1e-7)
     np.testing.assert_array_equal(back[1].types, configs[1].types)
-    from mtpjax.active.store import TrainingStore
+    from mtpjax.io.store import TrainingStore
 
     st = TrainingStore(tmp_path / "s.h5")
     for k, c in enumerate(configs[:2]):
@@ -295,7 +295,7 @@ def test_cli_train_flags_toml_and_plots(setup, tmp_path):
 
 def test_plot_paths_prefix_or_folder(tmp_path):
     """``--plot`` takes a file prefix or a folder (trailing slash or existing folder); folders are created."""
-    from mtpjax.cli_train import plot_paths
+    from mtpjax.cli.train import plot_paths
     from mtpjax.train.plots import learning_curve
 
     assert plot_paths("out/l08") == (Path("out/l08_parity.png"), Path("out/l08_learning.png"))

@@ -167,7 +167,7 @@ def test_loss_weight_feature_counts_a_configuration_several_times(ref, tmp_path)
     from dataclasses import replace
 
     from mtpjax.potential import write_cfg
-    from mtpjax.potential.cfg import read_cfg as rc
+    from mtpjax.io.cfg import read_cfg as rc
 
     model = MTP.from_file(ref / "training/mlip2_l08_trained.mtp")
     confs = read_cfg(ref / "training/train.cfg")[:4]

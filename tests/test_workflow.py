@@ -14,6 +14,10 @@ import pytest
 
 from mtpjax.errors import ConfigurationError
 from mtpjax.workflow import STAGES, Workflow, load_workflow
+from mtpjax.workflow.build import build_cells
+from mtpjax.workflow.fit import fit as fit_stage
+from mtpjax.workflow.learn import learn_config
+from mtpjax.workflow.production import learn_schedule, minimized, production_md, quench_stages
 
 TESTS = Path(__file__).parent
 
@@ -112,19 +116,19 @@ def test_learning_along_the_production_protocol_is_written_for_the_learner(tmp_p
     """learn.ensembles = ["production"]: each structure learns along melt → quench → relax (NPT at the
     production timestep) + NVT at the hottest sweep T (hotter than the melt), with walkers, from a
     relaxed bootstrap; the learner accepts the file it is given (running it: test_active_learn)."""
-    from mtpjax.active.learn import _schedule, load_config
+    from mtpjax.active.explore import system_stages as _schedule
 
     text = CI_TOML.replace('ensembles = ["nvt"]', 'ensembles = ["production"]\nhot_ps = 0.03\nwalkers = 2')
     text = text.replace('method = "rattle"', 'method = "relax"')
     wf = Workflow(load_workflow(_setup(tmp_path, text)), log=lambda *a: None)
-    wf.stage_build()
-    lc = load_config(wf.learn_toml())
-    assert [s["name"] for s in lc["system"]] == ["lps0_production", "lbo0_production", "int0_production"]
-    assert lc["bootstrap"]["method"] == "relax"
-    for s in lc["system"]:
-        md = s["md"]
-        assert md["walkers"] == 2 and md["timestep_fs"] == 1.0
-        st = _schedule(md, s["name"])
+    build_cells(wf)
+    lc = learn_config(wf)
+    assert [s.name for s in lc.system] == ["lps0_production", "lbo0_production", "int0_production"]
+    assert lc.bootstrap.method == "relax"
+    for s in lc.system:
+        md = s.md
+        assert md.walkers == 2 and md.timestep_fs == 1.0
+        st = _schedule(md, s.name)
         assert [x.name for x in st] == ["melt", "quench", "relax", "hot"]
         assert [x.steps for x in st] == [60, 60, 80, 30]
         assert st[1].temperature == 1000.0 and st[1].temperature_end == 300.0 and st[1].ensemble == "npt"
@@ -132,7 +136,7 @@ def test_learning_along_the_production_protocol_is_written_for_the_learner(tmp_p
     # no hot stage when the sweep stays below the melt temperature
     text2 = text.replace("temperatures_K = [1200, 900]", "temperatures_K = [900, 800]")
     wf2 = Workflow(load_workflow(_setup(tmp_path, text2)), log=lambda *a: None)
-    assert [x["name"] for x in wf2.learn_schedule()] == ["melt", "quench", "relax"]
+    assert [x["name"] for x in learn_schedule(wf2.cfg)] == ["melt", "quench", "relax"]
 
 
 @pytest.mark.first(0)
@@ -193,7 +197,7 @@ def test_reduced_workflow_end_to_end(tmp_path):
     from mtpjax.active.grade import grade_configs
     from mtpjax.active.state import read_state
     from mtpjax.potential.calculator import MTPCalculator
-    from mtpjax.potential.cfg import Configuration
+    from mtpjax.io.cfg import Configuration
 
     model, ast = read_state(out / "fit" / "pot.almtp")
     to_type = {s: k for k, s in enumerate(["Li", "B", "O", "P", "S"])}
@@ -246,7 +250,7 @@ def test_reduced_workflow_end_to_end(tmp_path):
     # the training set leaves every training configuration interpolating (γ ≤ 1 + the swap tolerance)
     from mtpjax.active.grade import grade_configs
     from mtpjax.active.state import read_state
-    from mtpjax.active.store import TrainingStore
+    from mtpjax.io.store import TrainingStore
 
     ex = res["extrapolation"]
     assert ex["quench"]["n_frames"] > 0 and ex["sweep"]["n_frames"] > 0 and ex["mode"] == "nbh"
@@ -267,16 +271,13 @@ def test_reduced_workflow_end_to_end(tmp_path):
     assert _numbers(out / "analyze" / "results.json") == before
     # fit.init = "mlip3": pot_validated is fitted from scratch on the training split (held-out validation
     # errors; the default continues from the learned potential and the report calls its errors optimistic)
-    import copy
-
     from mtpjax.potential.model import MTP
     from mtpjax.workflow.report import write_report
 
     assert "errors are optimistic" in rep
-    cfg2 = copy.deepcopy(cfg)
-    cfg2["fit"]["init"] = "mlip3"
+    cfg2 = cfg.replace(fit=cfg.fit.replace(init="mlip3"))
     wf2 = Workflow(cfg2, log=lambda *a: None)
-    info = wf2.stage_fit()
+    info = fit_stage(wf2)
     assert info["init"] == "mlip3" and info["n_valid"] == fit["n_valid"]
     learned = MTP.from_file(json.loads((out / "stages" / "learn.json").read_text())["potential"])
     scratch = MTP.from_file(out / "fit" / "pot_validated.mtp")
@@ -294,23 +295,23 @@ def test_minimized_start_is_redone_when_its_source_or_potential_changes(tmp_path
     seed = TESTS.parent / "examples" / "data" / "quick_seed_l8.mtp"
     wf = Workflow(load_workflow(_setup(tmp_path, CI_TOML.replace("minimize_steps = 0", "minimize_steps = 5"))),
                   log=lambda *a: None)
-    wf.stage_build()
+    build_cells(wf)
     src, dst = wf.structures("lps")[0], tmp_path / "start.extxyz"
-    wf.minimized(src, dst, seed)
+    minimized(wf, src, dst, seed)
     first, first_pos = dst.read_bytes(), read(dst).positions
     assert read(dst).info["minimized_from_sha256"]
-    wf.minimized(src, dst, seed)
+    minimized(wf, src, dst, seed)
     assert dst.read_bytes() == first  # kept
     at = read(src)
     at.rattle(0.05, seed=3)
     write(src, at)  # rebuilt cell
-    wf.minimized(src, dst, seed)
+    minimized(wf, src, dst, seed)
     redo = read(dst)
     assert dst.read_bytes() != first
     assert not np.allclose(redo.positions, first_pos, atol=1e-3)  # minimised from the new cell
     other = tmp_path / "other.mtp"
     other.write_bytes(seed.read_bytes() + b"\n")
-    wf.minimized(src, dst, other)
+    minimized(wf, src, dst, other)
     assert read(dst).info["minimized_with_sha256"] != redo.info["minimized_with_sha256"]
 
 
@@ -318,18 +319,18 @@ def test_production_barostat_reaches_every_npt_run(tmp_path):
     """production.barostat (LAMMPS iso / aniso / tri) is the barostat of the quench runs and of the
     learning's NPT runs (production protocol and plain NPT), so the potential learns the cell shapes
     production visits; iso by default."""
-    from mtpjax.active.learn import _schedule, load_config
+    from mtpjax.active.explore import system_stages as _schedule
 
-    assert {s["barostat"] for s in Workflow(load_workflow(_setup(tmp_path))).quench_stages()} == {"iso"}
+    assert {s["barostat"] for s in quench_stages(load_workflow(_setup(tmp_path)))} == {"iso"}
     text = CI_TOML.replace("[production]\n", "[production]\nbarostat = \"aniso\"\n").replace(
         'ensembles = ["nvt"]', 'ensembles = ["production", "npt"]')
     wf = Workflow(load_workflow(_setup(tmp_path, text)), log=lambda *a: None)
-    assert {s["barostat"] for s in wf.quench_stages()} == {"aniso"}
-    wf.stage_build()
-    lc = load_config(wf.learn_toml())
-    for s in lc["system"]:
-        npt = [x for x in _schedule(s["md"], s["name"]) if x.ensemble == "npt"]
-        assert npt and {x.barostat for x in npt} == {"aniso"}, s["name"]
+    assert {s["barostat"] for s in quench_stages(wf.cfg)} == {"aniso"}
+    build_cells(wf)
+    lc = learn_config(wf)
+    for s in lc.system:
+        npt = [x for x in _schedule(s.md, s.name) if x.ensemble == "npt"]
+        assert npt and {x.barostat for x in npt} == {"aniso"}, s.name
 
 
 @pytest.mark.parametrize("text,match", [
@@ -384,7 +385,6 @@ def test_minimized_starting_cells(tmp_path):
     from ase.io import read
     from ase.units import GPa
 
-    from mtpjax.active.learn import load_config
     from mtpjax.potential import MTPCalculator
 
     pot = TESTS.parent / "examples" / "data" / "quick_seed_l8.mtp"
@@ -394,7 +394,7 @@ def test_minimized_starting_cells(tmp_path):
     wf = Workflow(load_workflow(_setup(tmp_path, text)), log=logs.append)
     wf.run(until="build")
     src = tmp_path / "out" / "build" / "lbo_0.extxyz"
-    dst = wf.minimized(src, tmp_path / "m.extxyz", pot)
+    dst = minimized(wf, src, tmp_path / "m.extxyz", pot)
     assert dst == tmp_path / "m.extxyz" and any("minimised lbo_0.extxyz" in m for m in logs)
     a0, a1 = read(src), read(dst)
     np.testing.assert_array_equal(a0.cell[:], a1.cell[:])
@@ -405,12 +405,12 @@ def test_minimized_starting_cells(tmp_path):
     assert p1 < p0 - 5.0, (p0, p1)
     assert np.sqrt((a1.get_forces() ** 2).sum(axis=1)).max() <= 0.05 + 1e-9
     mtime = dst.stat().st_mtime_ns
-    assert wf.minimized(src, dst, pot) == dst and dst.stat().st_mtime_ns == mtime
-    lc = load_config(wf.learn_toml())
-    assert [Path(s["structure"]).name for s in lc["system"]] == ["start_lps_0.extxyz", "start_lbo_0.extxyz",
+    assert minimized(wf, src, dst, pot) == dst and dst.stat().st_mtime_ns == mtime
+    lc = learn_config(wf)
+    assert [Path(s.structure).name for s in lc.system] == ["start_lps_0.extxyz", "start_lbo_0.extxyz",
                                                                   "start_int_0.extxyz"]
     off = Workflow(load_workflow(_setup(tmp_path, text.replace("minimize_steps = 400", "minimize_steps = 0"))))
-    assert off.minimized(src, tmp_path / "n.extxyz", pot) == src and not (tmp_path / "n.extxyz").exists()
+    assert minimized(off, src, tmp_path / "n.extxyz", pot) == src and not (tmp_path / "n.extxyz").exists()
 
 
 def test_unknown_stage(tmp_path):
@@ -453,10 +453,10 @@ def test_example_workflow_files_validate():
     ex = TESTS.parent / "examples"
     pytest.importorskip("tblite")
     q = load_workflow(ex / "quick.toml")
-    assert q["reference"]["kind"] == "tblite" and q["n_structures"] >= 1
+    assert q.reference["kind"] == "tblite" and q.n_structures >= 1
     p = load_workflow(ex / "paper.toml", ['reference.command="true"'])
-    assert p["build"]["lps_formula_units"] == 12 and p["production"]["quench_ps"] == 2000
-    assert p["learn"]["ensembles"] == ["nvt", "npt"]
+    assert p.build.lps_formula_units == 12 and p.production.quench_ps == 2000
+    assert p.learn.ensembles == ["nvt", "npt"]
 
 
 def test_toy_reference_forces_and_stress_are_derivatives():
@@ -493,14 +493,14 @@ def test_toy_reference_forces_and_stress_are_derivatives():
 
 def test_broken_production_md_names_the_remedy(tmp_path, monkeypatch):
     """An exploding/collapsing production run stops the workflow with what to change in the file."""
-    import mtpjax.md.run as mdrun
+    import mtpjax.workflow.production as production
     from mtpjax.errors import MTPJaxError
-    from mtpjax.md.simulate import SimulationError
+    from mtpjax.md.simulation import SimulationError
 
     def boom(*a, **k):
         raise SimulationError("simulation collapsed in stage 2 (npt) near step 100")
 
-    monkeypatch.setattr(mdrun, "run_md", boom)
+    monkeypatch.setattr(production, "run_md", boom)
     wf = Workflow(load_workflow(_setup(tmp_path)), log=lambda *a: None)
     with pytest.raises(MTPJaxError, match=r"(?s)quench \(lbo\): simulation collapsed.*learn.ensembles.*--from learn"):
-        wf._production_md({}, "quench", "lbo")
+        production_md(wf, None, "quench", "lbo")

@@ -25,7 +25,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from .reference import LabelError, label_atoms
+from mtpjax.active.reference import LabelError, label_atoms
+from mtpjax.errors import MTPJaxError
 
 __all__ = ["ProcessExecutor", "SubmititExecutor", "InlineExecutor", "Job", "dispatch", "make_executor"]
 
@@ -155,7 +156,7 @@ class SubmititExecutor:
         try:
             import submitit
         except ImportError:
-            from .reference import ReferenceNotAvailable
+            from mtpjax.active.reference import ReferenceNotAvailable
 
             raise ReferenceNotAvailable("executor 'submitit' needs: pip install submitit") from None
         self.max_workers = max(1, int(max_workers))
@@ -176,7 +177,6 @@ def make_executor(kind: str = "process", folder=None, max_workers: int = 1, para
     if kind in ("submitit", "submitit-local"):
         return SubmititExecutor(folder or "submitit_jobs", "local" if kind == "submitit-local" else None,
                                 max_workers, parameters)
-    from ..errors import MTPJaxError
 
     raise MTPJaxError(f"labels.executor = {kind!r} (allowed: process, submitit, submitit-local, inline)")
 

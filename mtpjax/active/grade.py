@@ -11,9 +11,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..potential.model import MTP
-from .maxvol import ActiveSet, ActiveSetError, grades, select
-from .rows import selection_rows
+from mtpjax.potential.model import MTP
+from mtpjax.active.maxvol import ActiveSet, ActiveSetError, grades, select
+from mtpjax.active.rows import selection_rows
 
 __all__ = ["build_active_set", "grade_configs", "attach_grades", "select_add", "rebuild_active_set"]
 

@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import MTPJaxError
+from mtpjax.errors import MTPJaxError
+import scipy.linalg
 
 __all__ = ["ActiveSet", "grades", "row_grades", "maxvol_swaps", "select", "pivoted_start", "ActiveSetError"]
 
@@ -280,8 +281,6 @@ def pivoted_start(rows: np.ndarray, n: int) -> np.ndarray:
     """Indices of up to ``n`` linearly independent rows chosen by QR with
     column pivoting of ``rowsᵀ`` (a good MaxVol starting point, Goreinov–
     Tyrtyshnikov): the greedy max-volume choice, row by row."""
-    import scipy.linalg
-
     rows = np.asarray(rows, dtype=float)
     if len(rows) == 0:
         return np.zeros(0, dtype=int)

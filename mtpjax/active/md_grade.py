@@ -5,7 +5,7 @@ nbrs_shifts, species) → γ`` for one periodic system (the whole box is one
 configuration, as in MLIP's LAMMPS interface): configuration mode
 ``γ = max_j |(Σ_i ∂V_i/∂θ / N^{p/2}) A⁻¹|_j``, neighbourhood mode
 ``γ = max_i max_j |(∂V_i/∂θ A⁻¹)_j|``. :func:`make_hook` adapts it to
-:class:`mtpjax.md.simulate.Simulation`'s ``hook = (hook_fn, every)`` with the
+:class:`mtpjax.md.simulation.Simulation`'s ``hook = (hook_fn, every)`` with the
 break threshold: the run stops at the first checked step with γ > break and
 returns the last state checked below it.
 
@@ -16,19 +16,24 @@ reads it, so checking the grade every step costs a few per cent of a step
 instead of a second basis evaluation. :func:`md_grade_setup` picks the fused
 path when it can (cfg mode) and the separate hook otherwise (nbh mode).
 
-All these functions are :class:`~mtpjax.md.forcefields.Parametric` over the
-model's arrays and A⁻¹, so a retrained potential and a new active set of the
-same shapes reuse the compiled MD block.
+The force fields and hooks are equinox modules holding the model's arrays and
+A⁻¹, so a retrained potential and a new active set of the same shapes reuse the
+compiled MD block.
 """
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..md.forcefields import Parametric, mtp_params, mtp_static_key, mtp_with_params, voigt_to_matrix
-from ..potential.model import MTP, VOIGT
-from .maxvol import ActiveSet
-from .rows import site_rows
+from mtpjax.active.maxvol import ActiveSet
+from mtpjax.active.rows import site_rows
+from mtpjax.errors import ConfigurationError
+from mtpjax.md.forcefields import md_model, mtp_efs
+from mtpjax.potential.angular import basic_selector, monomials
+from mtpjax.potential.model import MTP, pair_geometry
+from mtpjax.potential.program import contract
+from mtpjax.units import VOIGT, voigt_to_matrix
 
 __all__ = ["make_grade_fn", "make_hook", "make_efs_grade_fn", "mtp_efs_grade", "aux_hook", "md_grade_setup"]
 
@@ -62,24 +67,37 @@ def make_grade_fn(model: MTP, state: ActiveSet, per_atom: bool = False):
     return grade
 
 
+class GradeHook(eqx.Module):
+    """MD hook ``(md_state, nbrs) → (γ, break_threshold)`` that recomputes the basis for the grade (cfg or
+    nbh mode); the potential's arrays, A⁻¹ and the threshold are arrays of the module (a retrained potential
+    or a new threshold reuses the compiled MD block)."""
+
+    model: MTP
+    inv: jax.Array
+    threshold: jax.Array
+    mode: str = eqx.field(static=True)
+    weight_scaling: float = eqx.field(static=True)
+
+    def __call__(self, st, nbrs):
+        g = make_grade_fn(self.model, ActiveSet(A=None, inv=self.inv, owner=None, mode=self.mode,
+                                                weight_scaling=self.weight_scaling))
+        return g(st.positions, st.cell, nbrs.idx, nbrs.shifts, st.species), jnp.asarray(self.threshold, st.energy.dtype)
+
+
+@eqx.filter_jit
+def hook_grade(hook: GradeHook, positions, cell, idx, shifts, species):
+    """γ of one configuration with the potential and active set of ``hook`` (compiled once per structure of
+    the hook: reused across iterations and systems)."""
+    g = make_grade_fn(hook.model, ActiveSet(A=None, inv=hook.inv, owner=None, mode=hook.mode,
+                                            weight_scaling=hook.weight_scaling))
+    return g(positions, cell, idx, shifts, species)
+
+
 def make_hook(model: MTP, state: ActiveSet, break_threshold: float = 10.0, every: int = 1):
-    """``(hook_fn, every)`` for :class:`~mtpjax.md.simulate.Simulation`
-    (``hook_fn(md_state, nbrs) → (γ, break_threshold)``); recomputes the
-    basis for the grade (cfg or nbh mode). ``hook_fn`` is
-    :class:`~mtpjax.md.forcefields.Parametric` over (model arrays, A⁻¹, threshold)."""
-    template = model
-    mode = state.mode
-    pscale = float(state.weight_scaling)
+    """``(hook_fn, every)`` for :class:`~mtpjax.md.simulation.Simulation`: a :class:`GradeHook`."""
     dtype = model.moment_coeffs.dtype
-
-    def apply(params, st, nbrs):
-        mp, inv, thr = params
-        g = make_grade_fn(mtp_with_params(template, mp), ActiveSet(A=None, inv=inv, owner=None, mode=mode,
-                                                                    weight_scaling=pscale))
-        return g(st.positions, st.cell, nbrs.idx, nbrs.shifts, st.species), jnp.asarray(thr, st.energy.dtype)
-
-    params = (mtp_params(model), jnp.asarray(state.inv, dtype=dtype), jnp.asarray(float(break_threshold), dtype))
-    return Parametric(apply, params, ("grade_hook", mtp_static_key(model), mode, pscale)), int(every)
+    return GradeHook(md_model(model), jnp.asarray(state.inv, dtype=dtype), jnp.asarray(float(break_threshold), dtype),
+                     state.mode, float(state.weight_scaling)), int(every)
 
 
 def grade_jit(model: MTP, state: ActiveSet, per_atom: bool = False):
@@ -94,9 +112,6 @@ def _energy_tapped(model: MTP, rvec, mask, species_i, species_j, tap):
     Also returns the basis sums Σ_i B(i) (S,) (= ∂E/∂moment_coeffs).
     Mirrors :meth:`MTP.basis_functions` (the fused-kernel test checks the
     energy, forces and grade against the model and the host grade)."""
-    from ..potential.model import _basic_selector, _monomials, pair_geometry
-    from ..potential.program import contract
-
     prog = model.program
     dtype = model.moment_coeffs.dtype
     mask, r, u = pair_geometry(rvec.astype(dtype), mask, model.max_dist)
@@ -106,9 +121,9 @@ def _energy_tapped(model: MTP, rvec, mask, species_i, species_j, tap):
     w = jnp.transpose(model.radial_coeffs, (3, 0, 1, 2)).reshape(nq, c * c * k)
     f_all = (q @ w).reshape(q.shape[:-1] + (c * c, k))
     f = jnp.einsum("nmp,nmpk->nmk", onehot, f_all) + tap  # (N, M, K)
-    mono = _monomials(prog, u)
+    mono = monomials(prog, u)
     moments = jnp.einsum("nmk,nmp->kpn", f, mono).reshape(-1, u.shape[0])
-    basis = contract(prog, _basic_selector(prog, dtype) @ moments)  # (S, N)
+    basis = contract(prog, basic_selector(prog, dtype) @ moments)  # (S, N)
     v = model.species_coeffs[species_i] + model.moment_coeffs @ basis
     return jnp.sum(v), (q, jax.lax.stop_gradient(jnp.sum(basis, axis=1)))
 
@@ -170,37 +185,42 @@ def make_efs_grade_fn(model: MTP, state: ActiveSet):
     return f
 
 
-def mtp_efs_grade(model: MTP, state: ActiveSet):
-    """efs_fn for the MD engine returning ``(E, F, virial (3,3), γ)``: as
-    :func:`mtpjax.md.forcefields.mtp_efs` plus the configuration-mode grade of
-    the same configuration as an auxiliary value (carried in ``MDState.aux``).
-    :class:`~mtpjax.md.forcefields.Parametric` over (model arrays, A⁻¹)."""
-    _check_cfg(state, "mtp_efs_grade")
-    template = model
-    p = float(state.weight_scaling)
+class MTPForcesAndGrade(eqx.Module):
+    """efs_fn returning ``(E, F, virial (3,3), γ)``: as :class:`mtpjax.md.forcefields.MTPForces` plus the
+    configuration-mode grade of the same configuration as an auxiliary value (carried in ``MDState.aux``)."""
 
-    def apply(params, positions, cell, nbrs, species):
-        mp, inv = params
-        e, f, ps, g = _efs_grade_core(mtp_with_params(template, mp), inv, p, positions, cell,
-                                      nbrs.idx, nbrs.shifts, species)
+    model: MTP
+    inv: jax.Array
+    weight_scaling: float = eqx.field(static=True)
+
+    def __call__(self, positions, cell, nbrs, species):
+        e, f, ps, g = _efs_grade_core(self.model, self.inv, self.weight_scaling, positions, cell, nbrs.idx,
+                                      nbrs.shifts, species)
         return e, f, voigt_to_matrix(ps), g
 
-    params = (mtp_params(model), jnp.asarray(state.inv, dtype=model.moment_coeffs.dtype))
-    return Parametric(apply, params, ("mtp_efs_grade", mtp_static_key(model), p))
+
+def mtp_efs_grade(model: MTP, state: ActiveSet) -> MTPForcesAndGrade:
+    """The fused force field and grade of ``model`` against ``state`` (configuration mode)."""
+    _check_cfg(state, "mtp_efs_grade")
+    return MTPForcesAndGrade(md_model(model), jnp.asarray(state.inv, dtype=model.moment_coeffs.dtype),
+                             float(state.weight_scaling))
+
+
+class AuxHook(eqx.Module):
+    """MD hook reading the grade the efs_fn computed with the forces (``MDState.aux``, e.g.
+    :class:`MTPForcesAndGrade`): no extra work per check."""
+
+    threshold: jax.Array
+
+    def __call__(self, st, nbrs):
+        if st.aux is None:
+            raise ConfigurationError("AuxHook: the efs_fn returns no auxiliary grade (use mtp_efs_grade)")
+        return st.aux, jnp.asarray(self.threshold, st.energy.dtype)
 
 
 def aux_hook(break_threshold: float = 10.0, every: int = 1):
-    """``(hook_fn, every)`` reading the grade the efs_fn computed with the
-    forces (``MDState.aux``, e.g. :func:`mtp_efs_grade`): no extra work per check."""
-
-    def apply(thr, st, nbrs):
-        if st.aux is None:
-            from ..errors import ConfigurationError
-
-            raise ConfigurationError("aux_hook: the efs_fn returns no auxiliary grade (use mtp_efs_grade)")
-        return st.aux, jnp.asarray(thr, st.energy.dtype)
-
-    return Parametric(apply, jnp.asarray(float(break_threshold)), ("aux_hook",)), int(every)
+    """``(hook_fn, every)``: an :class:`AuxHook`."""
+    return AuxHook(jnp.asarray(float(break_threshold))), int(every)
 
 
 def md_grade_setup(model: MTP, state: ActiveSet, break_threshold: float = 10.0, every: int = 1,
@@ -212,8 +232,6 @@ def md_grade_setup(model: MTP, state: ActiveSet, break_threshold: float = 10.0, 
     ``fused=False``): :func:`~mtpjax.md.forcefields.mtp_efs` and the separate
     :func:`make_hook`.
     """
-    from ..md.forcefields import mtp_efs
-
     if fused is None:
         fused = state.mode == "cfg"
     if fused:

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import MTPJaxError
+from mtpjax.config.reference import KINDS, VASP_DEFAULTS, ReferenceNotAvailable, check_spec
+from mtpjax.errors import MTPJaxError
+from ase import Atoms
 
 __all__ = [
     "Label",
@@ -41,26 +43,9 @@ __all__ = [
     "KINDS",
 ]
 
-#: INCAR settings of the paper (PBE, 400 eV, Γ-only, non-spin-polarised).
-VASP_DEFAULTS = {"xc": "PBE", "encut": 400.0, "kpts": [1, 1, 1], "gamma": True, "ispin": 1, "ediff": 1e-5,
-                 "ismear": 0, "sigma": 0.05, "prec": "Accurate", "lreal": "Auto", "lwave": False, "lcharg": False}
-KINDS = ("tblite", "vasp", "emt", "ase")
-_KEYS = {
-    "tblite": ("method", "accuracy", "electronic_temperature", "max_iterations", "mixer_damping", "charge",
-               "multiplicity"),
-    "vasp": ("command", "incar"),
-    "emt": (),
-    "ase": ("factory", "kwargs"),
-}
-
-
 class LabelError(MTPJaxError, RuntimeError):
     """A reference calculation failed (exception, NaN, non-converged SCF,
     missing output, timeout)."""
-
-
-class ReferenceNotAvailable(MTPJaxError, ImportError):
-    """The reference calculator's package or executable is not installed."""
 
 
 @dataclass
@@ -78,57 +63,10 @@ class Label:
     info: dict = field(default_factory=dict)
 
 
-def check_spec(spec: dict) -> dict:
-    """Validate a calculator spec (clear message with the allowed values);
-    return a normalised copy. Raises :class:`MTPJaxError` /
-    :class:`ReferenceNotAvailable`."""
-    if not isinstance(spec, dict) or "kind" not in spec:
-        raise MTPJaxError(f"reference: missing key 'kind' (allowed: {', '.join(KINDS)})")
-    spec = dict(spec)
-    kind = spec["kind"]
-    if kind not in KINDS:
-        raise MTPJaxError(f"reference.kind = {kind!r} is not allowed (allowed: {', '.join(KINDS)})")
-    bad = set(spec) - {"kind"} - set(_KEYS[kind])
-    if bad:
-        raise MTPJaxError(f"reference ({kind}): unknown key(s) {sorted(bad)} "
-                          f"(allowed: {', '.join(_KEYS[kind]) or 'none'})")
-    if kind == "tblite":
-        spec.setdefault("method", "GFN1-xTB")
-        if spec["method"] not in ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB"):
-            raise MTPJaxError(f"reference.method = {spec['method']!r} (allowed: GFN1-xTB, GFN2-xTB, IPEA1-xTB)")
-        try:
-            importlib.import_module("tblite.ase")
-        except ImportError:
-            raise ReferenceNotAvailable("reference kind 'tblite' needs the tblite package: pip install tblite") from None
-    elif kind == "vasp":
-        incar = dict(VASP_DEFAULTS)
-        incar.update({k.lower(): v for k, v in spec.get("incar", {}).items()})
-        spec["incar"] = incar
-        cmd = spec.get("command") or os.environ.get("ASE_VASP_COMMAND") or os.environ.get("VASP_COMMAND")
-        if not cmd:
-            raise ReferenceNotAvailable("reference kind 'vasp' needs reference.command (e.g. 'mpirun vasp_std') "
-                                        "or ASE_VASP_COMMAND")
-        import shutil
-        exe = cmd.split()[0]
-        if shutil.which(exe) is None and not os.path.exists(exe):
-            raise ReferenceNotAvailable(f"reference.command: executable {exe!r} not found")
-        spec["command"] = cmd
-    elif kind == "ase":
-        fac = spec.get("factory")
-        if not isinstance(fac, str) or ":" not in fac:
-            raise MTPJaxError("reference.factory must be 'module:callable' returning an ASE calculator")
-        mod, _, fn = fac.partition(":")
-        try:
-            getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError) as e:
-            raise ReferenceNotAvailable(f"reference.factory {fac!r} cannot be imported: {e}") from None
-    return spec
-
-
 _CACHE: dict = {}
 
 
-def _make_calculator(spec: dict, workdir: str | None):
+def make_calculator(spec: dict, workdir: str | None):
     kind = spec["kind"]
     if kind == "tblite":
         from tblite.ase import TBLite
@@ -165,8 +103,6 @@ def label_atoms(spec: dict, payload: dict, workdir: str | None = None) -> Label:
     missing forces, a non-converged SCF (``calc.converged is False``) and an
     implausibly fast VASP run (output not produced).
     """
-    from ase import Atoms
-
     atoms = Atoms(numbers=payload["numbers"], positions=payload["positions"], cell=payload["cell"],
                   pbc=payload["pbc"])
     if workdir:
@@ -176,7 +112,7 @@ def label_atoms(spec: dict, payload: dict, workdir: str | None = None) -> Label:
     try:
         calc = _CACHE.get(key)
         if calc is None:
-            calc = _make_calculator(spec, workdir)
+            calc = make_calculator(spec, workdir)
             if spec["kind"] != "vasp":
                 _CACHE[key] = calc
         atoms.calc = calc

@@ -27,24 +27,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..potential.evaluate import DEFAULT_MIN_DISTANCE, prepare_batches
-from ..potential.model import MTP, _basic_selector, _monomials
-from ..potential.program import contract
+from mtpjax.potential.evaluate import DEFAULT_MIN_DISTANCE, prepare_batches
+from mtpjax.potential.angular import basic_selector, monomials
+from mtpjax.potential.model import MTP
+from mtpjax.potential.program import contract
 
 __all__ = [
-    "param_vector",
     "site_rows",
     "site_rows_batch",
     "config_rows_batch",
     "selection_rows",
 ]
-
-
-def param_vector(model: MTP) -> jax.Array:
-    """θ (n_params,) in MLIP's order: radial (a,b,μ,β), species, moment."""
-    return jnp.concatenate(
-        [model.radial_coeffs.reshape(-1), model.species_coeffs.reshape(-1), model.moment_coeffs.reshape(-1)]
-    )
 
 
 def site_rows(model: MTP, rvec, mask, species_i, species_j):
@@ -72,8 +65,8 @@ def site_rows(model: MTP, rvec, mask, species_i, species_j):
     # radial functions of every pair with its own (z_i, z_j) coefficients
     coef = model.radial_coeffs[species_i]  # (N, C, K, NQ)
     f = jnp.einsum("nmb,nmq,nbkq->nmk", onehot_j, q, coef)  # (N, M, K)
-    mono = _monomials(prog, u)  # (N, M, P)
-    sel = _basic_selector(prog, dtype)  # (n_basic, K·P)
+    mono = monomials(prog, u)  # (N, M, P)
+    sel = basic_selector(prog, dtype)  # (n_basic, K·P)
     moments = jnp.einsum("nmk,nmp->kpn", f, mono).reshape(-1, n)  # (K·P, N)
     basic = sel @ moments  # (n_basic, N)
 

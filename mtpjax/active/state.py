@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FileFormatError
-from ..potential.cfg import format_cfg, read_cfg
-from ..potential.model import MTP
-from ..potential.mtp_file import MTPFile, read_mtp, write_mtp
-from .maxvol import ActiveSet
+from mtpjax.io.atomic import atomic_write
+from mtpjax.errors import FileFormatError
+from mtpjax.io.cfg import format_cfg, read_cfg
+from mtpjax.potential.model import MTP
+from mtpjax.io.mtp import MTPFile, read_mtp, write_mtp
+from mtpjax.active.maxvol import ActiveSet
 
 __all__ = ["read_state", "parse_state", "write_state", "format_state"]
 
@@ -184,6 +185,5 @@ def write_state(path, model: MTP, state: ActiveSet, fmt: str | None = None) -> N
         raise ValueError(f"state has {state.n} rows but the potential has {model.n_params} parameters")
     f = model.to_mtpfile()
     text = write_mtp(f, None)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(text.encode() + format_state(state, fmt))
-    tmp.replace(path)
+    with atomic_write(path) as fh:
+        fh.write(text.encode() + format_state(state, fmt))

@@ -8,9 +8,9 @@ Modules: :mod:`.trajectory` (array/ASE/H5MD sources, streaming),
 units), :mod:`.energetics` (interface / amorphization energy),
 :mod:`.regions` (interface-resolved transport), :mod:`.plots`.
 """
-from .arrhenius import ArrheniusFit, conductivity_range, fit_arrhenius, nernst_einstein_mS_cm
-from .bondvalence import bond_valence_sums, gii, gii_trajectory
-from .diffusion import (
+from mtpjax.analysis.arrhenius import ArrheniusFit, conductivity_range, fit_arrhenius, nernst_einstein_mS_cm
+from mtpjax.analysis.bondvalence import bond_valence_sums, gii, gii_trajectory
+from mtpjax.analysis.diffusion import (
     DiffusionResult,
     InsufficientDataError,
     analyze_diffusion,
@@ -20,11 +20,11 @@ from .diffusion import (
     diffusion_from_unwrapped,
     he_rsd,
 )
-from .energetics import amorphization_energy, interface_energy, interface_energy_from_atoms
-from .msd import msd_axes, msd_columns
-from .rdf import compute_rdf, first_minimum
-from .regions import displacement_histogram, region_diffusivity, region_mask
-from .structure import (
+from mtpjax.analysis.energetics import amorphization_energy, interface_energy, interface_energy_from_atoms
+from mtpjax.analysis.msd import msd_axes, msd_columns
+from mtpjax.analysis.rdf import compute_rdf, first_minimum
+from mtpjax.analysis.regions import displacement_histogram, region_diffusivity, region_mask
+from mtpjax.analysis.structure import (
     coordination_fractions,
     coordination_fractions_trajectory,
     decompose_formula_units,
@@ -33,7 +33,7 @@ from .structure import (
     molecular_units,
     molecular_units_trajectory,
 )
-from .trajectory import ArrayTrajectory, H5MDTrajectory, from_ase, open_trajectory
-from .unwrap import unwrap, unwrapped_positions
+from mtpjax.analysis.trajectory import ArrayTrajectory, H5MDTrajectory, from_ase, open_trajectory
+from mtpjax.analysis.unwrap import unwrap, unwrapped_positions
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -18,7 +18,11 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
-from ..errors import ConfigurationError
+from mtpjax.units import KB_CODATA2018 as KB_EV  # eV/K
+
+from mtpjax.errors import ConfigurationError
+from mtpjax.errors import FileFormatError
+import csv
 
 __all__ = [
     "KB_EV",
@@ -30,7 +34,6 @@ __all__ = [
     "read_dt_table",
 ]
 
-KB_EV = 8.617333262e-5  # eV/K
 # σ = n q² D/(k T): n [Å⁻³] = 1e24 cm⁻³, q² / (kT) = e·z²/(kT[eV]) C/V, D cm²/s
 # -> S/cm = n·1e24 · 1.602176634e-19 · z² · D / kT[eV]; ×1e3 for mS/cm.
 _NE_FACTOR_mS = 1e24 * 1.602176634e-19 * 1e3
@@ -196,10 +199,6 @@ def read_dt_table(path):
     """Read a CSV with a header and columns T (K), D, D_err (cm²/s).
 
     Returns (T, D, D_err) arrays; raises FileFormatError naming the line."""
-    import csv
-
-    from ..errors import FileFormatError
-
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     if not rows:

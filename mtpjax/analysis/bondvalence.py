@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from .geometry import pair_distances_frames
-from .trajectory import as_trajectory
+from mtpjax.errors import ConfigurationError
+from mtpjax.analysis.geometry import pair_distances_frames
+from mtpjax.analysis.trajectory import as_trajectory
+from ase.data import chemical_symbols
 
 __all__ = ["R0_TABLE", "OXIDATION_STATES", "DEFAULT_CUTOFFS", "bond_valence_sums", "gii", "gii_trajectory"]
 
@@ -97,8 +98,6 @@ def gii_trajectory(traj, *, start=0, stop=None, stride=1, chunk=16, timestep_fs=
     """GII of every selected frame of a trajectory, and its sensitivity to
     the cutoffs (all anion cutoffs shifted by each value of ``cutoff_scan`` Å,
     mean GII reported).  Returns a JSON-ready dict."""
-    from ase.data import chemical_symbols
-
     src = as_trajectory(traj, timestep_fs)
     sym = np.array([chemical_symbols[z] for z in src.species])
     ox, pairs = _setup(sym.tolist(), kw.get("oxidation"), kw.get("r0"), kw.get("cutoffs"))

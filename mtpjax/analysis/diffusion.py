@@ -29,10 +29,11 @@ from dataclasses import dataclass, field, asdict
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from .msd import msd_axes, msd_columns
-from .trajectory import as_trajectory
-from .unwrap import unwrapped_positions
+from mtpjax.errors import ConfigurationError
+from mtpjax.analysis.msd import msd_axes, msd_columns
+from mtpjax.analysis.trajectory import as_trajectory
+from mtpjax.analysis.unwrap import unwrapped_positions
+from ase.data import chemical_symbols
 
 __all__ = [
     "InsufficientDataError",
@@ -284,7 +285,6 @@ def analyze_diffusion(traj, select="Li", *, drift="all", timestep_fs: float | No
     src = as_trajectory(traj, timestep_fs)
     _, _, c0 = next(src.iter_chunks(1))
     U, idx, vols = unwrapped_positions(src, select, drift=drift, chunk=chunk, memmap_path=memmap_path)
-    from ase.data import chemical_symbols
 
     names = sorted({chemical_symbols[z] for z in np.asarray(src.species)[idx]})
     return diffusion_from_unwrapped(U, src.times_fs, float(np.mean(vols)), _normal_of(np.asarray(c0[0])),

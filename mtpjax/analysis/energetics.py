@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from .structure import decompose_formula_units, parse_formula
+from mtpjax.errors import ConfigurationError
+from mtpjax.analysis.structure import decompose_formula_units, parse_formula
+from functools import reduce
+from math import gcd
 
 __all__ = ["EV_PER_A2_TO_MJ_PER_M2", "interface_area", "interface_energy", "interface_energy_from_atoms",
            "amorphization_energy"]
@@ -50,9 +52,6 @@ def amorphization_energy(E_amorph: float, atoms_amorph, E_cryst: float, atoms_cr
     """E_amorph/N − E_cryst/N' in meV/atom; compositions must match (same
     reduced formula)."""
     def reduced(at):
-        from math import gcd
-        from functools import reduce
-
         c = parse_formula(at.get_chemical_formula(mode="hill", empirical=False).replace(" ", ""))
         g = reduce(gcd, c.values())
         return {k: v // g for k, v in c.items()}

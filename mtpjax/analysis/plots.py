@@ -6,25 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigurationError
+from mtpjax.plotting import pyplot, save
 
 __all__ = ["plot_msd", "plot_arrhenius", "plot_rdf", "plot_parity"]
 
 
-def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ConfigurationError("plotting needs matplotlib: pip install 'mtpjax[plot]'") from e
-    return plt
-
-
 def plot_msd(result, path, components=("total", "x", "y", "z")):
     """MSD vs lag (ps) with the fitted lines in their windows."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     lag_ps = result.lag_fs / 1000.0
     curves = {"total": result.msd, "x": result.msd_xyz[:, 0], "y": result.msd_xyz[:, 1],
@@ -41,14 +30,12 @@ def plot_msd(result, path, components=("total", "x", "y", "z")):
     ax.set_title(f"D = {f.D_cm2_s:.3g} ± {f.D_err_cm2_s:.2g} cm²/s")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)
 
 
 def plot_arrhenius(fit, path, T0: float | None = 300.0):
     """log10 D vs 1000/T with error bars, fitted line and the T0 extrapolation band."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     T, D, E = fit.T_K, fit.D_cm2_s, fit.D_err_cm2_s
     yerr = np.vstack([np.log10(D) - np.log10(np.maximum(D - E, D * 1e-3)), np.log10(D + E) - np.log10(D)])
@@ -65,14 +52,12 @@ def plot_arrhenius(fit, path, T0: float | None = 300.0):
     ax.set_ylabel("log$_{10}$ D (cm$^2$/s)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)
 
 
 def plot_rdf(rdf, path):
     """g(r) (left axis) and running CN (right axis) for every pair."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     ax2 = ax.twinx()
     for k in rdf.g:
@@ -83,14 +68,12 @@ def plot_rdf(rdf, path):
     ax2.set_ylabel("CN(r) (dotted)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)
 
 
 def plot_parity(x, y, path, xlabel="reference", ylabel="model", units=""):
     """Parity plot with MAE / RMSE in the title."""
-    plt = _plt()
+    plt = pyplot()
     x, y = np.ravel(x), np.ravel(y)
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot(x, y, ".", ms=3)
@@ -100,6 +83,4 @@ def plot_parity(x, y, path, xlabel="reference", ylabel="model", units=""):
     ax.set_ylabel(f"{ylabel} {units}")
     ax.set_title(f"MAE {np.mean(np.abs(y - x)):.3g}, RMSE {np.sqrt(np.mean((y - x) ** 2)):.3g} {units}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from .geometry import pair_distances_frames
-from .trajectory import as_trajectory, species_indices
+from mtpjax.errors import ConfigurationError
+from mtpjax.analysis.geometry import pair_distances_frames
+from mtpjax.analysis.trajectory import as_trajectory, species_indices
 
 __all__ = ["RDFResult", "compute_rdf", "first_minimum", "parse_pair"]
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from .arrhenius import nernst_einstein_mS_cm
-from .diffusion import A2_PER_FS_TO_CM2_PER_S, InsufficientDataError, fit_line, he_rsd
-from .trajectory import as_trajectory, species_indices
-from .unwrap import UnwrapState, unwrap_chunk
+from mtpjax.errors import ConfigurationError
+from mtpjax.analysis.arrhenius import nernst_einstein_mS_cm
+from mtpjax.analysis.diffusion import A2_PER_FS_TO_CM2_PER_S, InsufficientDataError, fit_line, he_rsd
+from mtpjax.analysis.trajectory import as_trajectory, species_indices
+from mtpjax.analysis.unwrap import UnwrapState, unwrap_chunk
 
 __all__ = ["load_unwrapped_with_fractional", "displacement_histogram", "region_diffusivity", "region_mask"]
 
@@ -108,7 +108,7 @@ def region_diffusivity(traj=None, select="Li", regions=((0.0, 0.5), (0.5, 1.0)),
     the run); n_lags lags are sampled in the window.  Uncertainty: He et al.
     with N_eff = max(conditioned MSD × ⟨N_r⟩)/a².
     """
-    _check_regions(regions)
+    check_regions(regions)
     U, sc, nrm, vol, t = data if data is not None else load_unwrapped_with_fractional(traj, select)
     F, n, _ = U.shape
     dt = t[1] - t[0]
@@ -173,7 +173,7 @@ def region_diffusivity(traj=None, select="Li", regions=((0.0, 0.5), (0.5, 1.0)),
     return out
 
 
-def _check_regions(regions):
+def check_regions(regions):
     for r in regions:
         if len(r) != 2:
             raise ConfigurationError(f"region {r} must be (lo, hi) in fractional c")

@@ -10,8 +10,17 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from .geometry import neighbor_pairs, pair_distances_frames
+from mtpjax.errors import ConfigurationError
+from mtpjax.analysis.geometry import neighbor_pairs, pair_distances_frames
+from ase.data import atomic_masses
+from ase.data import atomic_numbers
+from mtpjax.analysis.regions import check_regions
+from mtpjax.analysis.regions import region_mask
+from mtpjax.analysis.trajectory import as_trajectory
+from mtpjax.analysis.trajectory import species_indices
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+import re
 
 __all__ = [
     "AMU_A3_TO_G_CM3",
@@ -31,18 +40,12 @@ AMU_A3_TO_G_CM3 = 1.66053906660  # 1 amu/Å³ = 1.66054 g/cm³
 
 def density_g_cm3(atoms) -> float:
     """Mass density in g/cm³ (standard atomic masses)."""
-    from ase.data import atomic_masses
-
     m = atomic_masses[atoms.get_atomic_numbers()].sum()
     return float(m / abs(atoms.cell.volume) * AMU_A3_TO_G_CM3)
 
 
 def parse_formula(formula: str) -> dict:
     """'Li3B11O18' -> {'Li': 3, 'B': 11, 'O': 18} (no brackets)."""
-    import re
-
-    from ase.data import atomic_numbers
-
     parts = re.findall(r"([A-Z][a-z]?)(\d*)", formula)
     if not parts or "".join(a + b for a, b in parts) != formula:
         raise ConfigurationError(f"cannot parse formula {formula!r} (use e.g. 'Li3PS4')")
@@ -110,9 +113,6 @@ def _unit_components(pos_c, pos_l, cell, center: str, ligand: str, cutoff: float
                      center_center_cutoff: float | None):
     """Connected units of one frame: (comp (n_center,) unit id of each
     center, names (n_units,) e.g. 'PS4', n_centers (n_units,))."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     nc, nl = len(pos_c), len(pos_l)
     rows, cols = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     if nl:
@@ -164,14 +164,11 @@ def _stream_units(traj, center, ligand, classify, regions, start, stop, stride, 
     returns per frame (labels (nc,) object array, unit weight (nc,) = 1/n_center
     of the unit).  Centers are assigned to regions by their own wrapped
     fractional c coordinate in that frame."""
-    from .regions import _check_regions, region_mask
-    from .trajectory import as_trajectory, species_indices
-
     src = as_trajectory(traj, timestep_fs)
     if stride < 1 or start < 0:
         raise ConfigurationError(f"need start >= 0 and stride >= 1 (got start={start}, stride={stride})")
     regs = [None] + [tuple(float(x) for x in r) for r in (regions or [])]
-    _check_regions(regs[1:])
+    check_regions(regs[1:])
     for r in regs[1:]:
         if not (0.0 <= r[0] <= 1.0 and 0.0 <= r[1] <= 1.0) or r[0] == r[1]:
             raise ConfigurationError(f"region {r}: give fractional c bounds lo != hi in [0, 1]")

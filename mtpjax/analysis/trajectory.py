@@ -28,7 +28,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ConfigurationError, FileFormatError
+from mtpjax.errors import ConfigurationError, FileFormatError
+from ase.data import atomic_numbers
+from ase.data import chemical_symbols
+import h5py
+import h5py as _h
 
 __all__ = [
     "ArrayTrajectory",
@@ -42,8 +46,6 @@ __all__ = [
 
 def atomic_numbers_of(symbols) -> np.ndarray:
     """Atomic numbers (N,) int from symbols or numbers."""
-    from ase.data import atomic_numbers
-
     arr = np.asarray(symbols)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
@@ -67,8 +69,6 @@ def species_indices(species: np.ndarray, select) -> np.ndarray:
     explicit index array given as an integer ``np.ndarray`` (indices, not
     atomic numbers).  Raises ConfigurationError if nothing matches.
     """
-    from ase.data import chemical_symbols
-
     species = np.asarray(species)
     if isinstance(select, np.ndarray) and select.dtype.kind in "iu":
         idx = np.unique(select.astype(np.int64).ravel())
@@ -201,8 +201,6 @@ class H5MDTrajectory:
     """
 
     def __init__(self, path, group: str = "all"):
-        import h5py
-
         self.path = str(path)
         self._f = h5py.File(self.path, "r")
         g = self._f.get(f"particles/{group}")
@@ -223,7 +221,6 @@ class H5MDTrajectory:
             if any(x != "periodic" for x in b):
                 raise ConfigurationError(f"{self.path}: box boundary {b} is not periodic")
         edges = box["edges"]
-        import h5py as _h
 
         if isinstance(edges, _h.Group):
             self._edges = edges["value"]

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from .trajectory import species_indices
+from mtpjax.errors import ConfigurationError
+from mtpjax.analysis.trajectory import species_indices
+from ase.data import atomic_masses
 
 __all__ = ["unwrap", "UnwrapState", "unwrap_chunk", "unwrapped_positions", "masses_of"]
 
@@ -68,8 +69,6 @@ def unwrap(positions: np.ndarray, cells: np.ndarray) -> np.ndarray:
 
 def masses_of(species: np.ndarray) -> np.ndarray:
     """Standard atomic masses (N,) amu from atomic numbers."""
-    from ase.data import atomic_masses
-
     return np.asarray(atomic_masses)[np.asarray(species)]
 
 

@@ -1,4 +1,4 @@
 """Run files (TOML) read once at the edge: :func:`read_toml` with ``--set KEY=VALUE`` overrides."""
-from .toml import apply_override, read_toml
+from mtpjax.io.toml import apply_override, read_toml
 
 __all__ = ["apply_override", "read_toml"]

@@ -1,14 +1,14 @@
 """mtpjax.md — molecular dynamics with any JAX energy (MTP, LJ, Morse...).
 
-Pure-function integrators (``init``/``step``/``conserved``, state as a pytree):
-:func:`nve`, :func:`nvt_nose_hoover`, :func:`nvt_langevin`, :func:`npt_mtk`
-(``mode='iso' | 'aniso' | 'tri'``); force-field adapters in
-:mod:`mtpjax.md.forcefields` (``mtp_efs``, ``lennard_jones``, ``morse``,
-``efs_from_energy``); neighbour lists in :mod:`mtpjax.md.neighbors`; jitted
-blocks, stages, hooks and replicas in :mod:`mtpjax.md.simulate`; H5MD/CSV/
-checkpoint I/O in :mod:`mtpjax.md.io`; the TOML runner in :mod:`mtpjax.md.run`.
+Pure-function integrators (``init``/``step``/``conserved``, state as a pytree, :mod:`mtpjax.md.integrators`):
+:func:`nve`, :func:`nvt_nose_hoover`, :func:`nvt_langevin`, :func:`npt_mtk` (``mode='iso' | 'aniso' | 'tri'``);
+force-field adapters in :mod:`mtpjax.md.forcefields`; stages and their transitions in :mod:`mtpjax.md.stages`;
+the jitted block in :mod:`mtpjax.md.block`; the driver (overflow, guards, hooks, replicas) in
+:mod:`mtpjax.md.simulation`; run files and output (one driver for 1…R replicas) in :mod:`mtpjax.md.run`.
+Neighbour lists are in :mod:`mtpjax.geometry.neighbors`, trajectory and checkpoint files in :mod:`mtpjax.io`.
 """
-from .integrators import (  # noqa: F401
+from mtpjax.md.block import THERMO_COLUMNS, make_block  # noqa: F401
+from mtpjax.md.integrators import (  # noqa: F401
     ChainState,
     Integrator,
     MDState,
@@ -22,5 +22,5 @@ from .integrators import (  # noqa: F401
     pressure_tensor,
     temperature,
 )
-from .neighbors import NeighborList, NeighborListFns, check_overflow, host_neighbors, neighbor_list  # noqa: F401
-from .simulate import Simulation, SimulationError, Stage, make_block, stack_states  # noqa: F401
+from mtpjax.md.simulation import RunResult, Simulation, SimulationError, stack_states, unstack  # noqa: F401
+from mtpjax.md.stages import Stage, StagePosition, enter_stage  # noqa: F401

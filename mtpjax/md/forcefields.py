@@ -1,86 +1,31 @@
 """Force-field adapters for the MD engine: ``efs_fn(positions, cell, nbrs, species)``.
 
-Every adapter returns ``(E eV, F (N, 3) eV/Å, virial (3, 3) eV)`` with
-``virial = −∂E/∂ε`` (the tensor whose Voigt form is MLIP's PlusStress; ASE
-stress = −(virial)/V). Any JAX energy works through :func:`efs_from_energy`
-(autodiff in positions and a homogeneous strain). An adapter may return a
-fourth, auxiliary scalar (see :mod:`mtpjax.md.integrators`).
+Every adapter returns ``(E eV, F (N, 3) eV/Å, virial (3, 3) eV)`` with ``virial = −∂E/∂ε`` (the tensor whose
+Voigt form is MLIP's PlusStress; ASE stress = −(virial)/V). Any JAX energy works through
+:func:`efs_from_energy` (autodiff in positions and a homogeneous strain). An adapter may return a fourth,
+auxiliary scalar (see :mod:`mtpjax.md.integrators`).
 
-Parametric adapters (:class:`Parametric`, e.g. :func:`mtp_efs`) split the
-function into a static, hashable ``key``, a ``params`` pytree of arrays and
-``apply(params, *args)``: the MD engine passes the parameters as an argument
-of its jitted block, so a retrained potential of the same structure (same
-``key``: basis, species, radial basis) reuses the compiled block.
+:class:`MTPForces` is an equinox module holding the potential: the MD engine's compiled blocks
+(:func:`mtpjax.md.block.run_block`) take its arrays as arguments and its structure (basis, species, radial
+range) as static, so a retrained potential of the same structure reuses the compiled block.
 """
 from __future__ import annotations
 
+import dataclasses
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .neighbors import pair_vectors
-
-_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
-
-
-class Parametric:
-    """A function of ``(params, *args)`` bound to ``params``: ``self(*args) = apply(params, *args)``.
-
-    ``key`` must be hashable and identify ``apply`` up to ``params`` (two
-    Parametric objects with equal keys compute the same function of their
-    params); shapes and dtypes of ``params`` need not be part of it. Used for
-    efs_fns and MD hooks so that jitted MD blocks take the parameters as
-    arguments instead of closing over them.
-    """
-
-    __slots__ = ("apply", "params", "key")
-
-    def __init__(self, apply, params, key):
-        self.apply = apply
-        self.params = params
-        self.key = key
-        hash(key)  # fail early on an unhashable key
-
-    def __call__(self, *args):
-        return self.apply(self.params, *args)
-
-    def bind(self, params):
-        """The plain function ``apply(params, ·)`` (params may be tracers)."""
-        apply = self.apply
-        return lambda *args: apply(params, *args)
-
-    def __repr__(self):
-        return f"Parametric(key={self.key!r})"
+from mtpjax.geometry.neighbors import pair_vectors
+from mtpjax.potential.model import MTP, block_size, energy_forces_stress_blocks_above
+from mtpjax.units import voigt_to_matrix
 
 
-def is_parametric(fn) -> bool:
-    return isinstance(fn, Parametric)
-
-
-def mtp_static_key(model):
-    """Hashable identity of an MTP up to its trainable arrays (basis program,
-    radial range, species); equal keys → same energy function of the arrays."""
-    return ("mtp", model.program, float(model.min_dist), float(model.max_dist), tuple(model.species))
-
-
-def mtp_params(model):
-    """The arrays of an MTP (what changes when it is retrained)."""
-    return (model.radial_coeffs, model.species_coeffs, model.moment_coeffs, model.scaling)
-
-
-def mtp_with_params(model, params):
-    """``model`` with its arrays replaced by ``params`` (see :func:`mtp_params`)."""
-    import equinox as eqx
-
-    return eqx.tree_at(lambda t: (t.radial_coeffs, t.species_coeffs, t.moment_coeffs, t.scaling), model, tuple(params))
-
-
-def voigt_to_matrix(v):
-    xx, yy, zz, yz, xz, xy = (v[k] for k in range(6))
-    return jnp.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-
-
-def matrix_to_voigt(m):
-    return jnp.stack([m[a, b] for a, b in _VOIGT])
+def md_model(model: MTP) -> MTP:
+    """``model`` without what does not enter its energy (name, tag): the MD blocks of two potentials that
+    differ only there are the same compiled code."""
+    return dataclasses.replace(model, name=None, tag="")
 
 
 def efs_from_energy(energy_fn):
@@ -174,23 +119,22 @@ def morse(D: float = 0.3429, alpha: float = 1.3588, r0: float = 2.866, cutoff: f
     return efs_from_pair_energy(pair), rc
 
 
-def mtp_efs(model, chunk_atoms: int | None = None):
-    """efs_fn for an :class:`~mtpjax.potential.MTP` (species = species indices).
+class MTPForces(eqx.Module):
+    """efs_fn of an :class:`~mtpjax.potential.MTP` (``species`` = species indices).
 
-    A :class:`Parametric` over the model's arrays: MD blocks are compiled once
-    per model structure, not once per model. ``chunk_atoms``: systems with
-    more atoms than this are evaluated in blocks of that many atoms
-    (:func:`~mtpjax.potential.model.energy_forces_stress_chunked`: same
-    numbers, memory ∝ the block instead of the system).
-    """
-    from ..potential.model import block_size, energy_forces_stress_blocks_above
+    ``chunk_atoms``: systems with more atoms than this are evaluated in blocks of that many atoms
+    (:func:`~mtpjax.potential.model.energy_forces_stress_chunked`: same numbers, memory ∝ the block instead
+    of the system)."""
 
-    template = model
-    chunk = None if chunk_atoms is None else block_size(chunk_atoms)
+    model: MTP
+    chunk_atoms: int | None = eqx.field(static=True, default=None)
 
-    def apply(params, positions, cell, nbrs, species):
-        m = mtp_with_params(template, params)
-        e, f, s, _ = energy_forces_stress_blocks_above(m, positions, cell, species, nbrs.idx, nbrs.shifts, chunk)
+    def __call__(self, positions, cell, nbrs, species):
+        e, f, s, _ = energy_forces_stress_blocks_above(self.model, positions, cell, species, nbrs.idx,
+                                                       nbrs.shifts, self.chunk_atoms)
         return e, f, voigt_to_matrix(s)
 
-    return Parametric(apply, mtp_params(model), mtp_static_key(model) + (("chunk_atoms", chunk),))
+
+def mtp_efs(model: MTP, chunk_atoms: int | None = None) -> MTPForces:
+    """The MD force field of ``model`` (see :class:`MTPForces`)."""
+    return MTPForces(md_model(model), None if chunk_atoms is None else block_size(chunk_atoms))

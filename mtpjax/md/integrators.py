@@ -15,7 +15,7 @@ fourth, auxiliary value computed together with the forces (e.g. the
 extrapolation grade of the configuration, :func:`mtpjax.active.md_grade.mtp_efs_grade`):
 it is carried in ``MDState.aux`` (``None`` for a three-value efs_fn, so plain
 force fields carry nothing extra). ``neighbor_fns`` is a
-:class:`~mtpjax.md.neighbors.NeighborListFns` (or ``None`` when the energy
+:class:`~mtpjax.geometry.neighbors.NeighborListFns` (or ``None`` when the energy
 needs no list), updated inside ``step`` after the positions/cell move.
 
 Units: Å, amu, eV, ASE time (``ase.units.fs`` = 0.0982…). Momenta are amu·Å/ASE-time.
@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ConfigurationError
+from mtpjax.errors import ConfigurationError
 
 SY4 = (
     1.0 / (2.0 - 2.0 ** (1.0 / 3.0)),

@@ -1,364 +1,132 @@
-"""Run an MD simulation described by a TOML run file (what ``mtpjax md RUN.toml`` does).
+"""Run an MD simulation from a run file (what ``mtpjax md RUN.toml`` does): one driver for 1…R replicas.
 
-Run file (user units: fs, K, bar or GPa, Å; converted once here)::
-
-    structure = "start.cfg"          # any ASE-readable file or an MLIP .cfg (first configuration)
-    elements = ["Cu", "Ag", "Au"]    # MLIP type i ↔ element (masses; species in the output)
-    potential = "pot.mtp"            # or {type = "lj", epsilon = 0.0104, sigma = 3.4, cutoff = 8.5}
-                                     #    {type = "morse", D = .., alpha = .., r0 = .., cutoff = ..}
-    output = "run1"                  # folder: traj.h5md, thermo.csv, checkpoint.npz, final.extxyz
-    timestep_fs = 1.0
-    temperature_K = 1000             # initial Maxwell–Boltzmann velocities (zero total momentum)
-    seed = 1
-    skin = 1.0                       # Å
-    thermo_every = 10                # steps
-    traj_every = 100                 # steps (multiple of thermo_every)
-    checkpoint_every = 1000          # steps (rounded up to a multiple of traj_every)
-    velocities = false               # also store velocities in the H5MD file
-    max_temperature_K = 20000        # explosion guard
-    min_distance = 0.5               # Å; closer atoms are an input error
-
-    [[stage]]
-    name = "melt"
-    ensemble = "npt"                 # nve | nvt | langevin | npt
-    time_ps = 20                     # or steps = 20000
-    temperature_K = 1000             # temperature_end_K = 300 for a linear ramp
-    pressure_bar = 1.01325           # or pressure_GPa; pressure_end_bar/GPa for a ramp
-    barostat = "iso"                 # iso | aniso | tri
-    tdamp_fs = 100                   # LAMMPS Tdamp
-    pdamp_fs = 1000                  # LAMMPS Pdamp
-    tchain = 3
-
-    [replicas]                       # optional: batched copies in one jitted run
-    temperatures_K = [600, 700, 800] # (see mtpjax.md.replicas; output in OUTPUT/rNN/)
-
-A killed run restarted with the same command resumes at the last checkpoint
-(bit-for-bit the same continuation); ``overwrite=True`` starts afresh.
+The run file (:class:`mtpjax.config.md.MDRun`, user units) is converted here once: stages to ASE units
+(:func:`~mtpjax.md.stages.stage_from_spec`), the structure read and checked, the force field built. Without a
+``[replicas]`` table the run writes ``OUTPUT/{traj.h5md, thermo.csv, final.extxyz}``; with one, the R
+replicas advance together in one ``vmap``-ed block and write ``OUTPUT/rNN/…``. One checkpoint
+(``OUTPUT/checkpoint.npz``) holds the whole state; a killed run restarted with the same command resumes at the
+last checkpoint, bit for bit the same continuation (trajectories and logs are cut back to it);
+``overwrite=True`` starts afresh.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import sys
 from pathlib import Path
+from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
+from ase import Atoms
+from ase.data import atomic_masses, atomic_numbers, chemical_symbols
+from ase.io import read, write
 
-from ..config import read_toml
-from ..errors import ConfigurationError, FileFormatError
-from . import forcefields as FF
-from .io import H5MDWriter, ThermoLog, load_checkpoint, load_checkpoint_meta, save_checkpoint, state_frame
-from .neighbors import NeighborListFns, host_neighbors
-from .simulate import BAR, FS, GPA, THERMO_COLUMNS, Simulation, Stage
+from mtpjax.config.base import parse
+from mtpjax.config.md import MDRun, load_md_run
+from mtpjax.errors import ConfigurationError, FileFormatError
+from mtpjax.geometry.neighbors import NeighborListFns, host_neighbors
+from mtpjax.io.cfg import read_cfg
+from mtpjax.io.checkpoint import load_checkpoint, load_checkpoint_meta, save_checkpoint
+from mtpjax.io.h5md import H5MDWriter
+from mtpjax.io.thermo import ThermoLog
+from mtpjax.md import forcefields as FF
+from mtpjax.md.block import THERMO_COLUMNS, thermo_record
+from mtpjax.md.output import state_frame
+from mtpjax.md.simulation import Simulation, unstack
+from mtpjax.md.stages import StagePosition, stages_from_specs
+from mtpjax.potential.model import MTP
+from mtpjax.progress import Progress
+from mtpjax.units import FS
 
-STAGE_KEYS = {
-    "name", "ensemble", "time_ps", "time_fs", "steps", "temperature_K", "temperature_end_K", "pressure_bar",
-    "pressure_GPa", "pressure_end_bar", "pressure_end_GPa", "barostat", "tdamp_fs", "pdamp_fs", "tchain",
-    "pchain", "tloop", "ploop",
-}
-TOP_KEYS = {
-    "structure", "elements", "potential", "output", "timestep_fs", "temperature_K", "seed", "skin",
-    "thermo_every", "traj_every", "checkpoint_every", "velocities", "max_temperature_K", "min_distance",
-    "stage", "neighbor_method", "capacity_multiplier", "replicas", "chunk_atoms",
-}
+__all__ = ["run_md", "load_md_run", "read_structure", "make_force_field", "Structure"]
 
 
-def load_toml(path, overrides=()) -> dict:
-    """The run file ``path`` (+ ``KEY=VALUE`` overrides) as a dict; relative paths in it are relative to it."""
+class Structure(NamedTuple):
+    """A starting structure: positions (N, 3) Å, cell (3, 3) Å rows, MLIP types (N,), atomic numbers (N,),
+    masses (N,) amu."""
+
+    positions: np.ndarray
+    cell: np.ndarray
+    types: np.ndarray
+    numbers: np.ndarray
+    masses: np.ndarray
+
+
+def read_structure(path: Path, elements) -> Structure:
+    """The first configuration of ``path`` (an MLIP ``.cfg``, which needs ``elements`` for its types' masses,
+    or any file ASE reads); MLIP types are indices into ``elements`` (atomic numbers without it)."""
     path = Path(path)
-    cfg = read_toml(path, overrides)
-    cfg["_base"] = str(path.parent.resolve())
-    cfg["_path"] = str(path)
-    return cfg
-
-
-def _resolve(cfg, p):
-    p = Path(p)
-    return p if p.is_absolute() else Path(cfg.get("_base", ".")) / p
-
-
-def parse_stages(cfg, dt_fs: float) -> list[Stage]:
-    raw = cfg.get("stage")
-    if not raw:
-        raise ConfigurationError("run file: no [[stage]] given")
-    stages = []
-    for k, s in enumerate(raw):
-        name = s.get("name", f"stage{k + 1}")
-        unknown = set(s) - STAGE_KEYS
-        if unknown:
-            raise ConfigurationError(f"stage {name!r}: unknown key(s) {sorted(unknown)}")
-        if "ensemble" not in s:
-            raise ConfigurationError(f"stage {name!r}: missing 'ensemble' (nve, nvt, langevin or npt)")
-        if "steps" in s:
-            steps = int(s["steps"])
-        elif "time_ps" in s or "time_fs" in s:
-            t_fs = float(s["time_ps"]) * 1000.0 if "time_ps" in s else float(s["time_fs"])
-            steps = int(round(t_fs / dt_fs))
-        else:
-            raise ConfigurationError(f"stage {name!r}: give 'steps' or 'time_ps'")
-        if steps <= 0:
-            raise ConfigurationError(f"stage {name!r}: the stage must last a positive time, got {steps} steps")
-
-        def pres(key):
-            if f"{key}_GPa" in s:
-                return float(s[f"{key}_GPa"]) * GPA
-            if f"{key}_bar" in s:
-                return float(s[f"{key}_bar"]) * BAR
-            return None
-
-        p0 = pres("pressure")
-        ens = str(s["ensemble"]).lower()
-        if ens == "npt" and p0 is None:
-            raise ConfigurationError(f"stage {name!r}: npt needs pressure_bar or pressure_GPa")
-        for key in ("tdamp_fs", "pdamp_fs"):
-            if key in s and not float(s[key]) > 0:
-                raise ConfigurationError(f"stage {name!r}: {key} must be positive, got {s[key]}")
-        tdamp = float(s.get("tdamp_fs", 100.0 * dt_fs)) * FS
-        pdamp = float(s.get("pdamp_fs", 1000.0 * dt_fs)) * FS
-        st = Stage(
-            ensemble=ens, steps=steps, temperature=s.get("temperature_K"),
-            temperature_end=s.get("temperature_end_K"), pressure=p0 or 0.0, pressure_end=pres("pressure_end"),
-            tdamp=tdamp, pdamp=pdamp, barostat=str(s.get("barostat", "iso")), tchain=int(s.get("tchain", 3)),
-            pchain=int(s.get("pchain", 3)), tloop=int(s.get("tloop", 1)), ploop=int(s.get("ploop", 1)), name=name,
-        )
-        stages.append(st.validate())
-    chains = {s.tchain for s in stages} | {s.pchain for s in stages}
-    if len({s.tchain for s in stages}) > 1 or len({s.pchain for s in stages}) > 1:
-        raise ConfigurationError(f"all stages must use the same tchain/pchain, got {sorted(chains)}")
-    return stages
-
-
-def read_structure(cfg):
-    """Return (positions, cell, pbc, types (MLIP labels), numbers, masses)."""
-    from ase.data import atomic_masses, atomic_numbers
-
-    if "structure" not in cfg:
-        raise ConfigurationError("run file: missing 'structure'")
-    path = _resolve(cfg, cfg["structure"])
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
-    elements = cfg.get("elements")
-    if elements is not None:
-        try:
-            znum = [atomic_numbers[e] for e in elements]
-        except KeyError as e:
-            raise ConfigurationError(f"run file: unknown element {e.args[0]!r} in 'elements'") from None
+    znum = None if elements is None else [atomic_numbers[e] for e in elements]
     if path.suffix.lower() == ".cfg":
-        from ..potential import read_cfg
-
         c = read_cfg(path)[0]
         types = np.asarray(c.types, int)
         pos = np.asarray(c.positions, float)
         cell = np.zeros((3, 3)) if c.cell is None else np.asarray(c.cell, float)
         pbc = np.asarray(c.pbc, bool) if getattr(c, "pbc", None) is not None else np.linalg.norm(cell, axis=1) > 0
-        if elements is None:
+        if znum is None:
             raise ConfigurationError(f"{path}: a .cfg structure needs 'elements' (MLIP type → element) for the masses")
-        if types.max() >= len(elements):
+        if types.max() >= len(znum):
             raise ConfigurationError(f"{path}: atom type {types.max()} has no entry in 'elements' {elements}")
         numbers = np.array([znum[t] for t in types])
     else:
-        from ase.io import read
-
         try:
             atoms = read(path)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - any reader error is a bad input file
             raise FileFormatError(f"cannot read structure ({e})", path=path) from None
-        pos, cell, pbc = atoms.positions, np.asarray(atoms.cell.array), atoms.pbc
-        numbers = atoms.numbers
-        if elements is not None:
+        pos, cell, pbc, numbers = atoms.positions, np.asarray(atoms.cell.array), atoms.pbc, atoms.numbers
+        if znum is None:
+            types = np.asarray(numbers, int)
+        else:
             lut = {z: k for k, z in enumerate(znum)}
             missing = sorted({int(z) for z in numbers} - set(lut))
             if missing:
-                from ase.data import chemical_symbols
-
                 raise ConfigurationError(
-                    f"{path}: element(s) {[chemical_symbols[z] for z in missing]} not in 'elements' {elements}"
-                )
+                    f"{path}: element(s) {[chemical_symbols[z] for z in missing]} not in 'elements' {elements}")
             types = np.array([lut[int(z)] for z in numbers])
-        else:
-            types = np.asarray(numbers, int)
-    masses = atomic_masses[numbers]
     if not np.all(pbc):
         raise ConfigurationError(f"{path}: MD needs a fully periodic cell (pbc = {list(map(bool, pbc))})")
-    return pos, cell, (True, True, True), types, numbers, masses
+    check_cell(path, cell)
+    return Structure(np.asarray(pos, float), np.asarray(cell, float), types, np.asarray(numbers), atomic_masses[numbers])
 
 
-def make_potential(cfg):
-    """Return (efs_fn, cutoff, species_of(types) -> indices)."""
-    pot = cfg.get("potential")
-    if pot is None:
-        raise ConfigurationError("run file: missing 'potential'")
-    chunk = cfg.get("chunk_atoms")  # MTP only: E+F+S in blocks of this many atoms (huge cells)
-    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
-        raise ConfigurationError(f"run file: 'chunk_atoms' must be a positive integer (atoms per block), "
-                                 f"got {chunk!r}")
-    if isinstance(pot, str):
-        path = _resolve(cfg, pot)
+def check_cell(path, cell) -> None:
+    """A cell with a zero, non-finite or linearly dependent lattice vector is an input error."""
+    cell = np.asarray(cell, float)
+    if not np.all(np.isfinite(cell)):
+        raise ConfigurationError(f"{path}: the cell has non-finite entries")
+    lengths = np.linalg.norm(cell, axis=1)
+    if np.any(lengths == 0):
+        raise ConfigurationError(f"{path}: lattice vector {int(np.argmin(lengths)) + 1} is zero")
+    vol = abs(np.linalg.det(cell))
+    if not vol > 1e-6 * np.prod(lengths):
+        raise ConfigurationError(f"{path}: the lattice vectors are (nearly) linearly dependent (volume {vol:.3g} Å³)")
+
+
+def make_force_field(run: MDRun):
+    """``(efs_fn, cutoff Å, species_of(types) -> species indices)`` of the run's potential."""
+    if isinstance(run.potential, str):
+        path = run.path(run.potential)
         if not path.exists():
             raise FileNotFoundError(2, "No such file or directory", str(path))
-        from ..potential import MTP
-
         model = MTP.from_file(path)
-        return FF.mtp_efs(model, chunk), float(model.cutoff), lambda t: model.species_index(t, where=f"{cfg.get('structure')}: ")
-    kind = str(pot.get("type", "")).lower()
-    args = {k: v for k, v in pot.items() if k != "type"}
-    if kind == "lj":
-        efs, rc = FF.lennard_jones(**args)
-    elif kind == "morse":
-        efs, rc = FF.morse(**args)
-    else:
-        raise ConfigurationError(f"run file: unknown potential type {kind!r} (an .mtp path, 'lj' or 'morse')")
+        where = f"{run.structure}: "
+        return FF.mtp_efs(model, run.chunk_atoms), float(model.cutoff), lambda t: model.species_index(t, where=where)
+    factory = FF.lennard_jones if run.potential.type == "lj" else FF.morse
+    efs, rc = factory(**run.potential.kwargs())
     return efs, rc, lambda t: np.zeros(len(t), np.int32)
 
 
-def _check_overlap(pos, cell, pbc, dmin):
+def check_overlap(pos, cell, pbc, dmin: float, where: str = "") -> None:
+    """No two atoms closer than ``dmin`` Å (a structure error, named with the pair and its distance)."""
     idx, sh, maxc = host_neighbors(pos, cell, pbc, dmin)
     if maxc > 0:
         i = int(np.argmax((idx < len(pos)).sum(1)))
         j = int(idx[i, 0])
         r = np.linalg.norm(pos[j] + sh[i, 0] @ cell - pos[i])
         raise ConfigurationError(
-            f"atoms {i} and {j} overlap ({r:.3f} Å apart, below min_distance {dmin} Å); fix the structure"
-        )
-
-
-class _Progress:
-    def __init__(self, total, natoms, dt_fs, enabled):
-        self.natoms, self.dt_fs = natoms, dt_fs
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr)
-
-    def __call__(self, steps, wall):
-        if self.bar is None or wall <= 0:
-            return
-        rate = steps / wall
-        ns_day = rate * self.dt_fs * 1e-6 * 86400
-        self.bar.set_postfix_str(f"{ns_day:.3g} ns/day, {rate * self.natoms:.3g} atom-steps/s")
-        self.bar.update(steps)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
-def run_md(cfg: dict, output=None, overwrite: bool = False, progress: bool = True, max_blocks=None, log=print):
-    """Run (or resume) the simulation in ``cfg`` (a dict from :func:`load_toml`).
-
-    Returns the output folder. ``max_blocks`` stops early (tests of resuming).
-    """
-    unknown = set(k for k in cfg if not k.startswith("_")) - TOP_KEYS
-    if unknown:
-        raise ConfigurationError(f"run file: unknown key(s) {sorted(unknown)}")
-    if "replicas" in cfg:
-        from .replicas import run_md_replicas
-
-        return run_md_replicas(cfg, output, overwrite, progress, max_blocks, log)
-    dt_fs = float(cfg.get("timestep_fs", 1.0))
-    if not (dt_fs > 0 and math.isfinite(dt_fs)):
-        raise ConfigurationError(f"run file: timestep_fs must be positive, got {cfg.get('timestep_fs')}")
-    stages = parse_stages(cfg, dt_fs)
-    pos, cell, pbc, types, numbers, masses = read_structure(cfg)
-    efs, rc, species_of = make_potential(cfg)
-    species = species_of(types)
-    _check_overlap(pos, cell, pbc, float(cfg.get("min_distance", 0.5)))
-    out = Path(output) if output is not None else _resolve(cfg, cfg.get("output", "md_out"))
-    out.mkdir(parents=True, exist_ok=True)
-    thermo_every = int(cfg.get("thermo_every", 10))
-    traj_every = int(cfg.get("traj_every", 100))
-    ck_every = int(cfg.get("checkpoint_every", 10 * traj_every))
-    ck_every = max(traj_every, int(math.ceil(ck_every / traj_every)) * traj_every)
-    sim = Simulation(
-        efs, rc, dt_fs * FS, stages, skin=float(cfg.get("skin", 1.0)), pbc=pbc, thermo_every=thermo_every,
-        traj_every=traj_every, max_temperature=float(cfg.get("max_temperature_K", 1e5)),
-        neighbor_method=cfg.get("neighbor_method"), capacity_multiplier=float(cfg.get("capacity_multiplier", 1.25)),
-    )
-    t_init = cfg.get("temperature_K", stages[0].temperature)
-    state, nbrs = sim.init_state(pos, masses, cell, species, t_init, seed=int(cfg.get("seed", 0)))
-    ck = out / "checkpoint.npz"
-    traj_path, thermo_path = out / "traj.h5md", out / "thermo.csv"
-    h = hashlib.sha256(json.dumps({k: v for k, v in cfg.items() if not k.startswith("_") and k != "output"},
-                                  sort_keys=True, default=str).encode()).hexdigest()[:16]
-    dof = 3 * len(pos) - 3
-    species_out = numbers if numbers is not None else types
-    resume = ck.exists() and not overwrite
-    if resume:
-        meta = load_checkpoint_meta(ck)
-        if meta.get("config_hash") != h:
-            raise ConfigurationError(
-                f"{out}: holds a checkpoint of a different run file; use --overwrite or another output folder"
-            )
-        sim.neighbor_fns = neighbor_fns_from_meta(meta["neighbor_fns"])
-        sim.capacity_multiplier = meta["capacity_multiplier"]
-        tmpl_nbrs = jax.jit(sim.neighbor_fns.build)(state.positions, state.cell)
-        loaded, meta = load_checkpoint(ck, {"state": state, "nbrs": tmpl_nbrs})
-        state, nbrs = loaded["state"], loaded["nbrs"]
-        sim.stage_index, sim.stage_step, sim.stage_t0 = meta["stage_index"], meta["stage_step"], meta["stage_t0"]
-        writer = H5MDWriter(traj_path, species_out, velocities=bool(cfg.get("velocities", False)), mode="a",
-                            n_frames=meta["n_frames"])
-        thermo = ThermoLog(thermo_path, THERMO_COLUMNS, float(np.sum(masses)), mode="a", offset=meta["thermo_bytes"])
-        log(f"md: resuming from {ck} at step {int(state.step)}")
-    else:
-        for p in (ck, traj_path, thermo_path):
-            if p.exists():
-                p.unlink()
-        writer = H5MDWriter(traj_path, species_out, velocities=bool(cfg.get("velocities", False)), mode="w")
-        thermo = ThermoLog(thermo_path, THERMO_COLUMNS, float(np.sum(masses)), mode="w")
-
-    integ0 = sim.integrator(stages[min(sim.stage_index, len(stages) - 1)])
-
-    def write_frame(st):
-        fr = state_frame(st, dof)
-        fr["observables"]["conserved_energy"] = float(
-            sim.integrator(stages[min(sim.stage_index, len(stages) - 1)]).conserved(st, *_targets(sim, st))
-        )
-        writer.append(fr["step"], fr["time_fs"], fr["positions"], fr["cell"], fr["velocities"], fr["observables"])
-
-    def on_block(recs, nrec, st):
-        thermo.write(np.asarray(recs)[: int(nrec)])
-
-    blocks = [0]
-
-    def checkpoint(s, st, nb, force=False):
-        step = int(st.step)
-        if force or step % ck_every == 0:
-            fns = s.neighbor_fns
-            meta = dict(
-                config_hash=h, stage_index=s.stage_index, stage_step=s.stage_step, stage_t0=s.stage_t0,
-                n_frames=writer.n_frames, thermo_bytes=thermo.tell(), capacity_multiplier=s.capacity_multiplier,
-                step=step,
-                neighbor_fns=neighbor_fns_meta(fns),
-            )
-            save_checkpoint(ck, {"state": st, "nbrs": nb}, meta)
-        blocks[0] += 1
-        if max_blocks is not None and blocks[0] >= max_blocks:
-            raise _StopRun()
-
-    if not resume:
-        write_frame(state)
-        rec0 = np.asarray(_initial_record(integ0, sim, state))
-        thermo.write(rec0)
-        checkpoint(sim, state, nbrs, force=True)
-        blocks[0] = 0
-    total = sum(s.steps for s in stages)
-    prog = _Progress(total, len(pos), dt_fs, progress)
-    prog.bar and prog.bar.update(int(state.step))
-    try:
-        res = sim.run(state, nbrs, on_block=on_block, on_frame=write_frame, should_checkpoint=checkpoint, progress=prog)
-        checkpoint(sim, res.state, res.nbrs, force=True)
-        _write_final(out / "final.extxyz", res.state, numbers, types)
-    except _StopRun:
-        pass
-    finally:
-        prog.close()
-        writer.close()
-        thermo.close()
-    return out
+            f"{where}atoms {i} and {j} overlap ({r:.3f} Å apart, below min_distance {dmin} Å); fix the structure")
 
 
 def neighbor_fns_meta(fns: NeighborListFns) -> dict:
@@ -374,36 +142,183 @@ def neighbor_fns_from_meta(nf: dict) -> NeighborListFns:
                            tuple(tuple(s) for s in nf["images"]), nf["method"], tuple(nf["grid"]), nf["bin_capacity"])
 
 
-class _StopRun(Exception):
-    pass
-
-
-def _targets(sim, st):
-    if sim.stage_index >= len(sim.stages):
-        stage = sim.stages[-1]
-        k0, k1 = stage.kT_range()
-        return k1, stage.P_range()[1]
-    stage = sim.stages[sim.stage_index]
-    sch = np.asarray(sim._sched(stage))
-    t0, t1, k0, k1, p0, p1 = sch
-    f = float(np.clip((float(st.time) - t0) / max(t1 - t0, 1e-30), 0, 1))
-    return k0 + f * (k1 - k0), p0 + f * (p1 - p0)
-
-
-def _initial_record(integ, sim, st):
-    from .simulate import _record
-
-    kT, P = _targets(sim, st)
-    return _record(integ, st, kT, P, jnp.asarray(-jnp.inf))
-
-
-def _write_final(path, st, numbers, types):
-    from ase import Atoms
-    from ase.io import write
-
+def write_final(path, st, numbers, types) -> None:
+    """The last state as extended XYZ (positions, cell, momenta, MLIP types, step, time)."""
     a = Atoms(numbers=numbers, positions=np.asarray(st.positions), cell=np.asarray(st.cell), pbc=True)
     a.set_momenta(np.asarray(st.momenta))
     a.set_array("mlip_type", np.asarray(types, int))
     a.info["step"] = int(st.step)
     a.info["time_fs"] = float(st.time) / FS
     write(path, a, format="extxyz")
+
+
+class _Stop(Exception):
+    """``max_blocks`` reached (tests of resuming)."""
+
+
+def config_hash(run: MDRun) -> str:
+    """Digest of everything that defines the run (the output folder excluded): a checkpoint of another run
+    file is not resumed."""
+    d = run.model_dump(exclude={"output"})
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _Outputs:
+    """The trajectory and thermo writers of R replicas (or one run), resumable from checkpoint metadata."""
+
+    def __init__(self, dirs, numbers, masses, velocities: bool, meta: dict | None):
+        self.dirs = dirs
+        if meta is None:
+            for d in dirs:
+                for f in ("traj.h5md", "thermo.csv", "final.extxyz"):
+                    if (d / f).exists():
+                        (d / f).unlink()
+        frames = _per_replica(meta, "n_frames", len(dirs))
+        offsets = _per_replica(meta, "thermo_bytes", len(dirs))
+        mode = "w" if meta is None else "a"
+        self.traj = [H5MDWriter(d / "traj.h5md", numbers[k], velocities=velocities, mode=mode, n_frames=frames[k])
+                     for k, d in enumerate(dirs)]
+        self.thermo = [ThermoLog(d / "thermo.csv", THERMO_COLUMNS, float(np.sum(masses[k])), mode=mode,
+                                 offset=offsets[k]) for k, d in enumerate(dirs)]
+
+    def meta(self) -> dict:
+        return {"n_frames": [w.n_frames for w in self.traj], "thermo_bytes": [t.tell() for t in self.thermo]}
+
+    def close(self):
+        for w in self.traj:
+            w.close()
+        for t in self.thermo:
+            t.close()
+
+
+def _per_replica(meta, key, n):
+    if meta is None:
+        return [None] * n
+    v = meta[key]
+    return list(v) if isinstance(v, list) else [v]  # single-run checkpoints of earlier versions: a number
+
+
+def run_md(run, output=None, overwrite: bool = False, progress: bool = True, max_blocks=None, log=print) -> Path:
+    """Run (or resume) the simulation ``run`` (an :class:`~mtpjax.config.md.MDRun`, a run-file path, or a
+    dict of run-file keys); returns the output folder. ``max_blocks`` stops early (tests of resuming)."""
+    if isinstance(run, (str, Path)):
+        run = load_md_run(run)
+    elif isinstance(run, dict):
+        run = parse(MDRun, run, "run")
+    dt_fs = run.timestep_fs
+    stages = stages_from_specs(run.stage, dt_fs)
+    rep = run.replicas
+    R = rep.n if rep is not None else None
+    n_rep = R or 1
+    structures = [run.path(s) for s in (rep.structures if rep is not None and rep.structures else [run.structure])]
+    structures = structures * n_rep if len(structures) == 1 else structures
+    systems = [read_structure(p, run.elements) for p in structures]
+    n0 = len(systems[0].positions)
+    for p, s in zip(structures, systems):
+        if len(s.positions) != n0:
+            raise ConfigurationError(f"[replicas]: structure {p} has {len(s.positions)} atoms, the first has {n0} "
+                                     "(replicas must have equal sizes)")
+        check_overlap(s.positions, s.cell, (True, True, True), run.min_distance, f"{p}: ")
+    efs, rc, species_of = make_force_field(run)
+    out = Path(output) if output is not None else run.path(run.output)
+    dirs = [out / f"r{k:02d}" for k in range(R)] if R else [out]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    temps = rep.temperatures_K if rep is not None else None
+    if temps is not None and len(temps) == 1:
+        temps = temps * n_rep
+    seeds = (rep.seeds * n_rep if len(rep.seeds) == 1 else rep.seeds) if rep is not None and rep.seeds else \
+        [run.seed + k for k in range(n_rep)]
+    sim = Simulation(efs, rc, dt_fs * FS, stages, skin=run.skin, thermo_every=run.thermo_every,
+                     traj_every=run.traj_every, max_temperature=run.max_temperature_K,
+                     neighbor_method=run.neighbor_method, capacity_multiplier=run.capacity_multiplier,
+                     replicas=R, replica_temperatures=temps)
+
+    def batch(key):
+        xs = [np.asarray(getattr(s, key)) for s in systems]
+        return np.stack(xs) if R else xs[0]
+
+    species = np.stack([species_of(s.types) for s in systems]) if R else species_of(systems[0].types)
+    t_init = run.temperature_K if run.temperature_K is not None else stages[0].temperature
+    state, nbrs = sim.init_state(batch("positions"), batch("masses"), batch("cell"), species, t_init,
+                                 seed=seeds if R else seeds[0])
+    ck = out / "checkpoint.npz"
+    h = config_hash(run)
+    dof = 3 * n0 - 3
+    meta = None
+    position = StagePosition()
+    if ck.exists() and not overwrite:
+        meta = load_checkpoint_meta(ck)
+        if meta.get("config_hash") != h:
+            raise ConfigurationError(f"{out}: holds a checkpoint of a different run file; use --overwrite or another "
+                                     "output folder")
+        sim.neighbor_fns = neighbor_fns_from_meta(meta["neighbor_fns"])
+        sim.capacity_multiplier = meta["capacity_multiplier"]
+        loaded, meta = load_checkpoint(ck, {"state": state, "nbrs": nbrs})  # arrays (shapes too) from the file
+        state, nbrs = loaded["state"], loaded["nbrs"]
+        position = StagePosition(meta["stage_index"], meta["stage_step"], meta["stage_t0"])
+        log(f"md: resuming {f'{R} replicas ' if R else ''}from {ck} at step {int(np.max(np.asarray(state.step)))}")
+    elif ck.exists():
+        ck.unlink()
+    outputs = _Outputs(dirs, [s.numbers for s in systems], [s.masses for s in systems], run.velocities, meta)
+
+    def replica(tree, r):
+        return unstack(tree, r) if R else tree
+
+    def write_frame(st, pos: StagePosition):
+        integ = sim.integrator(sim.stage_at(pos))
+        kT, P = sim.targets(pos, np.asarray(st.time))
+        for r in range(n_rep):
+            s = replica(st, r)
+            fr = state_frame(s, dof)
+            fr["observables"]["conserved_energy"] = float(integ.conserved(s, np.ravel(kT)[r], np.ravel(P)[r]))
+            outputs.traj[r].append(fr["step"], fr["time_fs"], fr["positions"], fr["cell"], fr["velocities"],
+                                   fr["observables"])
+
+    def on_block(recs, nrec, st):
+        recs, nrec = np.asarray(recs), np.asarray(nrec)
+        for r in range(n_rep):
+            outputs.thermo[r].write((recs[r] if R else recs)[: int(np.ravel(nrec)[r])])
+
+    blocks = [0]
+
+    def checkpoint(st, nb, pos: StagePosition, force=False):
+        step = int(np.max(np.asarray(st.step)))
+        if force or step % run.checkpoint_steps == 0:
+            save_checkpoint(ck, {"state": st, "nbrs": nb}, dict(
+                config_hash=h, stage_index=pos.index, stage_step=pos.step, stage_t0=pos.t0, **outputs.meta(),
+                capacity_multiplier=sim.capacity_multiplier, step=step, replicas=R,
+                neighbor_fns=neighbor_fns_meta(sim.neighbor_fns)))
+        blocks[0] += 1
+        if max_blocks is not None and blocks[0] >= max_blocks:
+            raise _Stop()
+
+    if meta is None:
+        write_frame(state, position)
+        integ0 = sim.integrator(stages[0])
+        kT, P = sim.targets(position, np.asarray(state.time))
+        for r in range(n_rep):
+            outputs.thermo[r].write(np.asarray(thermo_record(integ0, replica(state, r), np.ravel(kT)[r],
+                                                             np.ravel(P)[r], jnp.asarray(-jnp.inf))))
+        checkpoint(state, nbrs, position, force=True)
+        blocks[0] = 0
+    total = sum(s.steps for s in stages)
+    prog = Progress(total, "steps", "md", enabled=progress, log=log, initial=int(np.max(np.asarray(state.step))))
+
+    def on_progress(steps, wall):
+        rate = steps / wall if wall > 0 else 0.0
+        prog.update(steps, f"{rate * dt_fs * 1e-6 * 86400:.3g} ns/day, {rate * n0 * n_rep:.3g} atom-steps/s")
+
+    try:
+        res = sim.run(state, nbrs, position, on_block=on_block, on_frame=write_frame,
+                      on_checkpoint=checkpoint, progress=on_progress)
+        checkpoint(res.state, res.nbrs, res.position, force=True)
+        for r in range(n_rep):
+            write_final(dirs[r] / "final.extxyz", replica(res.state, r), systems[r].numbers, systems[r].types)
+    except _Stop:
+        pass
+    finally:
+        prog.close()
+        outputs.close()
+    return out
+

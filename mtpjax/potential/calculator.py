@@ -21,9 +21,9 @@ import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.data import atomic_numbers
 
-from ..errors import ConfigurationError
-from ..md.neighbors import NeighborListFns, neighbor_list, pair_distances
-from .model import MTP, block_size, energy_forces_stress_blocks_above
+from mtpjax.errors import ConfigurationError
+from mtpjax.geometry.neighbors import NeighborListFns, neighbor_list, pair_distances
+from mtpjax.potential.model import MTP, block_size, energy_forces_stress_blocks_above
 
 
 class MTPCalculator(Calculator):

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ConfigurationError
-from ..md.neighbors import host_neighbors, pair_distances
-from .cfg import Configuration
-from .model import MTP, efs_batch
+from mtpjax.errors import ConfigurationError
+from mtpjax.geometry.neighbors import host_neighbors, pair_distances
+from mtpjax.io.cfg import Configuration
+from mtpjax.potential.model import MTP, efs_batch
 
 #: default smallest allowed interatomic distance (Å); closer atoms are refused
 #: as overlapping. MLIP itself has no such check.

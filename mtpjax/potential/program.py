@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+import jax
+import jax.numpy as jnp
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,9 +162,6 @@ def compile_program(
 def contract(prog: ContractionProgram, basic):
     """Run the contraction program: scalar basis functions B (S, N) from the
     basic moments ``basic`` (n_basic, N) (JAX, differentiable, jit-friendly)."""
-    import jax
-    import jax.numpy as jnp
-
     dtype = basic.dtype
     vals = basic
     for layer in prog.layers:

@@ -5,7 +5,7 @@
 * :func:`linear_solve`, :func:`rescale` — exact fit of the linear coefficients (``linear.py``)
 * :class:`TrainConfig`, :func:`train` — the optimiser loop with checkpoints (``trainer.py``)
 """
-from .data import DatasetError, TrainingSet, Weights, load_dataset, prepare_training_set, validate_labels  # noqa: F401
-from .linear import fit_species_energies, linear_solve, rescale  # noqa: F401
-from .loss import error_metrics, get_params, loss_terms, set_params, total_loss  # noqa: F401
-from .trainer import TrainConfig, TrainResult, train  # noqa: F401
+from mtpjax.train.data import DatasetError, TrainingSet, Weights, load_dataset, prepare_training_set, validate_labels  # noqa: F401
+from mtpjax.train.linear import fit_species_energies, linear_solve, rescale  # noqa: F401
+from mtpjax.train.loss import error_metrics, get_params, loss_terms, set_params, total_loss  # noqa: F401
+from mtpjax.train.trainer import TrainConfig, TrainResult, train  # noqa: F401

@@ -1,5 +1,5 @@
-"""Checkpoints of a training run (atomic ``.npz``: write a temporary file, then
-``os.replace``), so that an interrupted run resumes bit for bit.
+"""Checkpoints of a training run (an atomic ``.npz``, :mod:`mtpjax.io.atomic`), so that an interrupted run
+resumes bit for bit.
 
 Stored: the (preconditioned) parameter vector x, the preconditioner P and P⁻¹, ``scaling``, every leaf of the optax state
 (restored into the tree structure of a freshly initialised state), the
@@ -7,14 +7,14 @@ iteration counter, the loss history and the random seed.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import MTPJaxError
+from mtpjax.errors import MTPJaxError
+from mtpjax.io.atomic import atomic_write
 
 FORMAT = 1
 
@@ -25,8 +25,7 @@ def save_checkpoint(path, *, flat, scaling, opt_state, iteration: int, losses, s
     path = Path(path)
     leaves = jax.tree_util.tree_leaves(opt_state)
     arrays = {f"opt_{i:04d}": np.asarray(a) for i, a in enumerate(leaves)}
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_write(path) as fh:
         np.savez(
             fh,
             format=np.int64(FORMAT),
@@ -41,9 +40,6 @@ def save_checkpoint(path, *, flat, scaling, opt_state, iteration: int, losses, s
             precond_inv=np.asarray(precond_inv),
             **arrays,
         )
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path, opt_state_template, n_params: int) -> dict:

@@ -1,7 +1,7 @@
 """Training data: reading data sets, validating labels, padded label arrays.
 
 Host-side orchestration only. A data set is a list of
-:class:`~mtpjax.potential.cfg.Configuration` with energy (eV), forces
+:class:`~mtpjax.io.cfg.Configuration` with energy (eV), forces
 (N, 3) eV/Å and/or PlusStress (6,) eV labels. :func:`prepare_training_set`
 packs it into the padded batches of :func:`mtpjax.potential.evaluate.prepare_batches`
 (neighbour lists are built once: they depend only on positions and the cutoff)
@@ -16,9 +16,11 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ConfigurationError, MTPJaxError
-from ..potential.cfg import Configuration, read_cfg
-from ..potential.evaluate import DEFAULT_MIN_DISTANCE, prepare_batches
+from mtpjax.errors import ConfigurationError, MTPJaxError
+from mtpjax.io.cfg import Configuration, read_cfg
+from mtpjax.potential.evaluate import DEFAULT_MIN_DISTANCE, prepare_batches
+from ase.io import read
+from mtpjax.io.store import TrainingStore
 
 #: weightings of MLIP-2 (docs/spec/mtp.md §7.1): powers (p_E, p_F, p_S) of 1/N
 WEIGHTINGS = {
@@ -45,7 +47,7 @@ def load_dataset(path, type_map=None) -> list[Configuration]:
     ``.cfg`` (MLIP), ``.xyz``/``.extxyz`` (ASE extended XYZ; atomic numbers
     are the types unless ``type_map`` {symbol or Z: type} is given, or the
     file carries MLIP types in a ``mlip_type`` column). HDF5 training-set
-    stores (``.h5``/``.hdf5``, :class:`mtpjax.active.store.TrainingStore`)
+    stores (``.h5``/``.hdf5``, :class:`mtpjax.io.store.TrainingStore`)
     give their labelled configurations. Raises :class:`DatasetError` for unknown formats.
     """
     p = Path(path)
@@ -55,15 +57,9 @@ def load_dataset(path, type_map=None) -> list[Configuration]:
     if ext == ".cfg":
         return read_cfg(p)
     if ext in (".xyz", ".extxyz"):
-        from ase.io import read
-
         atoms = read(str(p), index=":", format="extxyz")
         return [Configuration.from_atoms(a, symbol_to_type=type_map) for a in atoms]
     if ext in (".h5", ".hdf5"):
-        try:
-            from ..active.store import TrainingStore
-        except ImportError:  # pragma: no cover
-            raise DatasetError(f"{p}: HDF5 training-set stores are not supported by this version") from None
         return TrainingStore(p).configurations()
     raise DatasetError(f"{p}: unknown data set format '{ext or p.name}' (use .cfg, .xyz/.extxyz or .h5)")
 

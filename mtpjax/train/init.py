@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import MTPJaxError
-from ..potential.model import MTP, initial_radial_coeffs
+from mtpjax.errors import MTPJaxError
+from mtpjax.potential.model import MTP, initial_radial_coeffs
 
 INIT_METHODS = ("keep", "orth", "mlip3", "same", "random")
 

@@ -35,10 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..potential.model import MTP
-from ..potential.program import contract
+from mtpjax.potential.model import MTP
+from mtpjax.potential.angular import monomials_and_gradients
+from mtpjax.potential.program import contract
+from mtpjax.potential.radial import radial_basis_and_derivative
 
-VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+from mtpjax.units import VOIGT  # xx yy zz yz xz xy (MLIP and ASE order)
 
 
 def flat_params(model: MTP) -> jax.Array:
@@ -52,42 +54,6 @@ def unflat_params(model: MTP, theta) -> dict:
     nr, c = rc.size, model.species_coeffs.size
     theta = jnp.asarray(theta, rc.dtype)
     return {"radial": theta[:nr].reshape(rc.shape), "species": theta[nr : nr + c], "moment": theta[nr + c :]}
-
-
-def _chebyshev(r, rmin: float, rmax: float, nq: int, scaling):
-    """s·T_β(ξ)(R−r)² and its r-derivative, (..., N_Q) each."""
-    xi = (2.0 * r - (rmin + rmax)) / (rmax - rmin)
-    dxi = 2.0 / (rmax - rmin)
-    t = [jnp.ones_like(xi), xi]
-    dt = [jnp.zeros_like(xi), jnp.ones_like(xi)]
-    for _ in range(2, nq):
-        t.append(2 * xi * t[-1] - t[-2])
-        dt.append(2 * t[-2] + 2 * xi * dt[-1] - dt[-2])
-    t = jnp.stack(t[:nq], -1)
-    dt = jnp.stack(dt[:nq], -1) * dxi
-    w = ((rmax - r) ** 2)[..., None]
-    dw = (-2.0 * (rmax - r))[..., None]
-    return scaling * t * w, scaling * (dt * w + t * dw)
-
-
-def _monomials(prog, u, r):
-    """Monomials (..., nm) of û and their gradients (..., nm, 3) w.r.t. the pair vector."""
-    mon = prog.monomials
-    pmax = max(prog.max_power, 1)
-    pw = [jnp.ones_like(u)]
-    for _ in range(pmax):
-        pw.append(pw[-1] * u)
-    pw = jnp.stack(pw, axis=-2)  # (..., pmax+1, 3)
-    a, b, c = mon[:, 0], mon[:, 1], mon[:, 2]
-    px, py, pz = pw[..., a, 0], pw[..., b, 1], pw[..., c, 2]
-    mono = px * py * pz
-    dx = a * pw[..., np.maximum(a - 1, 0), 0] * py * pz
-    dy = b * px * pw[..., np.maximum(b - 1, 0), 1] * pz
-    dz = c * px * py * pw[..., np.maximum(c - 1, 0), 2]
-    dmono_du = jnp.stack([dx, dy, dz], axis=-1)
-    nu = (a + b + c).astype(u.dtype)
-    dmono = (dmono_du - (nu * mono)[..., None] * u[..., None, :]) / r[..., None, None]
-    return mono, dmono
 
 
 def _pair_geometry(model: MTP, positions, cells, config_of_atom, nbrs_idx, nbrs_shifts):
@@ -119,7 +85,7 @@ def efs_jacobian(model: MTP, positions, cells, config_of_atom, species_idx, nbrs
     c, _, k, nq = model.radial_coeffs.shape
     mask, jidx, rvec, r, u = _pair_geometry(model, positions, cells, config_of_atom, nbrs_idx, nbrs_shifts)
     maskf = mask.astype(dtype)
-    q, dq = _chebyshev(r, model.min_dist, model.max_dist, nq, model.scaling)
+    q, dq = radial_basis_and_derivative(r, model.min_dist, model.max_dist, nq, model.scaling)
     q = q * maskf[..., None]
     dq = dq * maskf[..., None]
     zi = species_idx
@@ -134,7 +100,7 @@ def efs_jacobian(model: MTP, positions, cells, config_of_atom, species_idx, nbrs
     wc = model.radial_coeffs.reshape(c * c, k, nq)[zi[:, None] * c + zj]  # (N, M, K, NQ)
     f = jnp.einsum("nmkb,nmb->nmk", wc, q)
     fd = jnp.einsum("nmkb,nmb->nmk", wc, dq)
-    mono_all, dmono_all = _monomials(prog, u, r)
+    mono_all, dmono_all = monomials_and_gradients(prog, u, r)
     mono = mono_all[..., pm]  # (N, M, nb)
     dmono = dmono_all[..., pm, :]  # (N, M, nb, 3)
     fk, fdk = f[..., mu], fd[..., mu]  # (N, M, nb)

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..potential.model import MTP, efs_batch
-from .loss import get_params, set_params
+from mtpjax.potential.model import MTP, efs_batch
+from mtpjax.train.loss import get_params, set_params
 
 
 def _batch_normal_equations(model: MTP, geom, labels):

@@ -24,9 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..potential.model import MTP
-from .jacobian import efs_jacobian, flat_params, unflat_params
-from .loss import batch_loss_terms, radial_penalty, set_params
+from mtpjax.potential.model import MTP
+from mtpjax.train.jacobian import efs_jacobian, flat_params, unflat_params
+from mtpjax.train.loss import batch_loss_terms, radial_penalty, set_params
+from mtpjax.train.linear import solve_normal_equations
 
 
 def _penalty_residuals(radial):
@@ -143,8 +144,6 @@ def solve_linear_block(model: MTP, jdata, penalty_weight: float) -> MTP:
     """``model`` with species and moment coefficients replaced by the exact
     weighted least-squares solution for its radial part (the residuals are
     linear in them, so one Gauss–Newton step on that block is exact)."""
-    from .linear import solve_normal_equations
-
     _, jtr, jtj = normal_equations(model, jdata, penalty_weight)
     nr = model.radial_coeffs.size
     theta = np.array(flat_params(model), dtype=float)

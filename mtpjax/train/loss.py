@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..potential.model import MTP, efs_batch
+from mtpjax.potential.model import MTP, efs_batch
 
 
 def get_params(model: MTP) -> dict:

@@ -23,9 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..potential.evaluate import Batch, bucket
-from ..potential.model import MTP
-from ..potential.program import contract
+from mtpjax.potential.evaluate import Batch, bucket
+from mtpjax.potential.model import MTP
+from mtpjax.potential.angular import monomials_and_gradients
+from mtpjax.potential.program import contract
+from mtpjax.potential.radial import radial_basis_and_derivative
 
 
 @dataclass
@@ -61,22 +63,6 @@ class PairBatch:
         )
 
 
-def chebyshev_unscaled(r, rmin: float, rmax: float, nq: int):
-    """T_β(ξ)(R−r)² and its derivative in r, (P, N_Q) each (numpy, float64)."""
-    xi = (2.0 * r - (rmin + rmax)) / (rmax - rmin)
-    dxi = 2.0 / (rmax - rmin)
-    t = [np.ones_like(xi), xi]
-    dt = [np.zeros_like(xi), np.ones_like(xi)]
-    for _ in range(2, nq):
-        t.append(2 * xi * t[-1] - t[-2])
-        dt.append(2 * t[-2] + 2 * xi * dt[-1] - dt[-2])
-    t = np.stack(t[:nq], -1)
-    dt = np.stack(dt[:nq], -1) * dxi
-    w = (rmax - r) ** 2
-    dw = -2.0 * (rmax - r)
-    return t * w[:, None], dt * w[:, None] + t * dw[:, None]
-
-
 def pair_batch(model: MTP, batch: Batch, pair_pad: int | None = None) -> PairBatch:
     """Compact pair list of a padded :class:`Batch` (host side, once per data set)."""
     n_pad = batch.positions.shape[0]
@@ -92,7 +78,7 @@ def pair_batch(model: MTP, batch: Batch, pair_pad: int | None = None) -> PairBat
     p = len(r)
     pp = pair_pad or bucket(max(p, 1), base=64)
     c = model.n_species
-    q, dq = chebyshev_unscaled(r, model.min_dist, model.max_dist, model.radial_basis_size)
+    q, dq = radial_basis_and_derivative(r, model.min_dist, model.max_dist, model.radial_basis_size)
 
     def pad(a, fill=0):
         out = np.full((pp,) + a.shape[1:], fill, dtype=a.dtype)
@@ -119,27 +105,6 @@ def pair_batch(model: MTP, batch: Batch, pair_pad: int | None = None) -> PairBat
     )
 
 
-def _monomials(prog, u, r):
-    """Monomials (P, nm) of û and their gradients (P, nm, 3) w.r.t. the pair vector."""
-    mon = prog.monomials  # (nm, 3) exponents
-    pmax = max(prog.max_power, 1)
-    pw = [jnp.ones_like(u)]
-    for _ in range(pmax):
-        pw.append(pw[-1] * u)
-    pw = jnp.stack(pw, axis=-2)  # (P, pmax+1, 3)
-    a, b, c = mon[:, 0], mon[:, 1], mon[:, 2]
-    px, py, pz = pw[:, a, 0], pw[:, b, 1], pw[:, c, 2]
-    mono = px * py * pz
-    am1, bm1, cm1 = np.maximum(a - 1, 0), np.maximum(b - 1, 0), np.maximum(c - 1, 0)
-    dx = a * pw[:, am1, 0] * py * pz
-    dy = b * px * pw[:, bm1, 1] * pz
-    dz = c * px * py * pw[:, cm1, 2]
-    dmono_du = jnp.stack([dx, dy, dz], axis=-1)  # (P, nm, 3)
-    nu = (a + b + c).astype(u.dtype)
-    dmono = (dmono_du - (nu * mono)[..., None] * u[:, None, :]) / r[:, None, None]
-    return mono, dmono
-
-
 def efs_pairs(model: MTP, pair_i, pair_j, pair_type, pair_config, r, u, rvec, q, dq, species, config_of_atom,
               atom_mask, n_configs: int):
     """Energies (B,), forces (Nt, 3), PlusStress (B, 6) and site energies (Nt,)
@@ -155,7 +120,7 @@ def efs_pairs(model: MTP, pair_i, pair_j, pair_type, pair_config, r, u, rvec, q,
     w = model.radial_coeffs.reshape(c * c, k, nq)[pair_type]  # (P, K, NQ)
     f = s * jnp.einsum("pkb,pb->pk", w, q)
     fd = s * jnp.einsum("pkb,pb->pk", w, dq)
-    mono, dmono = _monomials(prog, u, r)
+    mono, dmono = monomials_and_gradients(prog, u, r)
     mu, pm = prog.basic_mu, prog.basic_mono
     fm = f[:, mu] * mono[:, pm]  # (P, n_basic)
     basic = jax.ops.segment_sum(fm, pair_i, nt).T  # (n_basic, Nt)

@@ -6,19 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MTPJaxError
-from .loss import predict
-
-
-def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover
-        raise MTPJaxError("--plot needs matplotlib (pip install 'mtpjax[plot]')") from None
-    return plt
+from mtpjax.train.loss import predict
+from mtpjax.plotting import pyplot, save
 
 
 def _parity(ax, ref, pred, label, unit):
@@ -38,7 +27,7 @@ def _parity(ax, ref, pred, label, unit):
 def parity_plot(model, sets: dict, path) -> Path:
     """One PNG with E/atom, F and S parity panels; ``sets`` maps a name
     (``train``, ``valid``) to a :class:`TrainingSet` (one row each)."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(sets), 3, figsize=(13, 4.2 * len(sets)), squeeze=False)
     for row, (name, ts) in zip(axes, sets.items()):
         E, F, S = predict(model, ts)
@@ -58,18 +47,14 @@ def parity_plot(model, sets: dict, path) -> Path:
         _parity(row[1], cat(fr), cat(fp), f"{name} force", "eV/Å")
         _parity(row[2], cat(sr), cat(sp), f"{name} PlusStress", "eV")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def learning_curve(history: list, path) -> Path:
     """Loss and (where logged) energy/force RMSE versus iteration (records
     without an ``iter``, e.g. the LM trainer's multi-start summaries, are skipped)."""
     history = [h for h in history if "iter" in h]
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     it = [h["iter"] for h in history]
     axes[0].semilogy(it, [h["loss"] for h in history])
@@ -85,8 +70,4 @@ def learning_curve(history: list, path) -> Path:
     for ax in axes:
         ax.set_xlabel("iteration")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)

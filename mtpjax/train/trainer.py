@@ -37,15 +37,15 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from ..errors import MTPJaxError
-from ..potential.model import MTP
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import TrainingSet, Weights, prepare_training_set
-from .init import INIT_METHODS, init_radial
-from .linear import fit_species_energies, linear_solve, rescale
-from .jacobian import flat_params, unflat_params
-from .lm import lm_step, solve_linear_block
-from .loss import error_metrics, gauss_newton_matrix, get_params, loss_terms, set_params, total_loss
+from mtpjax.errors import MTPJaxError
+from mtpjax.potential.model import MTP
+from mtpjax.train.checkpoint import load_checkpoint, save_checkpoint
+from mtpjax.train.data import TrainingSet, Weights, prepare_training_set
+from mtpjax.train.init import INIT_METHODS, init_radial
+from mtpjax.train.linear import fit_species_energies, linear_solve, rescale
+from mtpjax.train.jacobian import flat_params, unflat_params
+from mtpjax.train.lm import lm_step, solve_linear_block
+from mtpjax.train.loss import error_metrics, gauss_newton_matrix, get_params, loss_terms, set_params, total_loss
 
 OPTIMIZERS = ("lm", "lbfgs", "adam")
 

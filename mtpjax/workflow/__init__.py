@@ -1,5 +1,10 @@
-"""The paper's workflow end to end (``mtpjax run WORKFLOW.toml``): build → learn → fit → quench → sweep → analyze → report."""
-from .config import DEFAULTS, STAGES, load_workflow
-from .stages import Workflow
+"""The paper's workflow end to end (``mtpjax run WORKFLOW.toml``): build → learn → fit → quench → sweep → analyze → report.
 
-__all__ = ["DEFAULTS", "STAGES", "load_workflow", "Workflow"]
+The file is :class:`mtpjax.config.workflow.WorkflowConfig`; each stage is a module of this package
+(:mod:`.build`, :mod:`.learn`, :mod:`.fit`, :mod:`.production`, :mod:`.analyze`, :mod:`.report`) and
+:class:`Workflow` runs them in order, resumably.
+"""
+from mtpjax.config.workflow import STAGES, WorkflowConfig, load_workflow
+from mtpjax.workflow.stages import Workflow
+
+__all__ = ["STAGES", "WorkflowConfig", "load_workflow", "Workflow"]

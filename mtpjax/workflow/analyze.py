@@ -14,7 +14,39 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigurationError
+from mtpjax.errors import ConfigurationError
+from mtpjax.io.atomic import atomic_write_json
+from mtpjax.workflow.paper import PAPER
+from ase.data import chemical_symbols
+from ase.filters import FrechetCellFilter
+from ase.io import read
+from ase.io import write
+from ase.optimize import FIRE
+from mtpjax.active.dispatch import Job
+from mtpjax.active.dispatch import dispatch
+from mtpjax.active.dispatch import make_executor
+from mtpjax.active.grade import grade_configs
+from mtpjax.active.reference import atoms_payload
+from mtpjax.active.state import read_state
+from mtpjax.analysis.arrhenius import fit_arrhenius
+from mtpjax.analysis.bondvalence import gii
+from mtpjax.analysis.diffusion import InsufficientDataError
+from mtpjax.analysis.diffusion import analyze_diffusion
+from mtpjax.analysis.energetics import amorphization_energy
+from mtpjax.analysis.energetics import interface_energy_from_atoms
+from mtpjax.analysis.rdf import compute_rdf
+from mtpjax.analysis.rdf import first_minimum
+from mtpjax.analysis.regions import displacement_histogram
+from mtpjax.analysis.structure import coordination_fractions_trajectory
+from mtpjax.analysis.structure import formula_units
+from mtpjax.analysis.structure import molecular_units_trajectory
+from mtpjax.analysis.trajectory import ArrayTrajectory
+from mtpjax.io.cfg import Configuration
+from mtpjax.io.h5md import read_h5md
+from mtpjax.io.thermo import read_thermo
+from mtpjax.potential.calculator import MTPCalculator
+import hashlib
+import warnings
 
 PAIRS = {"lps": ["P-S", "Li-S", "Li-Li"], "lbo": ["B-O", "Li-O", "Li-Li"],
          "int": ["P-S", "B-O", "Li-S", "Li-O", "Li-Li"]}
@@ -22,17 +54,14 @@ PAIRS = {"lps": ["P-S", "Li-S", "Li-Li"], "lbo": ["B-O", "Li-O", "Li-Li"],
 
 def _relax_window(wf, comp: str):
     """(t_start_fs, t_end_fs) of the averaging window of the quench run."""
-    p = wf.cfg["production"]
-    t_relax0 = 1000.0 * (float(p["melt_ps"]) + float(p["quench_ps"]))
-    t_end = t_relax0 + 1000.0 * float(p["relax_ps"])
-    return t_end - float(wf.cfg["analysis"]["relax_fraction"]) * (t_end - t_relax0), t_end
+    p = wf.cfg.production
+    t_relax0 = 1000.0 * (float(p.melt_ps) + float(p.quench_ps))
+    t_end = t_relax0 + 1000.0 * float(p.relax_ps)
+    return t_end - float(wf.cfg.analysis.relax_fraction) * (t_end - t_relax0), t_end
 
 
 def _frames(run_dir: Path, t0_fs: float):
     """ArrayTrajectory + per-frame potential energy (eV) of the frames at t ≥ t0."""
-    from ..analysis.trajectory import ArrayTrajectory
-    from ..md.io import read_h5md
-
     sp, pos, cells, steps, times_ps, _, obs = read_h5md(run_dir / "traj.h5md")
     t_fs = np.asarray(times_ps) * 1000.0
     keep = t_fs >= t0_fs - 1e-6
@@ -43,8 +72,6 @@ def _frames(run_dir: Path, t0_fs: float):
 
 
 def _thermo_window(run_dir: Path, t0_fs: float) -> dict:
-    from ..md.io import read_thermo
-
     th = read_thermo(run_dir / "thermo.csv")
     k = th["time_fs"] >= t0_fs - 1e-6
     return {c: th[c][k] for c in th}
@@ -52,21 +79,16 @@ def _thermo_window(run_dir: Path, t0_fs: float) -> dict:
 
 def structure_of(wf, comp: str) -> dict:
     """Per-structure and averaged structural/energetic results of one composition."""
-    from ..analysis.bondvalence import gii
-    from ..analysis.rdf import compute_rdf, first_minimum
-    from ..analysis.structure import coordination_fractions_trajectory, molecular_units_trajectory
-
-    a = wf.cfg["analysis"]
-    cut = a["cutoffs_A"]
+    a = wf.cfg.analysis
+    cut = a.cutoffs_A
     t0, _ = _relax_window(wf, comp)
     per = []
     rdfs = []
-    for k in range(int(wf.cfg["n_structures"])):
+    for k in range(int(wf.cfg.n_structures)):
         rd = wf.workdir / "quench" / comp / "md" / f"r{k:02d}"
         tr, epot = _frames(rd, t0)
         th = _thermo_window(rd, t0)
         n = tr.n_atoms
-        from ase.data import chemical_symbols
 
         sym = [chemical_symbols[z] for z in tr.species]
         rec = {"structure": k, "natoms": n, "n_frames": tr.n_frames,
@@ -78,7 +100,7 @@ def structure_of(wf, comp: str) -> dict:
                "pressure_bar": float(np.mean(th["pressure_bar"])),
                "volume_A3": float(np.mean(th["volume_A3"])),
                "cell_A": np.mean(tr.cells, axis=0).tolist()}
-        rdf = compute_rdf(tr, PAIRS[comp], r_max=float(a["rdf_r_max_A"]), dr=0.02)
+        rdf = compute_rdf(tr, PAIRS[comp], r_max=float(a.rdf_r_max_A), dr=0.02)
         rdfs.append(rdf)
         cns = {}
         for pair in PAIRS[comp]:
@@ -138,24 +160,21 @@ def _msv(v) -> dict:
 
 def diffusion_of(wf, comp: str) -> dict:
     """D(T) of Li from every sweep replica, hopping flags, Arrhenius fits and σ(T0)."""
-    from ..analysis.arrhenius import fit_arrhenius
-    from ..analysis.diffusion import InsufficientDataError, analyze_diffusion
-
-    a, sw = wf.cfg["analysis"], wf.cfg["sweep"]
+    a, sw = wf.cfg.analysis, wf.cfg.sweep
     rows = []
     for rnd in sorted((wf.workdir / "sweep" / comp).glob("round*")):
         for rep in json.loads((rnd / "replicas.json").read_text()):
             path = rnd / f"r{rep['replica']:02d}" / "traj.h5md"
             row = {"round": rnd.name, "replica": rep["replica"], "structure": rep["structure"], "T_K": rep["T_K"]}
             try:
-                res = analyze_diffusion(str(path), "Li", site_distance=float(a["site_distance_A"]))
+                res = analyze_diffusion(str(path), "Li", site_distance=float(a.site_distance_A))
             except (InsufficientDataError, ConfigurationError) as e:
                 row["error"] = str(e)
                 rows.append(row)
                 continue
             msd_end = float(res.msd[-1])
             row.update({"D_cm2_s": res.D, "D_err_cm2_s": res.D_err, "msd_end_A2": msd_end,
-                        "hopping": msd_end >= float(sw["hop_msd_A2"]), "ion_density_A3": res.n_ions / res.volume_A3,
+                        "hopping": msd_end >= float(sw.hop_msd_A2), "ion_density_A3": res.n_ions / res.volume_A3,
                         "volume_A3": res.volume_A3})
             for c in ("parallel", "normal"):
                 f = res.fits.get(c)
@@ -164,7 +183,7 @@ def diffusion_of(wf, comp: str) -> dict:
             rows.append(row)
     good = [r for r in rows if "D_cm2_s" in r and r["hopping"] and r["D_cm2_s"] > 0]
     out = {"rows": rows, "n_hopping": len(good)}
-    T0 = float(a["T0_K"])
+    T0 = float(a.T0_K)
     if good:
         rho = float(np.mean([r["ion_density_A3"] for r in good]))
         out["ion_density_A3"] = rho
@@ -195,8 +214,6 @@ def diffusion_of(wf, comp: str) -> dict:
 
 def displacement_of(wf) -> dict | None:
     """Li displacement histogram along the interface normal at the highest sweep temperature (Fig. 9)."""
-    from ..analysis.regions import displacement_histogram
-
     rnd = wf.workdir / "sweep" / "int" / "round0"
     if not rnd.exists():
         return None
@@ -208,8 +225,6 @@ def displacement_of(wf) -> dict | None:
 
 
 def _final_frame(wf, comp: str, k: int):
-    from ase.io import read
-
     return read(wf.workdir / "quench" / comp / "md" / f"r{k:02d}" / "final.extxyz")
 
 
@@ -221,10 +236,6 @@ def inherent_structures(wf, struct: dict, fmax: float = 0.02, steps: int = 1000)
     compare glasses without their thermal noise. ``grade``: the extrapolation grade of the relaxed
     structure against ``fit/pot.almtp`` (a relaxation can slide where the potential was never trained);
     above the learning's break threshold the entry also holds ``left_out`` (why), and γ leaves it out."""
-    from ase.io import write
-
-    from ..potential.calculator import MTPCalculator
-
     calc = MTPCalculator(wf.done("fit")["potential"], symbols=wf.species)
     d = wf.workdir / "analyze" / "inherent"
     d.mkdir(parents=True, exist_ok=True)
@@ -249,13 +260,13 @@ def inherent_structures(wf, struct: dict, fmax: float = 0.02, steps: int = 1000)
     if path.exists() and keys:
         from ase.io import read
 
-        from ..active.grade import grade_configs
-        from ..active.state import read_state
-        from ..potential.cfg import Configuration
+        from mtpjax.active.grade import grade_configs
+        from mtpjax.active.state import read_state
+        from mtpjax.io.cfg import Configuration
 
         model, ast = read_state(path)
         to_type = {s: k for k, s in enumerate(wf.species)}
-        brk = float(wf.cfg["learn"]["break_threshold"])
+        brk = float(wf.cfg.learn.break_threshold)
         # graded as written (the file is what the report's numbers refer to)
         g, _ = grade_configs(model, ast, [Configuration.from_atoms(read(out[k]["path"]), symbol_to_type=to_type)
                                           for k in keys])
@@ -275,9 +286,6 @@ def _gamma_of(E: dict, frames: dict) -> list | None:
     """γ (dicts of interface_energy_from_atoms) of every ``int/…`` frame, bulk references the mean energy
     per formula unit of the ``lps/…`` and ``lbo/…`` frames; E and frames keyed alike. None without the
     three compositions."""
-    from ..analysis.energetics import interface_energy_from_atoms
-    from ..analysis.structure import formula_units
-
     E_fu = {}
     for comp, formula in (("lps", "Li3PS4"), ("lbo", "Li3B11O18")):
         ks = [k for k in E if k.startswith(comp + "/")]
@@ -295,11 +303,6 @@ def energetics_of(wf, struct: dict, inherent: dict | None = None) -> dict:
     """Interface energy (per independent interface cell; 300 K averages, and from the inherent structures
     when ``inherent`` is given: those relaxed without failure and with grade ≤ the break threshold) and
     amorphization energies (the final frames and the crystal relaxed, cell included, at 0 pressure)."""
-    from ase.io import read
-
-    from ..analysis.energetics import amorphization_energy, interface_energy_from_atoms
-    from ..analysis.structure import formula_units
-
     out = {}
     E_fu = {}
     for comp, formula in (("lps", "Li3PS4"), ("lbo", "Li3B11O18")):
@@ -326,7 +329,7 @@ def energetics_of(wf, struct: dict, inherent: dict | None = None) -> dict:
         if g:
             out["interface_inherent"] = {"per_structure": g, "gamma_mJ_m2": _msv([x["gamma_mJ_m2"] for x in g]),
                                          "gamma_meV_A2": _msv([x["gamma_meV_A2"] for x in g])}
-    crystals = wf.cfg["analysis"]["crystals"]
+    crystals = wf.cfg.analysis.crystals
     if crystals:
         out["amorphization_meV_atom"] = {}
         for formula, path in crystals.items():
@@ -346,19 +349,12 @@ def extrapolation_of(wf, max_frames: int = 60) -> dict:
     consolidated potential's active set (``fit/pot.almtp``, neighbourhood mode as in the learning):
     numbers on a trajectory where γ exceeded the learning's break threshold come from a potential
     that was not trained there. At most ``max_frames`` evenly spaced frames per run are graded."""
-    from ase.data import chemical_symbols
-
-    from ..active.grade import grade_configs
-    from ..active.state import read_state
-    from ..md.io import read_h5md
-    from ..potential.cfg import Configuration
-
     path = wf.workdir / "fit" / "pot.almtp"
     if not path.exists():
         return {}
     model, ast = read_state(path)
-    ln = wf.cfg["learn"]
-    sel, brk = float(ln["select_threshold"]), float(ln["break_threshold"])
+    ln = wf.cfg.learn
+    sel, brk = float(ln.select_threshold), float(ln.break_threshold)
     to_type = {s: k for k, s in enumerate(wf.species)}
 
     def grade_run(h5):
@@ -399,16 +395,6 @@ def reference_check_of(wf, inherent: dict | None = None) -> dict:
     ``inherent`` (:func:`inherent_structures`) the same for the MTP-relaxed frames (reference single
     points). Cached in ``analyze/reference_check.json`` for this potential (the labels can be DFT; labels
     that failed after their retries stay failed until the file is deleted)."""
-    from ase.io import read
-
-    from ..active.dispatch import Job, dispatch, make_executor
-    from ..active.reference import atoms_payload
-    from ..potential.calculator import MTPCalculator
-    from ..potential.cfg import Configuration
-    from .stages import _atomic_json
-
-    import hashlib
-
     cache = wf.workdir / "analyze" / "reference_check.json"
     pot = wf.done("fit")["potential"]
     pot_sha = hashlib.sha256(Path(pot).read_bytes()).hexdigest()
@@ -428,11 +414,11 @@ def reference_check_of(wf, inherent: dict | None = None) -> dict:
         for key, at in frames.items():
             conf = Configuration.from_atoms(at, symbol_to_type=sym_to_type)
             jobs.append(Job(key=f"{name}:{key}", payload=atoms_payload(conf, wf.species)))
-    lc = wf.cfg["labels"]
-    ex = make_executor(lc["executor"], wf.workdir / "analyze" / "jobs", int(lc["max_workers"]), lc.get("submitit") or None)
+    lc = wf.cfg.labels
+    ex = make_executor(lc.executor, wf.workdir / "analyze" / "jobs", int(lc.max_workers), lc.submitit or None)
     labels, errors = {}, {}
     try:
-        dispatch(jobs, wf.cfg["reference"], ex, retries=int(lc["retries"]), timeout=float(lc["timeout_s"]),
+        dispatch(jobs, wf.cfg.reference, ex, retries=int(lc.retries), timeout=float(lc.timeout_s),
                  on_done=lambda j, lab: labels.__setitem__(j.key, lab),
                  on_failed=lambda j: errors.__setitem__(j.key, j.errors[-1] if j.errors else "failed"),
                  workdir_of=lambda j: str(wf.workdir / "analyze" / "ref" / j.key.replace(":", "_")))
@@ -467,20 +453,13 @@ def reference_check_of(wf, inherent: dict | None = None) -> dict:
     out["errors"] = errors
     if inherent:
         out["inherent"] = compare("inherent")
-    _atomic_json(cache, {"potential_sha256": pot_sha, "result": out})  # failed labels stay failed (delete to retry)
+    atomic_write_json(cache, {"potential_sha256": pot_sha, "result": out})  # failed labels stay failed (delete to retry)
     return out
 
 
 def _relaxed_energy(wf, atoms, fmax: float = 0.02, steps: int = 1000, calc=None, cell: bool = True):
     """(energy eV, relaxed atoms, converged, steps) after a FIRE relaxation of positions and (``cell``)
     the cell at 0 pressure, with the workflow's potential (or ``calc``)."""
-    import warnings
-
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import FIRE
-
-    from ..potential.calculator import MTPCalculator
-
     atoms = atoms.copy()
     atoms.calc = calc if calc is not None else MTPCalculator(wf.done("fit")["potential"], symbols=wf.species)
     opt = FIRE(FrechetCellFilter(atoms) if cell else atoms, logfile=None)
@@ -505,20 +484,15 @@ def analyze_all(wf) -> dict:
     res["energetics"] = energetics_of(wf, res["compositions"], inherent)
     res["displacement"] = displacement_of(wf) if "int" in wf.comps() else None
     res["extrapolation"] = extrapolation_of(wf)
-    an = wf.cfg["analysis"]
-    res["reference_check"] = (reference_check_of(wf, inherent if an["reference_check_inherent"] else None)
-                              if an["reference_check"] else None)
+    an = wf.cfg.analysis
+    res["reference_check"] = (reference_check_of(wf, inherent if an.reference_check_inherent else None)
+                              if an.reference_check else None)
     fm = json.loads((wf.workdir / "fit" / "metrics.json").read_text()) if (wf.workdir / "fit" / "metrics.json").exists() else {}
     res["fit_metrics"] = fm.get("valid_metrics") or fm.get("train_metrics") or {}
     res["sanity"] = sanity_checks(res)
     res["wall_s"] = time.perf_counter() - t0
-    from .stages import _atomic_json
-
-    _atomic_json(d / "results.json", res)
+    atomic_write_json(d / "results.json", res)
     return {"results": str(d / "results.json"), "sanity_passed": all(c["passed"] for c in res["sanity"])}
-
-
-PAPER = {"density_g_cm3": {"lps": 1.79, "lbo": 2.09}}
 
 
 def sanity_checks(res: dict) -> list[dict]:

@@ -13,30 +13,10 @@ import shutil
 
 import numpy as np
 
-from .analyze import PAPER
-from .stages import COMP_NAMES, _atomic_json
+from mtpjax.io.atomic import atomic_write_json
+from mtpjax.workflow.paper import COMP_NAMES, PAPER, PAPER_TABLE
+from mtpjax.plotting import pyplot, save
 
-PAPER_TABLE = [
-    ("density a-Li3PS4 (g/cm³)", "1.79 ± 0.014"),
-    ("density a-Li3B11O18 (g/cm³)", "2.09 ± 0.01"),
-    ("P–S / B–O coordination", "4 / 3.2"),
-    ("BO4/(BO3+BO4) bulk / interface", "0.26 / 0.22"),
-    ("interface energy (mJ/m²)", "620"),
-    ("σ(300 K) LPS (mS/cm)", "16.4"),
-    ("σ(300 K) LBO (mS/cm); E_a", "0.138; 0.53 eV"),
-    ("E_a normal to the interface (eV)", "0.55 ± 0.02"),
-    ("amorphization energy LPS / LBO (meV/atom)", "36.7 / 42.0"),
-    ("GII (LOTF production)", "0.24–0.33"),
-]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _f(x, fmt="{:.3g}"):
@@ -50,7 +30,7 @@ def _pm(d, fmt="{:.3g}"):
 
 
 def figures(res: dict, wf, d) -> dict:
-    plt = _plt()
+    plt = pyplot()
     figs = {}
     comps = list(res["compositions"])
     # Fig 3: learning + parity (copied from the learn/fit stages)
@@ -75,8 +55,7 @@ def figures(res: dict, wf, d) -> dict:
         ax2.set_ylim(0, 12)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(d / "fig4_rdf.png", dpi=100)
-    plt.close(fig)
+    save(fig, d / "fig4_rdf.png", dpi=100)
     figs["fig4_rdf.png"] = "fig4_rdf.png"
     # Fig 5: densities (vs paper) and BO4 fractions bulk vs interface
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -97,8 +76,7 @@ def figures(res: dict, wf, d) -> dict:
         ax[1].set_ylabel("BO4 / (BO3 + BO4)")
         ax[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(d / "fig5_density_bo4.png", dpi=100)
-    plt.close(fig)
+    save(fig, d / "fig5_density_bo4.png", dpi=100)
     figs["fig5_density_bo4.png"] = "fig5_density_bo4.png"
     # Fig 6/7: Arrhenius (total per composition; interface parallel vs normal)
     for fname, keys in (("fig6_arrhenius.png", [(c, "total") for c in comps]),
@@ -107,7 +85,7 @@ def figures(res: dict, wf, d) -> dict:
         if not keys:
             continue
         fig, ax = plt.subplots(figsize=(5.5, 4.2))
-        T0 = float(wf.cfg["analysis"]["T0_K"])
+        T0 = float(wf.cfg.analysis.T0_K)
         for comp, c in keys:
             dd = res["diffusion"][comp]
             fit = dd.get(f"arrhenius_{c}", {})
@@ -139,8 +117,7 @@ def figures(res: dict, wf, d) -> dict:
         ax.set_ylabel("log$_{10}$ D$_{Li}$ (cm²/s)")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(d / fname, dpi=100)
-        plt.close(fig)
+        save(fig, d / fname, dpi=100)
         figs[fname] = fname
     # Fig 8: GII vs energy per atom (frames of the 300 K NPT stage)
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -154,8 +131,7 @@ def figures(res: dict, wf, d) -> dict:
     ax.set_ylabel("E$_{pot}$ (eV/atom)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(d / "fig8_gii_energy.png", dpi=100)
-    plt.close(fig)
+    save(fig, d / "fig8_gii_energy.png", dpi=100)
     figs["fig8_gii_energy.png"] = "fig8_gii_energy.png"
     # Fig 9: Li displacement along the interface normal
     h = res.get("displacement")
@@ -167,8 +143,7 @@ def figures(res: dict, wf, d) -> dict:
         ax.set_ylabel("count")
         ax.set_title(f"interface, {h['T_K']:g} K")
         fig.tight_layout()
-        fig.savefig(d / "fig9_displacement.png", dpi=100)
-        plt.close(fig)
+        save(fig, d / "fig9_displacement.png", dpi=100)
         figs["fig9_displacement.png"] = "fig9_displacement.png"
     return figs
 
@@ -181,12 +156,12 @@ def write_report(wf) -> dict:
     figs = figures(res, wf, d)
     comps = list(res["compositions"])
     c = wf.cfg
-    L = [f"# mtpjax workflow report: {c['title']}", ""]
-    L += [f"Workflow file: `{c.get('_path', '')}`; work folder `{wf.workdir}`.", ""]
-    ref = c["reference"]
+    L = [f"# mtpjax workflow report: {c.title}", ""]
+    L += [f"Workflow file: `{c.source or ''}`; work folder `{wf.workdir}`.", ""]
+    ref = c.reference
     rname = ref.get("method") or ref.get("factory") or ""
-    L += [f"> **Reference labels: {ref.get('kind')} {rname}**, {c['n_structures']} structure(s) per "
-          f"composition, MTP level {c['potential']['level']}. The numbers below are what this run computed; "
+    L += [f"> **Reference labels: {ref.get('kind')} {rname}**, {c.n_structures} structure(s) per "
+          f"composition, MTP level {c.potential.level}. The numbers below are what this run computed; "
           "they are comparable with the paper's (PBE/VASP, 96–128-atom cells, ns runs) only when this workflow is run "
           "with the paper's settings (`examples/paper.toml`). A quick run (tiny cells, xTB, ps) checks that every "
           "stage works and that the physics is sane, not the paper's values.", ""]
@@ -290,7 +265,7 @@ def write_report(wf) -> dict:
                  f"{_pm(cn['P-S']['cutoff']) if 'P-S' in cn else '—'} | "
                  f"{_pm(cn['B-O']['cutoff']) if 'B-O' in cn else '—'} | {_pm(r.get('BO4_fraction'))} | "
                  f"{_pm(r['gii'])} |")
-    cut = wf.cfg["analysis"]["cutoffs_A"]
+    cut = wf.cfg.analysis.cutoffs_A
     L += ["", f"CN: running coordination number within {cut.get('P-S')} Å (P–S) and {cut.get('B-O')} Å (B–O), "
           "mean ± std over structures; the first minima of g(r) and the CN there are in results.json.", "",
           "![fig4](fig4_rdf.png)", "", "![fig5](fig5_density_bo4.png)", ""]
@@ -340,7 +315,7 @@ def write_report(wf) -> dict:
     L += ["## The paper's values (PBE, for comparison)", "", "| quantity | paper |", "|---|---|"]
     L += [f"| {a} | {b} |" for a, b in PAPER_TABLE] + [""]
     (d / "report.md").write_text("\n".join(L))
-    _atomic_json(d / "report.json", {"results": res, "learn": learn, "fit": fit, "figures": figs,
+    atomic_write_json(d / "report.json", {"results": res, "learn": learn, "fit": fit, "figures": figs,
                                      "stages": {s: wf.done(s) for s in ("build", "quench", "sweep")}})
     wf.log(f"[report] {d / 'report.md'} ({len(figs)} figures); sanity checks: " +
            ", ".join(f"{c['check']}: {'PASS' if c['passed'] else 'FAIL'}" for c in res["sanity"]))

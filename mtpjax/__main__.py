@@ -1,0 +1,6 @@
+"""``python -m mtpjax COMMAND ...`` (the same as the ``mtpjax`` script)."""
+import sys
+
+from mtpjax.cli import main
+
+sys.exit(main())

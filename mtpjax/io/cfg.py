@@ -1,0 +1,690 @@
+"""MLIP ``.cfg`` configurations: the in-memory record and its reader/writer.
+
+See ``docs/spec/mtp.md`` §6.2 for the format.
+
+* :func:`read_cfg` / :func:`iter_cfg` read any number of configurations
+  (path or file object; CR/CRLF tolerated). ``AtomData`` columns are free:
+  ``id`` (must be 1..N in order), ``type`` (default 0), ``cartes_x/y/z`` or
+  ``direct_x/y/z`` (fractional, converted with the Supercell rows), ``fx fy
+  fz``; every other column (``site_en``, ``charge``, ``nbh_grades``,
+  ``magmom_*`` ...) goes to ``Configuration.atom_data`` as float64 (``ghost``
+  as int64). ``PlusStress:`` components may come in any order; ``Virial:`` is
+  divided by |det(cell)| (MLIP's rule); ``Stress:`` (old sign convention) and
+  any unknown keyword are errors. Every error is a
+  :class:`~mtpjax.errors.FileFormatError` naming file, line and field.
+* :func:`write_cfg` / :func:`format_cfg` write MLIP's layout. ``lossless=True``
+  (default) writes ``%.16e`` (17 significant digits) exactly like MLIP's
+  lossless build, ``lossless=False`` MLIP's default rounded output; both were
+  checked byte for byte against the MLIP-2/MLIP-3 outputs in
+  ``tests/data/mlip_ref``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mtpjax.errors import ConfigurationError, FileFormatError
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.data import atomic_numbers
+from ase.data import chemical_symbols
+
+
+@dataclass
+class Configuration:
+    """One MLIP configuration.
+
+    ``positions`` (N, 3) Cartesian Å; ``types`` (N,) int (MLIP type labels as
+    written in the file); ``cell`` (3, 3) lattice vectors as rows in Å, with a
+    zero row for every non-periodic direction (``pbc`` (3,) bool says which
+    rows were present in ``Supercell``); ``energy`` eV or None; ``forces``
+    (N, 3) eV/Å or None; ``plus_stress`` (6,) eV in MLIP order
+    xx yy zz yz xz xy (= −∂E/∂ε, ASE stress = −plus_stress/V) or None;
+    ``features`` ordered ``{key: value}`` (a key repeated in the file has its
+    values joined with ``\\n``); ``atom_data`` any further per-atom columns
+    (``site_en``, ``charge``, ``nbh_grades``, ...) as (N,) arrays keyed by
+    column name.
+    """
+
+    positions: np.ndarray
+    types: np.ndarray
+    cell: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
+    pbc: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=bool))
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    plus_stress: np.ndarray | None = None
+    features: dict = field(default_factory=dict)
+    atom_data: dict = field(default_factory=dict)
+
+    @property
+    def natoms(self) -> int:
+        return int(len(self.positions))
+
+    # ------------------------------------------------------------------
+    # ASE conversion
+    # ------------------------------------------------------------------
+    @property
+    def volume(self) -> float:
+        """|det(cell)| (0 unless all three directions are periodic)."""
+        return float(abs(np.linalg.det(np.asarray(self.cell, dtype=float))))
+
+    def to_atoms(self, type_to_symbol=None):
+        """Convert to :class:`ase.Atoms`.
+
+        ``type_to_symbol``: a dict ``{type: symbol or atomic number}`` or a
+        sequence indexed by type. ``None`` gives every atom the dummy element
+        ``X`` (atomic number 0). In every case the MLIP types are kept in
+        ``atoms.arrays["mlip_type"]`` (and as ``atoms.tags``) so that
+        :meth:`from_atoms` gets them back without a mapping. Cell rows and
+        ``pbc`` are copied; ``features`` go to ``atoms.info`` and the extra
+        per-atom columns to ``atoms.arrays``. If energy/forces/stress are
+        present a ``SinglePointCalculator`` carries them, with
+        ``stress = -plus_stress / V`` (ASE Voigt order xx yy zz yz xz xy, the
+        same order as MLIP's); the stress is omitted for a non-periodic cell.
+        """
+        types = np.asarray(self.types, dtype=np.int64)
+        if type_to_symbol is None:
+            numbers = np.zeros(len(types), dtype=np.int64)
+        else:
+            def num(t):
+                try:
+                    v = type_to_symbol[int(t)]
+                except (KeyError, IndexError):
+                    raise ConfigurationError(f"type {int(t)} is not in type_to_symbol") from None
+                if isinstance(v, str):
+                    if v not in atomic_numbers:
+                        raise ConfigurationError(f"unknown chemical symbol {v!r}")
+                    return atomic_numbers[v]
+                return int(v)
+            lut = {int(t): num(t) for t in np.unique(types)}
+            numbers = np.array([lut[int(t)] for t in types], dtype=np.int64)
+        atoms = Atoms(numbers=numbers, positions=np.asarray(self.positions, dtype=float),
+                      cell=np.asarray(self.cell, dtype=float), pbc=np.asarray(self.pbc, dtype=bool))
+        atoms.set_array("mlip_type", types.copy())
+        atoms.set_tags(types.copy())
+        for k, v in self.atom_data.items():
+            atoms.set_array(k, np.asarray(v).copy())
+        atoms.info.update(self.features)
+        results = {}
+        if self.energy is not None:
+            results["energy"] = float(self.energy)
+            results["free_energy"] = float(self.energy)
+        if self.forces is not None:
+            results["forces"] = np.asarray(self.forces, dtype=float).copy()
+        if self.plus_stress is not None:
+            vol = self.volume
+            if vol > 0:
+                results["stress"] = -np.asarray(self.plus_stress, dtype=float) / vol
+        if results:
+            atoms.calc = SinglePointCalculator(atoms, **results)
+        return atoms
+
+    @classmethod
+    def from_atoms(cls, atoms, symbol_to_type=None) -> "Configuration":
+        """Build a configuration from :class:`ase.Atoms`.
+
+        ``symbol_to_type``: a dict ``{symbol or atomic number: type}`` or a
+        sequence of symbols/atomic numbers whose index is the type. ``None``:
+        use ``atoms.arrays["mlip_type"]`` if present (see :meth:`to_atoms`),
+        otherwise the atomic numbers themselves are the types (MLIP-3 accepts
+        atomic numbers as labels; for MLIP-2 and LAMMPS pass a mapping to
+        0..C-1). Energy, forces and stress are taken from
+        ``atoms.calc.results`` if present (no calculation is triggered;
+        ``plus_stress = -stress * V``, stress dropped unless the cell has a
+        volume); ``atoms.info`` entries with string/number values become
+        features. Cell rows of non-periodic directions are zeroed (MLIP's
+        convention).
+        """
+        numbers = atoms.get_atomic_numbers()
+        if symbol_to_type is None:
+            if "mlip_type" in atoms.arrays:
+                types = np.asarray(atoms.arrays["mlip_type"], dtype=np.int64).copy()
+            else:
+                types = numbers.astype(np.int64)
+        else:
+            if isinstance(symbol_to_type, dict):
+                m = symbol_to_type
+            else:
+                m = {s: i for i, s in enumerate(symbol_to_type)}
+            types = np.empty(len(numbers), dtype=np.int64)
+            for i, z in enumerate(numbers.tolist()):
+                sym = chemical_symbols[z]
+                if sym in m:
+                    types[i] = m[sym]
+                elif z in m:
+                    types[i] = m[z]
+                else:
+                    raise ConfigurationError(f"atom {i} ({sym}) is not in symbol_to_type")
+        cell = np.array(atoms.cell[:], dtype=float)
+        pbc = np.array(atoms.pbc, dtype=bool)
+        cell[~pbc] = 0.0
+        conf = cls(positions=np.array(atoms.positions, dtype=float), types=types,
+                   cell=cell, pbc=pbc)
+        calc = atoms.calc
+        results = getattr(calc, "results", {}) if calc is not None else {}
+        if "energy" in results:
+            conf.energy = float(results["energy"])
+        if "forces" in results:
+            conf.forces = np.array(results["forces"], dtype=float)
+        if "stress" in results:
+            st = np.asarray(results["stress"], dtype=float)
+            if st.shape == (3, 3):
+                st = st[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+            vol = abs(np.linalg.det(cell))
+            if vol > 0:
+                conf.plus_stress = -st * vol
+        for k, v in atoms.info.items():
+            if isinstance(v, (str, int, float, np.integer, np.floating)) and not isinstance(v, bool):
+                conf.features[str(k)] = str(v)
+        return conf
+
+
+# ---------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------
+
+_STRESS_NAMES = ("xx", "yy", "zz", "yz", "xz", "xy")
+_KEYWORDS = {"Size", "Supercell", "AtomData:", "Energy", "PlusStress:", "Virial:", "Stress:",
+             "Feature", "END_CFG", "BEGIN_CFG"}
+_NUM_START = set("0123456789+-.")
+_INT_COLUMNS = {"ghost"}
+
+
+def _strict_fromstring(text: str, dtype=np.float64) -> np.ndarray:
+    if not text.strip():
+        return np.zeros(0, dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        try:
+            return np.fromstring(text, dtype=dtype, sep=" ")
+        except (DeprecationWarning, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _open_text(source, mode="r"):
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, mode, encoding="utf-8", newline=None if "r" in mode else "") as f:
+            yield f, str(source)
+        return
+    name = getattr(source, "name", None)
+    name = str(name) if isinstance(name, (str, os.PathLike)) else None
+    if isinstance(source, (io.RawIOBase, io.BufferedIOBase)) or "b" in getattr(source, "mode", ""):
+        w = io.TextIOWrapper(source, encoding="utf-8", newline=None if "r" in mode else "")
+        try:
+            yield w, name
+        finally:
+            w.detach()
+        return
+    yield source, name
+
+
+class _Lines:
+    """Line iterator with 1-based numbers and one-line push-back."""
+
+    __slots__ = ("_it", "lineno", "_back")
+
+    def __init__(self, f):
+        self._it = iter(f)
+        self.lineno = 0
+        self._back = None
+
+    def next(self):
+        if self._back is not None:
+            line, self._back = self._back, None
+            self.lineno += 1
+            return line
+        line = next(self._it, None)
+        if line is not None:
+            self.lineno += 1
+        return line
+
+    def push_back(self, line):
+        self._back = line
+        self.lineno -= 1
+
+    def take(self, n):
+        out = []
+        if n and self._back is not None:
+            out.append(self._back)
+            self._back = None
+            n -= 1
+        out.extend(itertools.islice(self._it, n))
+        return out
+
+
+def read_cfg(source) -> list[Configuration]:
+    """Read every configuration of an MLIP ``.cfg`` file (path or text file object)."""
+    return list(iter_cfg(source))
+
+
+def iter_cfg(source):
+    """Iterate over the configurations of an MLIP ``.cfg`` file.
+
+    Raises :class:`FileFormatError` naming the file, the 1-based line and
+    the field for every malformed input.
+    """
+    with _open_text(source) as (f, path):
+        lines = _Lines(f)
+        while True:
+            line = lines.next()
+            if line is None:
+                return
+            s = line.strip()
+            if not s:
+                continue
+            if s != "BEGIN_CFG":
+                word = s.split()[0]
+                raise FileFormatError(f"expected BEGIN_CFG, found {_short(s)!r}", path=path,
+                                      line=lines.lineno, field=word)
+            yield _parse_one(lines, path)
+
+
+def _short(s: str, n: int = 60) -> str:
+    s = s.strip()
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def _parse_one(lines: _Lines, path) -> Configuration:
+    begin = lines.lineno
+
+    def E(reason, line, field):
+        return FileFormatError(reason, path=path, line=line, field=field)
+
+    size = None
+    cell_rows: list = []
+    have_cell = False
+    atom_block = None
+    energy = None
+    stress = None
+    virial = None
+    features: dict = {}
+    seen: dict = {}
+    last_block = None
+
+    def next_value_line(field):
+        while True:
+            ln = lines.next()
+            if ln is None:
+                raise E(f"end of file while reading {field} (missing END_CFG of the "
+                        f"configuration that begins on line {begin})", lines.lineno, field)
+            t = ln.strip()
+            if t:
+                return t
+
+    while True:
+        line = lines.next()
+        if line is None:
+            raise E(f"missing END_CFG (configuration begins on line {begin})", lines.lineno,
+                    "END_CFG")
+        s = line.strip()
+        if not s:
+            continue
+        lineno = lines.lineno
+        parts = s.split(None, 1)
+        word = parts[0]
+        if word[0] in _NUM_START:
+            if last_block == "AtomData:":
+                raise E(f"more AtomData rows than Size = {size}", lineno, "AtomData")
+            raise E(f"unexpected numeric line {_short(s)!r}", lineno, last_block or word)
+        if word in seen and word not in ("Feature",):
+            raise E(f"{word} given twice in one configuration (first on line {seen[word]})",
+                    lineno, word.rstrip(":"))
+        seen.setdefault(word, lineno)
+        last_block = word
+        if word == "END_CFG":
+            break
+        if word == "Size":
+            t = parts[1] if len(parts) > 1 else next_value_line("Size")
+            try:
+                size = int(t)
+            except ValueError:
+                raise E(f"Size must be an integer, got {_short(t)!r}", lines.lineno, "Size") from None
+            if size < 0:
+                raise E(f"Size must be >= 0, got {size}", lines.lineno, "Size")
+        elif word == "Supercell":
+            have_cell = True
+            while True:
+                ln = lines.next()
+                if ln is None:
+                    break
+                t = ln.strip()
+                if not t:
+                    continue
+                if t[0] not in _NUM_START:
+                    lines.push_back(ln)
+                    break
+                if len(cell_rows) == 3:
+                    raise E("Supercell has more than 3 rows", lines.lineno, "Supercell")
+                try:
+                    row = _strict_fromstring(t)
+                except ValueError:
+                    raise E(f"non-numeric Supercell row {_short(t)!r}", lines.lineno,
+                            "Supercell") from None
+                if row.size != 3:
+                    raise E(f"a Supercell row needs 3 numbers, found {row.size}", lines.lineno,
+                            "Supercell")
+                cell_rows.append(row)
+            if not cell_rows:
+                raise E("Supercell without lattice vectors", lineno, "Supercell")
+        elif word == "AtomData:":
+            if size is None:
+                raise E("AtomData before Size (missing Size)", lineno, "Size")
+            cols = parts[1].split() if len(parts) > 1 else []
+            if not cols:
+                raise E("AtomData: without column names", lineno, "AtomData")
+            dup = [c for c in set(cols) if cols.count(c) > 1]
+            if dup:
+                raise E(f"duplicate AtomData column {dup[0]!r}", lineno, dup[0])
+            first = lines.lineno + 1
+            rows = lines.take(size)
+            atom_block = (lineno, cols, first, rows)
+            _check_rows(atom_block, size, E)
+            lines.lineno += len(rows)
+        elif word == "Energy":
+            t = parts[1] if len(parts) > 1 else next_value_line("Energy")
+            try:
+                energy = float(t)
+            except ValueError:
+                raise E(f"Energy must be one number, got {_short(t)!r}", lines.lineno,
+                        "Energy") from None
+        elif word in ("PlusStress:", "Virial:"):
+            names = parts[1].split() if len(parts) > 1 else list(_STRESS_NAMES)
+            fld = word.rstrip(":")
+            if sorted(names) != sorted(_STRESS_NAMES):
+                raise E(f"{word} needs the 6 component names xx yy zz yz xz xy (any order), got "
+                        f"{' '.join(names)!r}", lineno, fld)
+            t = next_value_line(fld)
+            try:
+                vals = _strict_fromstring(t)
+            except ValueError:
+                raise E(f"non-numeric {fld} values {_short(t)!r}", lines.lineno, fld) from None
+            if vals.size != 6:
+                raise E(f"{fld} needs 6 values, found {vals.size}", lines.lineno, fld)
+            order = [names.index(n) for n in _STRESS_NAMES]
+            vals = vals[order]
+            if word == "PlusStress:":
+                if virial is not None:
+                    raise E("both PlusStress and Virial given", lineno, fld)
+                stress = vals
+            else:
+                if stress is not None:
+                    raise E("both PlusStress and Virial given", lineno, fld)
+                virial = (vals, lineno)
+        elif word == "Stress:" or word == "Stress":
+            raise E("'Stress:' (old MLIP sign convention) is not supported; write "
+                    "'PlusStress:' (= -dE/d(strain) in eV, ASE stress = -PlusStress/V)",
+                    lineno, "Stress")
+        elif word == "Feature":
+            rest = parts[1] if len(parts) > 1 else ""
+            kv = rest.split(None, 1)
+            if not kv:
+                raise E("Feature without a name", lineno, "Feature")
+            key = kv[0]
+            value = kv[1] if len(kv) > 1 else ""
+            if key in features:
+                features[key] = features[key] + "\n" + value
+            else:
+                features[key] = value
+        elif word == "BEGIN_CFG":
+            raise E(f"BEGIN_CFG inside a configuration (missing END_CFG of the configuration "
+                    f"that begins on line {begin})", lineno, "END_CFG")
+        else:
+            raise E(f"unknown keyword {word!r} in a configuration", lineno, word)
+
+    end_line = lines.lineno
+    if size is None:
+        raise E(f"configuration (line {begin}) has no Size", end_line, "Size")
+    cell = np.zeros((3, 3))
+    pbc = np.zeros(3, dtype=bool)
+    for k, row in enumerate(cell_rows):
+        cell[k] = row
+        pbc[k] = True
+    if atom_block is None:
+        if size != 0:
+            raise E(f"configuration (line {begin}) has Size = {size} but no AtomData", end_line,
+                    "AtomData")
+        positions = np.zeros((0, 3))
+        types = np.zeros(0, dtype=np.int64)
+        forces = None
+        atom_data = {}
+    else:
+        positions, types, forces, atom_data = _atoms_from_block(atom_block, size, cell, have_cell,
+                                                                 E)
+    if virial is not None:
+        vol = abs(np.linalg.det(cell))
+        if not vol > 0:
+            raise E("Virial needs a 3-D periodic Supercell (it is divided by the cell volume)",
+                    virial[1], "Virial")
+        stress = virial[0] / vol
+    return Configuration(positions=positions, types=types, cell=cell, pbc=pbc, energy=energy,
+                         forces=forces, plus_stress=stress, features=features,
+                         atom_data=atom_data)
+
+
+def _check_rows(block, size, E):
+    hline, cols, first, rows = block
+    if len(rows) < size:
+        raise E(f"AtomData has {len(rows)} rows but Size = {size} (end of file)",
+                first + len(rows), "AtomData")
+    ncol = len(cols)
+    for k, r in enumerate(rows):
+        toks = r.split()
+        if not toks or toks[0] in _KEYWORDS or toks[0][0] not in _NUM_START:
+            raise E(f"AtomData has {k} rows but Size = {size}", first + k, "AtomData")
+        if len(toks) != ncol:
+            raise E(f"AtomData row has {len(toks)} values, expected {ncol} ({' '.join(cols)})",
+                    first + k, "AtomData")
+
+
+def _atoms_from_block(block, size, cell, have_cell, E):
+    hline, cols, first, rows = block
+    ncol = len(cols)
+    try:
+        arr = _strict_fromstring(" ".join(rows))
+        if arr.size != size * ncol:
+            raise ValueError
+    except ValueError:
+        for k, r in enumerate(rows):
+            for c, tok in zip(cols, r.split()):
+                try:
+                    float(tok)
+                except ValueError:
+                    raise E(f"non-numeric value {tok!r} in column {c}", first + k, c) from None
+        raise E("could not parse AtomData", first, "AtomData") from None
+    arr = arr.reshape(size, ncol)
+    idx = {c: k for k, c in enumerate(cols)}
+    used = set()
+    if "id" in idx:
+        used.add("id")
+        ids = arr[:, idx["id"]]
+        bad = np.nonzero(ids != np.arange(1, size + 1))[0]
+        if len(bad):
+            k = bad[0]
+            raise E(f"atom ids must be 1..{size} in order; row {k + 1} has id {ids[k]:g}",
+                    first + k, "id")
+    if "type" in idx:
+        used.add("type")
+        tv = arr[:, idx["type"]]
+        bad = np.nonzero((tv != np.round(tv)) | (tv < 0))[0]
+        if len(bad):
+            k = bad[0]
+            raise E(f"type must be a non-negative integer, got {rows[k].split()[idx['type']]}",
+                    first + k, "type")
+        types = tv.astype(np.int64)
+    else:
+        types = np.zeros(size, dtype=np.int64)
+    cart = [c in idx for c in ("cartes_x", "cartes_y", "cartes_z")]
+    direct = [c in idx for c in ("direct_x", "direct_y", "direct_z")]
+    if all(cart):
+        positions = arr[:, [idx["cartes_x"], idx["cartes_y"], idx["cartes_z"]]].copy()
+        used.update(("cartes_x", "cartes_y", "cartes_z"))
+        if any(direct):
+            raise E("AtomData has both cartes_* and direct_* columns", hline, "AtomData")
+    elif all(direct):
+        if not have_cell:
+            raise E("direct_x/y/z (fractional) coordinates need a Supercell", hline, "direct_x")
+        frac = arr[:, [idx["direct_x"], idx["direct_y"], idx["direct_z"]]]
+        positions = frac @ cell
+        used.update(("direct_x", "direct_y", "direct_z"))
+    else:
+        missing = [c for c, h in zip(("cartes_x", "cartes_y", "cartes_z"), cart) if not h]
+        raise E("AtomData needs the columns cartes_x cartes_y cartes_z (or direct_x direct_y "
+                f"direct_z); missing {missing[0]}", hline, missing[0])
+    fk = [c in idx for c in ("fx", "fy", "fz")]
+    if all(fk):
+        forces = arr[:, [idx["fx"], idx["fy"], idx["fz"]]].copy()
+        used.update(("fx", "fy", "fz"))
+    elif any(fk):
+        miss = [c for c, h in zip(("fx", "fy", "fz"), fk) if not h][0]
+        raise E(f"AtomData has some of fx fy fz but not {miss}", hline, miss)
+    else:
+        forces = None
+    atom_data = {}
+    for k, c in enumerate(cols):
+        if c in used:
+            continue
+        v = arr[:, k].copy()
+        if c in _INT_COLUMNS and (v == np.round(v)).all():
+            v = v.astype(np.int64)
+        atom_data[c] = v
+    return positions, types, forces, atom_data
+
+
+# ---------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------
+
+_ATOM_HEADER = " AtomData:  id type       cartes_x      cartes_y      cartes_z"
+_FORCE_HEADER = "           fx          fy          fz"
+_STRESS_HEADER = " PlusStress:  xx          yy          zz          yz          xz          xy"
+# rounded (MLIP default) formats of the extra per-atom columns: decimals
+_EXTRA_DECIMALS = {"nbh_grades": 5}
+
+
+def _fmt_lossless(a) -> list[str]:
+    return ["%.16e" % v for v in np.asarray(a, dtype=float).ravel().tolist()]
+
+
+def format_cfg(conf: Configuration, lossless: bool = True) -> str:
+    """Text of one configuration (``BEGIN_CFG`` ... ``END_CFG`` + blank line)."""
+    pos = np.asarray(conf.positions, dtype=float).reshape(-1, 3)
+    n = len(pos)
+    types = np.asarray(conf.types).reshape(-1)
+    if len(types) != n:
+        raise ConfigurationError(f"{len(types)} types for {n} atoms")
+    if (types < 0).any() or (np.asarray(types) != np.round(types)).any():
+        raise ConfigurationError("types must be non-negative integers")
+    types = types.astype(np.int64)
+    out = ["BEGIN_CFG", " Size", f"    {n}"]
+    pbc = np.asarray(conf.pbc, dtype=bool).reshape(3)
+    cell = np.asarray(conf.cell, dtype=float).reshape(3, 3)
+    if pbc.any():
+        out.append(" Supercell")
+        for k in range(3):
+            if pbc[k]:
+                if lossless:
+                    out.append("    " + " ".join(_fmt_lossless(cell[k])))
+                else:
+                    out.append("    " + " ".join("%13.6f" % v for v in cell[k].tolist()))
+    forces = None if conf.forces is None else np.asarray(conf.forces, dtype=float).reshape(n, 3)
+    extra = [(k, np.asarray(v).reshape(-1)) for k, v in conf.atom_data.items()]
+    for k, v in extra:
+        if len(v) != n:
+            raise ConfigurationError(f"atom_data[{k!r}] has {len(v)} values for {n} atoms")
+        if not k or any(ch.isspace() for ch in k):
+            raise ConfigurationError(f"atom_data column name {k!r} must be a non-empty word")
+    header = _ATOM_HEADER
+    if forces is not None:
+        header += _FORCE_HEADER
+    for k, _ in extra:
+        header += " " + k.rjust(16)
+    out.append(header)
+    if lossless:
+        pstr = np.array(_fmt_lossless(pos), dtype=object).reshape(n, 3)
+        fstr = None if forces is None else np.array(_fmt_lossless(forces), dtype=object).reshape(n, 3)
+        estr = [_fmt_lossless(v) if v.dtype.kind == "f" else [str(int(x)) for x in v.tolist()]
+                for _, v in extra]
+        for i in range(n):
+            row = "    %d %d  %s %s %s" % (i + 1, types[i], *pstr[i])
+            if fstr is not None:
+                row += "  %s %s %s" % tuple(fstr[i])
+            for e in estr:
+                row += "  " + e[i]
+            out.append(row)
+    else:
+        efmt = []
+        for k, v in extra:
+            if v.dtype.kind in "iub":
+                efmt.append("  %15d")
+            else:
+                efmt.append("  %%15.%df" % _EXTRA_DECIMALS.get(k, 6))
+        fl_pos = pos.tolist()
+        fl_f = None if forces is None else forces.tolist()
+        ex = [v.tolist() for _, v in extra]
+        tl = types.tolist()
+        for i in range(n):
+            row = "%14d %4d  %13.6f %13.6f %13.6f" % (i + 1, tl[i], *fl_pos[i])
+            if fl_f is not None:
+                row += "  %11.6f %11.6f %11.6f" % tuple(fl_f[i])
+            for f, e in zip(efmt, ex):
+                row += f % e[i]
+            out.append(row)
+    if conf.energy is not None:
+        out.append(" Energy")
+        e = float(conf.energy)
+        out.append(("    %.16e" % e) if lossless else ("     %19.12f" % e))
+    if conf.plus_stress is not None:
+        st = np.asarray(conf.plus_stress, dtype=float).reshape(-1)
+        if st.shape != (6,):
+            raise ConfigurationError(f"plus_stress must have 6 components, got {st.size}")
+        out.append(_STRESS_HEADER)
+        if lossless:
+            out.append("     " + " ".join(_fmt_lossless(st)))
+        else:
+            out.append("    " + "".join(" %11.5f" % v for v in st.tolist()))
+    for k, v in conf.features.items():
+        k = str(k)
+        if not k or any(ch.isspace() for ch in k):
+            raise ConfigurationError(f"feature name {k!r} must be a non-empty word")
+        for part in str(v).split("\n"):
+            out.append(f" Feature   {k}\t{part}")
+    out.append("END_CFG")
+    out.append("")
+    return "\n".join(out) + "\n"
+
+
+def write_cfg(dest, configs, lossless: bool = True, append: bool = False) -> None:
+    """Write configurations in MLIP's ``.cfg`` layout.
+
+    ``dest``: a path or a text file object; ``configs``: one
+    :class:`Configuration` or an iterable of them. ``lossless=True`` writes
+    every float as ``%.16e`` (17 significant digits, the layout of MLIP's
+    lossless build; exact for float64). ``lossless=False`` mimics MLIP's
+    default rounded output (lattice/positions/forces 6 decimals, energy 12,
+    PlusStress 5, ``nbh_grades`` 5, other extra columns 6).
+    ``append=True`` appends to an existing file (path only).
+
+    Only the periodic rows of ``cell`` (``pbc`` True) are written, in order;
+    MLIP reads 1-3 rows as the first 1-3 lattice vectors, so a configuration
+    periodic along e.g. y and z only comes back with those vectors as rows 0
+    and 1 (same geometry, different row index). Feature values holding
+    ``\n`` are written as repeated ``Feature`` lines (read back joined).
+    Positions are always written as ``cartes_x/y/z``.
+    """
+    if isinstance(configs, Configuration):
+        configs = [configs]
+    if isinstance(dest, (str, os.PathLike)):
+        with open(dest, "a" if append else "w", encoding="utf-8", newline="") as f:
+            for c in configs:
+                f.write(format_cfg(c, lossless=lossless))
+        return
+    with _open_text(dest, "w") as (f, _name):
+        for c in configs:
+            f.write(format_cfg(c, lossless=lossless))
