@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.flatten_util import ravel_pytree
 
 from mtpjax.errors import ConfigurationError, MTPJaxError
 from mtpjax.potential import MTP, read_cfg, write_cfg
@@ -20,7 +19,6 @@ from mtpjax.train import (
     TrainConfig,
     Weights,
     error_metrics,
-    get_params,
     linear_solve,
     load_dataset,
     prepare_training_set,
@@ -28,6 +26,7 @@ from mtpjax.train import (
     train,
 )
 from mtpjax.train.pairs import efs_pairs, pair_batch
+from mtpjax.potential.params import params, split
 
 N_CFG = 3
 
@@ -107,7 +106,7 @@ def test_loss_is_mlip_formula(setup):
     _, configs, _, trained, _ = setup
     w = Weights(energy=1.0, force=0.01, stress=0.001, penalty=0.0)
     ts = prepare_training_set(trained, configs, w)
-    got = float(total_loss(get_params(trained), trained, ts.device_args()))
+    got = float(total_loss(params(trained), trained, ts.device_args()))
     from mtpjax.train.loss import predict
 
     E, F, S = predict(trained, ts)
@@ -122,7 +121,7 @@ def test_loss_is_mlip_formula(setup):
     # structures weighting = per-atom energies
     ws = Weights(weighting="structures", force=0.0, stress=0.0, penalty=0.0)
     ts2 = prepare_training_set(trained, configs, ws)
-    got2 = float(total_loss(get_params(trained), trained, ts2.device_args()))
+    got2 = float(total_loss(params(trained), trained, ts2.device_args()))
     want2 = np.mean([((E[k] - c.energy) / c.natoms) ** 2 for k, c in enumerate(configs)])
     assert got2 == pytest.approx(want2, rel=1e-12)
 
@@ -139,10 +138,10 @@ def test_gradient_matches_finite_differences(setup):
     _, configs, _, trained, _ = setup
     ts = prepare_training_set(trained, configs[:3], Weights(penalty=1e-3))
     data = ts.device_args()
-    flat, unravel = ravel_pytree(get_params(trained))
+    flat = params(trained)
 
     def f(x):
-        return total_loss(unravel(x), trained, data, 1e-3)
+        return total_loss(x, trained, data, 1e-3)
 
     g = jax.jit(jax.grad(f))(flat)
     fj = jax.jit(f)
@@ -171,12 +170,12 @@ def test_linear_solve_is_optimal(setup):
     ts = prepare_training_set(model, configs, w)
     data = ts.device_args()
     m, loss = linear_solve(model, data)
-    p = get_params(m)
+    p = params(m)
     assert float(total_loss(p, m, data)) == pytest.approx(loss, rel=1e-8)
     g = jax.grad(lambda q: total_loss(q, m, data))(p)
-    scale = np.abs(np.asarray(jax.grad(lambda q: total_loss(q, model, data))(get_params(model))["moment"])).max()
-    assert np.abs(np.asarray(g["moment"])).max() < 1e-6 * scale
-    assert loss < float(total_loss(get_params(model), model, data))
+    scale = np.abs(np.asarray(split(model, jax.grad(lambda q: total_loss(q, model, data))(params(model)))[2])).max()
+    assert np.abs(np.asarray(split(m, g)[2])).max() < 1e-6 * scale
+    assert loss < float(total_loss(params(model), model, data))
 
 
 # -------------------------------------------------------------- training
@@ -205,11 +204,8 @@ def test_preconditioner_subset_and_restart(setup):
     """precond_start = the preconditioner train() would compute gives the same run; the
     preconditioner from a subset of configurations (precond_max_configs) conditions the
     same problem (the loss goes down; less well than with the full set's on this tiny set)."""
-    from jax.flatten_util import ravel_pytree
-
     from mtpjax.train.data import prepare_training_set
-    from mtpjax.train.loss import get_params
-    from mtpjax.train.trainer import _unravel_for, preconditioner
+    from mtpjax.train.trainer import preconditioner
 
     model, configs, *_ = setup
     kw = dict(optimizer="lbfgs", max_iter=6, eval_every=0, conv_tol=0.0, precondition="gauss-newton", rescale=False,
@@ -221,9 +217,7 @@ def test_preconditioner_subset_and_restart(setup):
 
     tset = prepare_training_set(model, configs, TrainConfig().weights)
     m0 = linear_solve(fit_species_energies(init_radial(model, "mlip3", 0), configs), tset.device_args())[0]
-    p0 = get_params(m0)
-    un = _unravel_for(tuple((k, tuple(v.shape)) for k, v in sorted(p0.items())), str(ravel_pytree(p0)[0].dtype))
-    P = preconditioner(m0, tset.device_args(), un)
+    P = preconditioner(m0, tset.device_args())
     given = train(model, configs, None, TrainConfig(**kw, precond_max_configs=0, precond_start=P))
     np.testing.assert_allclose(np.asarray(given.model.radial_coeffs), np.asarray(full.model.radial_coeffs), rtol=1e-9,
                                atol=1e-12)

@@ -12,9 +12,10 @@ from mtpjax.potential import MTP, read_cfg
 from mtpjax.potential.evaluate import prepare_batches
 from mtpjax.potential.model import efs_batch
 from mtpjax.train import TrainConfig, Weights, error_metrics, prepare_training_set, total_loss, train
-from mtpjax.train.jacobian import efs_jacobian, flat_params, unflat_params
+from mtpjax.potential.params import params as flat_params
+from mtpjax.potential.params import with_params
+from mtpjax.train.jacobian import efs_jacobian
 from mtpjax.train.lm import loss_at, normal_equations
-from mtpjax.train.loss import set_params
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def ref():
 
 def _jacfwd_reference(model, args):
     def efs(theta):
-        e, f, s, _ = efs_batch(set_params(model, unflat_params(model, theta)), *args)
+        e, f, s, _ = efs_batch(with_params(model, theta), *args)
         return e, f, s
 
     return jax.jacfwd(efs)(flat_params(model))
@@ -66,10 +67,10 @@ def test_normal_equations_give_the_loss_and_its_gradient(ref):
     data = ts.device_args()
     loss, jtr, jtj = normal_equations(model, data, w.penalty)
     theta = flat_params(model)
-    ref_loss = total_loss(unflat_params(model, theta), model, data, w.penalty)
+    ref_loss = total_loss(theta, model, data, w.penalty)
     assert float(loss) == pytest.approx(float(ref_loss), rel=1e-12)
     assert float(loss_at(model, theta, data, w.penalty)) == pytest.approx(float(ref_loss), rel=1e-12)
-    grad = jax.grad(lambda t: total_loss(unflat_params(model, t), model, data, w.penalty))(theta)
+    grad = jax.grad(lambda t: total_loss(t, model, data, w.penalty))(theta)
     np.testing.assert_allclose(2 * np.asarray(jtr), np.asarray(grad), rtol=1e-9, atol=1e-12 * float(jnp.abs(grad).max()))
     h = np.asarray(jtj)
     np.testing.assert_allclose(h, h.T, rtol=1e-12, atol=1e-12 * np.abs(h).max())
@@ -179,7 +180,7 @@ def test_loss_weight_feature_counts_a_configuration_several_times(ref, tmp_path)
     theta = flat_params(model)
 
     def loss(cs):
-        return float(total_loss(unflat_params(model, theta), model, prepare_training_set(model, cs, w).device_args()))
+        return float(total_loss(theta, model, prepare_training_set(model, cs, w).device_args()))
 
     l_w, l_copies, l_plain = loss(heavy), loss([confs[0]] * 3 + confs[1:]), loss(confs)
     assert 4 * l_w == pytest.approx(6 * l_copies, rel=1e-12)

@@ -143,7 +143,7 @@ def main(argv: list[str]) -> int:
         precondition=o["precondition"], eval_every=o["eval_every"],
         checkpoint=o["checkpoint"] or str(out) + ".ckpt.npz", checkpoint_every=o["checkpoint_every"],
         resume=o["resume"], log=o["log"] or str(out) + ".log.jsonl",
-        progress=not (args.no_progress or args.quiet) and sys.stderr.isatty(), weights=weights,
+        progress=not (args.no_progress or args.quiet), weights=weights,
     )
     t0 = time.perf_counter()
     tset = prepare_training_set(model, load_dataset(o["train"]), weights, source=str(o["train"]),

@@ -7,5 +7,5 @@
 """
 from mtpjax.train.data import DatasetError, TrainingSet, Weights, load_dataset, prepare_training_set, validate_labels  # noqa: F401
 from mtpjax.train.linear import fit_species_energies, linear_solve, rescale  # noqa: F401
-from mtpjax.train.loss import error_metrics, get_params, loss_terms, set_params, total_loss  # noqa: F401
+from mtpjax.train.loss import error_metrics, loss_terms, total_loss  # noqa: F401
 from mtpjax.train.trainer import TrainConfig, TrainResult, train  # noqa: F401

@@ -16,7 +16,7 @@ import numpy as np
 from mtpjax.errors import MTPJaxError
 from mtpjax.io.atomic import atomic_write
 
-FORMAT = 1
+FORMAT = 2  # 2: θ in MLIP order for every optimiser (1: L-BFGS/Adam in a sorted-dict order)
 
 
 def save_checkpoint(path, *, flat, scaling, opt_state, iteration: int, losses, seed: int, n_params: int,

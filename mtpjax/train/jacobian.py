@@ -43,19 +43,6 @@ from mtpjax.potential.radial import radial_basis_and_derivative
 from mtpjax.units import VOIGT  # xx yy zz yz xz xy (MLIP and ASE order)
 
 
-def flat_params(model: MTP) -> jax.Array:
-    """θ in MLIP order: radial (a, b, μ, β) flattened, species, moment."""
-    return jnp.concatenate([model.radial_coeffs.ravel(), model.species_coeffs, model.moment_coeffs])
-
-
-def unflat_params(model: MTP, theta) -> dict:
-    """The ``{"radial", "species", "moment"}`` dict of :func:`mtpjax.train.loss.get_params` from θ."""
-    rc = model.radial_coeffs
-    nr, c = rc.size, model.species_coeffs.size
-    theta = jnp.asarray(theta, rc.dtype)
-    return {"radial": theta[:nr].reshape(rc.shape), "species": theta[nr : nr + c], "moment": theta[nr + c :]}
-
-
 def _pair_geometry(model: MTP, positions, cells, config_of_atom, nbrs_idx, nbrs_shifts):
     n = positions.shape[0]
     valid = nbrs_idx < n

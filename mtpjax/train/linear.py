@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtpjax.potential.model import MTP, efs_batch
-from mtpjax.train.loss import get_params, set_params
 
 
 def _batch_normal_equations(model: MTP, geom, labels):
@@ -94,11 +93,11 @@ def linear_solve(model: MTP, data, ridge: float = 1e-12) -> tuple[MTP, float]:
     ata, aty, yty = normal_equations(model, data)
     theta = solve_normal_equations(ata, aty, ridge)
     c = model.n_species
-    p = get_params(model)
-    p = dict(p, species=jnp.asarray(theta[:c], p["species"].dtype), moment=jnp.asarray(theta[c:], p["moment"].dtype))
     ata, aty = np.asarray(ata), np.asarray(aty)
     loss = float(theta @ ata @ theta - 2 * theta @ aty + float(yty))
-    return set_params(model, p), loss
+    return eqx.tree_at(lambda m: (m.species_coeffs, m.moment_coeffs), model,
+                       (jnp.asarray(theta[:c], model.species_coeffs.dtype),
+                        jnp.asarray(theta[c:], model.moment_coeffs.dtype))), loss
 
 
 def fit_species_energies(model: MTP, configs) -> MTP:

@@ -25,8 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtpjax.potential.model import MTP
-from mtpjax.train.jacobian import efs_jacobian, flat_params, unflat_params
-from mtpjax.train.loss import batch_loss_terms, radial_penalty, set_params
+from mtpjax.potential.params import params, split, with_params
+from mtpjax.train.jacobian import efs_jacobian
+from mtpjax.train.loss import batch_loss_terms, radial_penalty
 from mtpjax.train.linear import solve_normal_equations
 
 
@@ -84,7 +85,7 @@ def normal_equations(model: MTP, data, penalty_weight: float):
 
 @eqx.filter_jit
 def _batch_loss(model: MTP, theta, geom, labels):
-    a, b, c = batch_loss_terms(set_params(model, unflat_params(model, theta)), geom, labels)
+    a, b, c = batch_loss_terms(with_params(model, theta), geom, labels)
     return a + b + c
 
 
@@ -94,7 +95,7 @@ def loss_at(model: MTP, theta, data, penalty_weight: float):
     for geom, labels in data:
         total = total + _batch_loss(model, theta, geom, labels)
     if penalty_weight:
-        total = total + penalty_weight * radial_penalty(unflat_params(model, theta)["radial"])
+        total = total + penalty_weight * radial_penalty(split(model, theta)[0])
     return total
 
 
@@ -116,7 +117,7 @@ def lm_step(model: MTP, jdata, fdata, penalty_weight: float, lam: float, nu: flo
     d = np.maximum(d, 1e-12 * dmax)
     if not damp_linear:
         d[model.radial_coeffs.size:] = 1e-12 * dmax
-    theta = np.asarray(flat_params(model), dtype=float)
+    theta = np.asarray(params(model), dtype=float)
     for _ in range(max_tries):
         a = h + lam * np.diag(d)
         try:
@@ -134,7 +135,7 @@ def lm_step(model: MTP, jdata, fdata, penalty_weight: float, lam: float, nu: flo
             lam *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
             lam = max(lam, 1e-15)
             nu = 2.0
-            return set_params(model, unflat_params(model, new)), loss1, 2 * float(np.linalg.norm(g)), lam, nu, True
+            return with_params(model, new), loss1, 2 * float(np.linalg.norm(g)), lam, nu, True
         lam *= nu
         nu *= 2.0
     return model, loss0, 2 * float(np.linalg.norm(g)), lam, nu, False
@@ -146,8 +147,8 @@ def solve_linear_block(model: MTP, jdata, penalty_weight: float) -> MTP:
     linear in them, so one Gauss–Newton step on that block is exact)."""
     _, jtr, jtj = normal_equations(model, jdata, penalty_weight)
     nr = model.radial_coeffs.size
-    theta = np.array(flat_params(model), dtype=float)
+    theta = np.array(params(model), dtype=float)
     h = np.asarray(jtj, dtype=float)[nr:, nr:]
     rhs = h @ theta[nr:] - np.asarray(jtr, dtype=float)[nr:]
     theta[nr:] = solve_normal_equations(h, rhs)
-    return set_params(model, unflat_params(model, theta))
+    return with_params(model, theta)

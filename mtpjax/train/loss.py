@@ -8,9 +8,9 @@ with the per-configuration weights of :class:`~mtpjax.train.data.Weights`
 ``P = Σ_μ (‖c_μ‖² − 1)² + Σ_{μ<μ'} (c_μ·c_μ')²`` on the radial coefficient
 vectors c_μ (all species pairs and β concatenated).
 
-The trainable parameters are the pytree ``{"radial": (C,C,K,N_Q),
-"species": (C,), "moment": (S,)}``; ``scaling`` and the basis are held in the
-model (MLIP changes ``scaling`` only by its discrete rescaling search).
+The trainable parameters are θ in MLIP's order (:mod:`mtpjax.potential.params`);
+``scaling`` and the basis are held in the model (MLIP changes ``scaling`` only by
+its discrete rescaling search).
 """
 from __future__ import annotations
 
@@ -20,20 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtpjax.potential.model import MTP, efs_batch
-
-
-def get_params(model: MTP) -> dict:
-    """The trainable coefficients of ``model`` as a dict pytree."""
-    return {"radial": model.radial_coeffs, "species": model.species_coeffs, "moment": model.moment_coeffs}
-
-
-def set_params(model: MTP, params: dict) -> MTP:
-    """``model`` with its coefficients replaced by ``params``."""
-    return eqx.tree_at(
-        lambda m: (m.radial_coeffs, m.species_coeffs, m.moment_coeffs),
-        model,
-        (params["radial"], params["species"], params["moment"]),
-    )
+from mtpjax.potential.params import with_params
+from mtpjax.units import EV_PER_A3_IN_GPA
 
 
 def radial_penalty(radial) -> jax.Array:
@@ -56,21 +44,21 @@ def batch_loss_terms(model: MTP, geom, labels):
     return le, lf, ls
 
 
-def loss_terms(params, model: MTP, data, penalty_weight: float = 0.0):
-    """Loss parts dict (``energy``, ``force``, ``stress``, ``penalty``) over all
+def loss_terms(theta, model: MTP, data, penalty_weight: float = 0.0):
+    """Loss parts dict (``energy``, ``force``, ``stress``, ``penalty``) at the coefficients θ over all
     batches; ``data`` is :meth:`TrainingSet.device_args`."""
-    m = set_params(model, params)
+    m = with_params(model, theta)
     le = lf = ls = 0.0
     for geom, labels in data:  # a handful of batches: unrolled inside jit
         a, b, c = batch_loss_terms(m, geom, labels)
         le, lf, ls = le + a, lf + b, ls + c
-    pen = penalty_weight * radial_penalty(params["radial"]) if penalty_weight else jnp.zeros(())
+    pen = penalty_weight * radial_penalty(m.radial_coeffs) if penalty_weight else jnp.zeros(())
     return {"energy": le, "force": lf, "stress": ls, "penalty": pen}
 
 
-def total_loss(params, model: MTP, data, penalty_weight: float = 0.0) -> jax.Array:
-    """The scalar training loss (see module docstring)."""
-    t = loss_terms(params, model, data, penalty_weight)
+def total_loss(theta, model: MTP, data, penalty_weight: float = 0.0) -> jax.Array:
+    """The scalar training loss at θ (see module docstring)."""
+    t = loss_terms(theta, model, data, penalty_weight)
     return t["energy"] + t["force"] + t["stress"] + t["penalty"]
 
 
@@ -107,7 +95,7 @@ def error_metrics(model: MTP, tset, predictions=None) -> dict:
             d = S[k] - np.asarray(c.plus_stress)
             ds.append(d)
             if c.volume > 0:
-                dsg.append(d / c.volume * 160.21766208)
+                dsg.append(d / c.volume * EV_PER_A3_IN_GPA)
     out = {"n_configs": tset.n_configs}
     if de:
         de = np.asarray(de)
@@ -128,10 +116,10 @@ def error_metrics(model: MTP, tset, predictions=None) -> dict:
 
 
 # ------------------------------------------------------- Gauss–Newton matrix
-def weighted_residuals(params, model: MTP, data) -> jax.Array:
-    """All residuals √w·(prediction − label), concatenated over batches, so
+def weighted_residuals(theta, model: MTP, data) -> jax.Array:
+    """All residuals √w·(prediction − label) at θ, concatenated over batches, so
     that the data part of the loss is their squared norm."""
-    m = set_params(model, params)
+    m = with_params(model, theta)
     out = []
     for geom, labels in data:
         e_ref, e_w, _, f_ref, f_w, _, s_ref, s_w, _, _ = labels
@@ -142,15 +130,15 @@ def weighted_residuals(params, model: MTP, data) -> jax.Array:
 
 
 @eqx.filter_jit
-def gauss_newton_matrix(flat, unravel, model: MTP, data, chunk: int = 16) -> jax.Array:
-    """JᵀJ (n, n) of :func:`weighted_residuals` at the flat parameters, from
-    forward-mode Jacobian columns computed ``chunk`` at a time."""
+def gauss_newton_matrix(theta, model: MTP, data, chunk: int = 16) -> jax.Array:
+    """JᵀJ (n, n) of :func:`weighted_residuals` at θ, from forward-mode Jacobian columns computed ``chunk``
+    at a time."""
 
     def res(x):
-        return weighted_residuals(unravel(x), model, data)
+        return weighted_residuals(x, model, data)
 
     def col(t):
-        return jax.jvp(res, (flat,), (t,))[1]
+        return jax.jvp(res, (theta,), (t,))[1]
 
-    j = jax.lax.map(col, jnp.eye(flat.size, dtype=flat.dtype), batch_size=chunk)  # (n, R)
+    j = jax.lax.map(col, jnp.eye(theta.size, dtype=theta.dtype), batch_size=chunk)  # (n, R)
     return j @ j.T

@@ -35,17 +35,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.flatten_util import ravel_pytree
 
 from mtpjax.errors import MTPJaxError
 from mtpjax.potential.model import MTP
+from mtpjax.potential.params import params, with_params
+from mtpjax.progress import Progress
 from mtpjax.train.checkpoint import load_checkpoint, save_checkpoint
 from mtpjax.train.data import TrainingSet, Weights, prepare_training_set
 from mtpjax.train.init import INIT_METHODS, init_radial
 from mtpjax.train.linear import fit_species_energies, linear_solve, rescale
-from mtpjax.train.jacobian import flat_params, unflat_params
 from mtpjax.train.lm import lm_step, solve_linear_block
-from mtpjax.train.loss import error_metrics, gauss_newton_matrix, get_params, loss_terms, set_params, total_loss
+from mtpjax.train.loss import error_metrics, gauss_newton_matrix, loss_terms, total_loss
 
 OPTIMIZERS = ("lm", "lbfgs", "adam")
 
@@ -89,7 +89,8 @@ class TrainConfig:
     scaling search at all. final_linear: linear solve after the last step.
     eval_every: validation/training metrics period (0 = only at the end).
     checkpoint, checkpoint_every, resume: see module docstring.
-    log: JSON-lines log file (one line per iteration). progress: tqdm bar.
+    log: JSON-lines log file (one line per iteration). progress: a bar on a terminal, a one-line summary
+    with ETA elsewhere (:class:`mtpjax.progress.Progress`, through ``progress_log``).
     """
 
     max_iter: int = 1000
@@ -122,6 +123,7 @@ class TrainConfig:
     resume: bool = False
     log: str | None = None
     progress: bool = False
+    progress_log: object = None
     weights: Weights = field(default_factory=Weights)
 
     def __post_init__(self):
@@ -156,12 +158,11 @@ class TrainResult:
 
 
 def make_optimizer(cfg: TrainConfig):
+    """The optax transformation of ``cfg.optimizer`` (``lbfgs`` or ``adam``)."""
     return _optimizer(cfg.optimizer, cfg.learning_rate, cfg.memory_size, cfg.max_linesearch_steps)
 
 
-@functools.lru_cache(maxsize=8)
 def _optimizer(name: str, learning_rate: float, memory_size: int, max_linesearch_steps: int):
-    """Cached, so that repeated :func:`train` calls reuse compiled steps."""
     if name == "adam":
         return optax.adam(learning_rate)
     return optax.lbfgs(
@@ -171,25 +172,17 @@ def _optimizer(name: str, learning_rate: float, memory_size: int, max_linesearch
 
 
 @functools.lru_cache(maxsize=8)
-def _unravel_for(shapes: tuple, dtype: str):
-    """``unravel`` of the parameter dict with these (name, shape) entries (cached)."""
-    return ravel_pytree({k: jnp.zeros(sh, dtype) for k, sh in shapes})[1]
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_step(opt, unravel, lbfgs: bool, penalty: float):
-    return _make_step(opt, unravel, lbfgs, penalty)
-
-
-def _make_step(opt, unravel, lbfgs: bool, penalty: float):
-    """One jitted optimiser step in preconditioned coordinates x (θ = P·x);
-    model (holding ``scaling``), P and the data are arguments, so rescaling
-    and new preconditioners do not recompile."""
+def _gradient_step(name: str, learning_rate: float, memory_size: int, max_linesearch_steps: int, penalty: float):
+    """(optax transformation, one jitted step in preconditioned coordinates x, θ = P·x). The model (holding
+    ``scaling``), P and the data are arguments, so rescaling and new preconditioners do not recompile; cached,
+    so that repeated :func:`train` calls reuse the compiled step."""
+    opt = _optimizer(name, learning_rate, memory_size, max_linesearch_steps)
+    lbfgs = name == "lbfgs"
 
     @eqx.filter_jit
     def step(x, state, precond, model, data):
         def f(x_):
-            return total_loss(unravel(precond @ x_), model, data, penalty)
+            return total_loss(precond @ x_, model, data, penalty)
 
         if lbfgs:
             value, grad = optax.value_and_grad_from_state(f)(x, state=state)
@@ -199,13 +192,12 @@ def _make_step(opt, unravel, lbfgs: bool, penalty: float):
             updates, state = opt.update(grad, state, x)
         return optax.apply_updates(x, updates), state, value, optax.tree.norm(grad)
 
-    return step
+    return opt, step
 
 
-def preconditioner(model: MTP, data, unravel, damping: float = 1e-6):
+def preconditioner(model: MTP, data, damping: float = 1e-6):
     """(P, P⁻¹) with Pᵀ(JᵀJ + λ)P = I from the Gauss–Newton matrix at ``model``."""
-    flat = ravel_pytree(get_params(model))[0]
-    h = np.asarray(gauss_newton_matrix(flat, unravel, model, data), dtype=float)
+    h = np.asarray(gauss_newton_matrix(params(model), model, data), dtype=float)
     h = 0.5 * (h + h.T)
     lam = damping * max(np.trace(h) / len(h), 1e-300)
     w, v = np.linalg.eigh(h + lam * np.eye(len(h)))
@@ -214,7 +206,171 @@ def preconditioner(model: MTP, data, unravel, damping: float = 1e-6):
 
 
 def _prefixed(metrics: dict, prefix: str) -> dict:
-    return {f"{prefix}_{k}": v for k, v in metrics.items() if k != "n_configs"}
+    return {f"{prefix}_{k}": v for k, v in metrics.items()}
+
+
+def _looks_trained(model: MTP) -> bool:
+    """Heuristic: MLIP-3's untrained defaults have every linear coefficient 1e-3."""
+    return not (np.allclose(np.asarray(model.moment_coeffs), 1e-3) and np.allclose(np.asarray(model.species_coeffs), 1e-3))
+
+
+# ------------------------------------------------------------------ optimisers as step objects
+class _LevenbergMarquardt:
+    """LM iterations (:func:`mtpjax.train.lm.lm_step`): the Jacobian on batches grouped by neighbour count,
+    trial losses on the training batches; from scratch, ``n_starts`` seeded starts of ``start_iter`` steps."""
+
+    name = "LM"
+
+    def __init__(self, model: MTP, tset: TrainingSet, cfg: TrainConfig, history: list, t_start: float):
+        self.cfg, self.pen = cfg, float(cfg.weights.penalty)
+        self.data = tset.device_args()
+        self.jdata = prepare_training_set(model, tset.configs, cfg.weights, source=tset.source, min_distance=None,
+                                          atom_budget=_lm_atom_budget(model, tset, cfg),
+                                          group_neighbors=True).device_args()
+        self.lam, self.nu = float(cfg.lm_lambda), 2.0
+        self.conv_window = cfg.lm_conv_window
+        self.tset, self.history, self.t_start = tset, history, t_start
+
+    def template(self):
+        return {"lam": jnp.zeros(()), "nu": jnp.zeros(())}
+
+    def restore(self, model: MTP, st: dict) -> MTP:
+        self.lam, self.nu = float(st["opt_state"]["lam"]), float(st["opt_state"]["nu"])
+        return with_params(model, st["flat"])
+
+    def start(self, model: MTP) -> MTP:
+        cfg = self.cfg
+        init = cfg.init or ("keep" if _looks_trained(model) else "orth")
+        if init == "keep":
+            return model
+        # the starts' iterations count in max_iter's budget: max_iter = 0 only initialises
+        start_iter = min(int(cfg.start_iter), int(cfg.max_iter))
+        n_starts = max(1, int(cfg.n_starts)) if init in ("orth", "random") and start_iter > 0 else 1
+        best = None
+        for k in range(n_starts):
+            m = _lm_init(model, init, cfg.seed + k, self.tset, self.jdata, self.pen)
+            lk, nk, loss = float(cfg.lm_lambda), 2.0, float("inf")
+            for _ in range(start_iter if n_starts > 1 else 0):
+                m, loss, _, lk, nk, ok = lm_step(m, self.jdata, self.data, self.pen, lk, nk)
+                if not ok:
+                    break
+            self.history.append({"start": k, "seed": cfg.seed + k, "loss": loss,
+                                 "time": time.perf_counter() - self.t_start})
+            if best is None or loss < best[1]:
+                best = (m, loss, lk, nk)
+        if n_starts > 1:
+            self.lam, self.nu = best[2], best[3]
+        return best[0]
+
+    def iterate(self, model: MTP, it: int):
+        model, value, gnorm, self.lam, self.nu, accepted = lm_step(model, self.jdata, self.data, self.pen,
+                                                                   self.lam, self.nu)
+        return model, value, gnorm, {"lambda": float(self.lam)}, accepted
+
+    def checkpoint(self, model: MTP) -> dict:
+        return dict(flat=params(model), opt_state={"lam": jnp.asarray(self.lam), "nu": jnp.asarray(self.nu)},
+                    precond=np.zeros(0), precond_inv=np.zeros(0))
+
+    def finish(self, model: MTP, it: int) -> MTP:
+        return model
+
+    def precond(self):
+        return None
+
+
+class _Gradient:
+    """L-BFGS (optax, zoom line search) or Adam on θ = P·x with ``scaling`` held fixed; a second Rescale at
+    ``pretrain_iter``, an exact linear solve every ``linear_every`` iterations and a new Gauss–Newton
+    preconditioner every ``precond_every`` (the optimiser state then restarts, as MLIP resets its Hessian)."""
+
+    name = "train"
+
+    def __init__(self, model: MTP, tset: TrainingSet, cfg: TrainConfig, history: list, t_start: float):
+        if cfg.precondition not in ("gauss-newton", "none"):
+            raise MTPJaxError(f"unknown precondition '{cfg.precondition}' (use gauss-newton or none)")
+        self.cfg, self.tset = cfg, tset
+        self.data = tset.device_args()
+        self.opt, self.step = _gradient_step(cfg.optimizer, cfg.learning_rate, cfg.memory_size,
+                                             cfg.max_linesearch_steps, float(cfg.weights.penalty))
+        self.n = int(model.n_params)
+        self.dtype = model.moment_coeffs.dtype
+        self.gn = cfg.precondition == "gauss-newton"
+        self.conv_window = cfg.conv_window
+        nc = len(tset.configs)
+        self.pdata = self.data
+        if self.gn and cfg.precond_max_configs and nc > cfg.precond_max_configs:
+            sub = np.unique(np.linspace(0, nc - 1, int(cfg.precond_max_configs)).round().astype(int))
+            self.pdata = prepare_training_set(model, [tset.configs[i] for i in sub], cfg.weights).device_args()
+        eye = jnp.eye(self.n, dtype=self.dtype)
+        self.p, self.pinv = eye, eye
+
+    def template(self):
+        return self.opt.init(jnp.zeros(self.n, self.dtype))
+
+    def _precondition(self, model: MTP):
+        if self.gn:
+            self.p, self.pinv = preconditioner(model, self.pdata, self.cfg.precond_damping)
+
+    def _restart(self, model: MTP):
+        self.x = self.pinv @ params(model)
+        self.state = self.opt.init(jnp.zeros(self.n, self.dtype))
+
+    def restore(self, model: MTP, st: dict) -> MTP:
+        model = eqx.tree_at(lambda m: m.scaling, model, st["scaling"])
+        self.p, self.pinv = st["precond"], st["precond_inv"]
+        self.x, self.state = st["flat"], st["opt_state"]
+        return with_params(model, self.p @ self.x)
+
+    def start(self, model: MTP) -> MTP:
+        cfg = self.cfg
+        init = cfg.init or ("keep" if _looks_trained(model) else "mlip3")
+        if init != "keep":
+            model = init_radial(model, init, cfg.seed)
+            model = fit_species_energies(model, self.tset.configs)
+            model = rescale(model, self.data)[0] if cfg.rescale else linear_solve(model, self.data)[0]
+        if self.gn and cfg.precond_start is not None and np.shape(cfg.precond_start[0]) == (self.n, self.n):
+            self.p, self.pinv = (jnp.asarray(a, self.dtype) for a in cfg.precond_start)
+        else:
+            self._precondition(model)
+        self._restart(model)
+        return model
+
+    def iterate(self, model: MTP, it: int):
+        cfg = self.cfg
+        changed = False
+        if it > 0 and it == cfg.pretrain_iter and cfg.rescale:
+            model, changed = rescale(model, self.data)[0], True
+        elif it > 0 and cfg.linear_every and it % cfg.linear_every == 0:
+            model, changed = linear_solve(model, self.data)[0], True
+        if it > 0 and self.gn and cfg.precond_every and it % cfg.precond_every == 0:
+            self._precondition(model)
+            changed = True
+        if changed:
+            self._restart(model)
+        self.x, self.state, value, gnorm = self.step(self.x, self.state, self.p, model, self.data)
+        return with_params(model, self.p @ self.x), float(value), float(gnorm), {}, True
+
+    def checkpoint(self, model: MTP) -> dict:
+        return dict(flat=self.x, opt_state=self.state, precond=self.p, precond_inv=self.pinv)
+
+    def finish(self, model: MTP, it: int) -> MTP:
+        return linear_solve(model, self.data)[0] if self.cfg.final_linear and it > 0 else model
+
+    def precond(self):
+        return (np.asarray(self.p), np.asarray(self.pinv)) if self.gn else None
+
+
+def _stop_reason(cfg: TrainConfig, losses: list, value: float, gnorm: float, accepted: bool, window: int):
+    """Why training stops after this iteration (None: go on): MLIP's criteria and LM's."""
+    if not accepted:
+        return "no_progress"
+    if gnorm < cfg.gtol:
+        return "gtol"
+    if cfg.conv_tol > 0 and window and len(losses) > window:
+        old = losses[-window - 1]
+        if old > 0 and (old - value) / old < cfg.conv_tol:
+            return "conv_tol"
+    return None
 
 
 def train(
@@ -241,89 +397,33 @@ def train(
     if valid_configs is not None:
         vset = valid_configs if isinstance(valid_configs, TrainingSet) else prepare_training_set(
             model, valid_configs, w, source=valid_source)
-    if cfg.optimizer == "lm":
-        return _train_lm(model, tset, vset, cfg, callback, t_start)
-    data = tset.device_args()
-
-    opt = make_optimizer(cfg)
-    lbfgs = cfg.optimizer == "lbfgs"
-    params0 = get_params(model)
-    flat0 = ravel_pytree(params0)[0]
-    unravel = _unravel_for(tuple((k, tuple(v.shape)) for k, v in sorted(params0.items())), str(flat0.dtype))
-    n = int(flat0.size)
-    step = _cached_step(opt, unravel, lbfgs, float(w.penalty))
-    ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
-    gn = cfg.precondition == "gauss-newton"
-    if cfg.precondition not in ("gauss-newton", "none"):
-        raise MTPJaxError(f"unknown precondition '{cfg.precondition}' (use gauss-newton or none)")
-    eye = jnp.eye(n, dtype=flat0.dtype)
-    nc = len(tset.configs)
-    if gn and cfg.precond_max_configs and nc > cfg.precond_max_configs:
-        sub = np.unique(np.linspace(0, nc - 1, int(cfg.precond_max_configs)).round().astype(int))
-        pdata = prepare_training_set(model, [tset.configs[i] for i in sub], w).device_args()
-    else:
-        pdata = data
-
-    def precond(model):
-        return preconditioner(model, pdata, unravel, cfg.precond_damping)
-
-    def restart(model):
-        """New preconditioner (if due) handled by the caller; fresh optimiser state."""
-        return opt.init(jnp.zeros(n, flat0.dtype))
-
-    losses: list[float] = []
-    it0 = 0
-    if cfg.resume and ckpt is not None and ckpt.exists():
-        st = load_checkpoint(ckpt, opt.init(jnp.zeros(n, flat0.dtype)), n)
-        model = eqx.tree_at(lambda m: m.scaling, model, st["scaling"])
-        p, pinv = st["precond"], st["precond_inv"]
-        x = st["flat"]
-        model = set_params(model, unravel(p @ x))
-        state, it0, losses = st["opt_state"], st["iteration"], st["losses"]
-    else:
-        init = cfg.init or ("keep" if _looks_trained(model) else "mlip3")
-        if init != "keep":
-            model = init_radial(model, init, cfg.seed)
-            model = fit_species_energies(model, tset.configs)
-            model = rescale(model, data)[0] if cfg.rescale else linear_solve(model, data)[0]
-        if gn and cfg.precond_start is not None and np.shape(cfg.precond_start[0]) == (n, n):
-            p, pinv = (jnp.asarray(a, flat0.dtype) for a in cfg.precond_start)
-        else:
-            p, pinv = precond(model) if gn else (eye, eye)
-        x = pinv @ ravel_pytree(get_params(model))[0]
-        state = restart(model)
-
-    log = open(cfg.log, "a" if (cfg.resume and it0 > 0) else "w") if cfg.log else None
-    bar = None
-    if cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.max_iter, initial=it0, desc="train", unit="it", dynamic_ncols=True)
     history: list[dict] = []
+    opt = (_LevenbergMarquardt if cfg.optimizer == "lm" else _Gradient)(model, tset, cfg, history, t_start)
+    ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+    losses: list[float] = []
+    it = 0
+    if cfg.resume and ckpt is not None and ckpt.exists():
+        st = load_checkpoint(ckpt, opt.template(), int(model.n_params))
+        model = opt.restore(eqx.tree_at(lambda m: m.scaling, model, st["scaling"]), st)
+        it, losses = st["iteration"], st["losses"]
+    else:
+        model = opt.start(model)
+    log = open(cfg.log, "a" if (cfg.resume and it > 0) else "w") if cfg.log else None
+    if log:
+        for rec in history:  # the starts of a from-scratch LM fit
+            log.write(json.dumps(rec) + "\n")
+    bar = Progress(cfg.max_iter, "it", "train (LM)" if cfg.optimizer == "lm" else "train", enabled=cfg.progress,
+                   log=cfg.progress_log, initial=it)
     stop_reason = "max_iter"
     t_train = t_eval = 0.0
-    it = it0
     try:
         while it < cfg.max_iter:
             t0 = time.perf_counter()
-            changed = False
-            if it > 0 and it == cfg.pretrain_iter and cfg.rescale:
-                model, changed = rescale(model, data)[0], True
-            elif it > 0 and cfg.linear_every and it % cfg.linear_every == 0:
-                model, changed = linear_solve(model, data)[0], True
-            if it > 0 and gn and cfg.precond_every and it % cfg.precond_every == 0:
-                p, pinv = precond(model)
-                changed = True
-            if changed:
-                x = pinv @ ravel_pytree(get_params(model))[0]
-                state = restart(model)
-            x, state, value, gnorm = step(x, state, p, model, data)
-            value, gnorm = float(value), float(gnorm)
-            model = set_params(model, unravel(p @ x))
+            model, value, gnorm, extra, accepted = opt.iterate(model, it)
             t_train += time.perf_counter() - t0
             it += 1
             losses.append(value)
-            rec = {"iter": it, "loss": value, "grad_norm": gnorm, "time": time.perf_counter() - t_start,
+            rec = {"iter": it, "loss": value, "grad_norm": gnorm, **extra, "time": time.perf_counter() - t_start,
                    "train_time": t_train}
             if cfg.eval_every and it % cfg.eval_every == 0:
                 te = time.perf_counter()
@@ -336,40 +436,29 @@ def train(
             if log:
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
-            if bar is not None:
-                post = {"loss": f"{value:.3e}"}
-                if "valid_force_rmse" in rec:
-                    post["vF"] = f"{rec['valid_force_rmse']:.4f}"
-                bar.set_postfix(post, refresh=False)
-                bar.update(1)
+            post = f"loss {value:.3e}" + (f", valid F RMSE {rec['valid_force_rmse']:.4f} eV/Å"
+                                           if "valid_force_rmse" in rec else "")
+            bar.update(1, post)
             if ckpt is not None and cfg.checkpoint_every and it % cfg.checkpoint_every == 0:
-                save_checkpoint(ckpt, flat=x, scaling=model.scaling, opt_state=state, iteration=it,
-                                losses=losses, seed=cfg.seed, n_params=n, precond=p, precond_inv=pinv)
+                save_checkpoint(ckpt, scaling=model.scaling, iteration=it, losses=losses, seed=cfg.seed,
+                                n_params=int(model.n_params), **opt.checkpoint(model))
             if not np.isfinite(value):
                 raise MTPJaxError(f"training diverged at iteration {it} (loss {value})")
-            if gnorm < cfg.gtol:
-                stop_reason = "gtol"
-                break
-            win = cfg.conv_window
-            if cfg.conv_tol > 0 and win and len(losses) > win:
-                old = losses[-win - 1]
-                if old > 0 and (old - value) / old < cfg.conv_tol:
-                    stop_reason = "conv_tol"
-                    break
-            if callback is not None and callback(rec):
-                stop_reason = "callback"
+            reason = _stop_reason(cfg, losses, value, gnorm, accepted, opt.conv_window)
+            if reason is None and callback is not None and callback(rec):
+                reason = "callback"
+            if reason is not None:
+                stop_reason = reason
                 break
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         if log:
             log.close()
-    if cfg.final_linear and it > 0:
-        model = linear_solve(model, data)[0]
+    model = opt.finish(model, it)
     train_m = error_metrics(model, tset)
     valid_m = error_metrics(model, vset) if vset is not None else None
     return TrainResult(model, history, train_m, valid_m, it, stop_reason, time.perf_counter() - t_start,
-                       (np.asarray(p), np.asarray(pinv)) if gn else None)
+                       opt.precond())
 
 
 def _lm_atom_budget(model: MTP, tset: TrainingSet, cfg: TrainConfig) -> int:
@@ -389,124 +478,8 @@ def _lm_init(model: MTP, init: str, seed: int, tset: TrainingSet, jdata, penalty
     return solve_linear_block(model, jdata, penalty)
 
 
-def _train_lm(model: MTP, tset: TrainingSet, vset, cfg: TrainConfig, callback, t_start: float) -> TrainResult:
-    """The Levenberg–Marquardt branch of :func:`train` (same contract)."""
-    w = cfg.weights
-    pen = float(w.penalty)
-    data = tset.device_args()
-    jset = prepare_training_set(model, tset.configs, w, source=tset.source, min_distance=None,
-                                atom_budget=_lm_atom_budget(model, tset, cfg), group_neighbors=True)
-    jdata = jset.device_args()
-    n = int(model.n_params)
-    ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
-    template = {"lam": jnp.zeros(()), "nu": jnp.zeros(())}
-    losses: list[float] = []
-    history: list[dict] = []
-    it = 0
-    lam, nu = float(cfg.lm_lambda), 2.0
-    if cfg.resume and ckpt is not None and ckpt.exists():
-        st = load_checkpoint(ckpt, template, n)
-        model = eqx.tree_at(lambda m: m.scaling, model, st["scaling"])
-        model = set_params(model, unflat_params(model, st["flat"]))
-        lam, nu = float(st["opt_state"]["lam"]), float(st["opt_state"]["nu"])
-        it, losses = st["iteration"], st["losses"]
-    else:
-        init = cfg.init or ("keep" if _looks_trained(model) else "orth")
-        if init != "keep":
-            # the starts' iterations count in max_iter's budget: max_iter = 0 only initialises
-            start_iter = min(int(cfg.start_iter), int(cfg.max_iter))
-            n_starts = max(1, int(cfg.n_starts)) if init in ("orth", "random") and start_iter > 0 else 1
-            best = None
-            for k in range(n_starts):
-                m = _lm_init(model, init, cfg.seed + k, tset, jdata, pen)
-                lk, nk, loss = float(cfg.lm_lambda), 2.0, float("inf")
-                for _ in range(start_iter if n_starts > 1 else 0):
-                    m, loss, _, lk, nk, ok = lm_step(m, jdata, data, pen, lk, nk)
-                    if not ok:
-                        break
-                history.append({"start": k, "seed": cfg.seed + k, "loss": loss,
-                                "time": time.perf_counter() - t_start})
-                if best is None or loss < best[1]:
-                    best = (m, loss, lk, nk)
-            model, _, lam, nu = best
-            if n_starts > 1:
-                lam, nu = best[2], best[3]
-    log = open(cfg.log, "a" if (cfg.resume and it > 0) else "w") if cfg.log else None
-    if log:
-        for rec in history:
-            log.write(json.dumps(rec) + "\n")
-    bar = None
-    if cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.max_iter, initial=it, desc="train (LM)", unit="it", dynamic_ncols=True)
-    stop_reason = "max_iter"
-    t_train = t_eval = 0.0
-    try:
-        while it < cfg.max_iter:
-            t0 = time.perf_counter()
-            model, value, gnorm, lam, nu, accepted = lm_step(model, jdata, data, pen, lam, nu)
-            t_train += time.perf_counter() - t0
-            it += 1
-            losses.append(value)
-            rec = {"iter": it, "loss": value, "grad_norm": gnorm, "lambda": float(lam),
-                   "time": time.perf_counter() - t_start, "train_time": t_train}
-            if cfg.eval_every and it % cfg.eval_every == 0:
-                te = time.perf_counter()
-                rec.update(_prefixed(error_metrics(model, tset), "train"))
-                if vset is not None:
-                    rec.update(_prefixed(error_metrics(model, vset), "valid"))
-                t_eval += time.perf_counter() - te
-            rec["eval_time"] = t_eval
-            history.append(rec)
-            if log:
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-            if bar is not None:
-                post = {"loss": f"{value:.3e}"}
-                if "valid_force_rmse" in rec:
-                    post["vF"] = f"{rec['valid_force_rmse']:.4f}"
-                bar.set_postfix(post, refresh=False)
-                bar.update(1)
-            if ckpt is not None and cfg.checkpoint_every and it % cfg.checkpoint_every == 0:
-                save_checkpoint(ckpt, flat=flat_params(model), scaling=model.scaling,
-                                opt_state={"lam": jnp.asarray(lam), "nu": jnp.asarray(nu)}, iteration=it,
-                                losses=losses, seed=cfg.seed, n_params=n, precond=np.zeros(0),
-                                precond_inv=np.zeros(0))
-            if not np.isfinite(value):
-                raise MTPJaxError(f"training diverged at iteration {it} (loss {value})")
-            if not accepted:
-                stop_reason = "no_progress"
-                break
-            if gnorm < cfg.gtol:
-                stop_reason = "gtol"
-                break
-            win = cfg.lm_conv_window
-            if cfg.conv_tol > 0 and win and len(losses) > win:
-                old = losses[-win - 1]
-                if old > 0 and (old - value) / old < cfg.conv_tol:
-                    stop_reason = "conv_tol"
-                    break
-            if callback is not None and callback(rec):
-                stop_reason = "callback"
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-        if log:
-            log.close()
-    train_m = error_metrics(model, tset)
-    valid_m = error_metrics(model, vset) if vset is not None else None
-    return TrainResult(model, history, train_m, valid_m, it, stop_reason, time.perf_counter() - t_start, None)
-
-
-def _looks_trained(model: MTP) -> bool:
-    """Heuristic: MLIP-3's untrained defaults have every linear coefficient 1e-3."""
-    return not (np.allclose(np.asarray(model.moment_coeffs), 1e-3) and np.allclose(np.asarray(model.species_coeffs), 1e-3))
-
-
 def loss_value(model: MTP, tset: TrainingSet, weights: Weights | None = None) -> dict:
     """Loss parts of ``model`` on a prepared set (floats)."""
     pen = (weights or Weights()).penalty
-    t = loss_terms(get_params(model), model, tset.device_args(), pen)
+    t = loss_terms(params(model), model, tset.device_args(), pen)
     return {k: float(v) for k, v in t.items()}
