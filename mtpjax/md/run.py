@@ -163,11 +163,68 @@ def config_hash(run: MDRun) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-class _Outputs:
-    """The trajectory and thermo writers of R replicas (or one run), resumable from checkpoint metadata."""
+class RunSetup(NamedTuple):
+    """What a run file sets up: the systems (one per replica), the simulation, the start state and where the
+    output goes."""
 
-    def __init__(self, dirs, numbers, masses, velocities: bool, meta: dict | None):
-        self.dirs = dirs
+    systems: list
+    sim: Simulation
+    state: object
+    nbrs: object
+    dirs: list
+    replicas: int | None
+
+
+def set_up(run: MDRun, out: Path) -> RunSetup:
+    """Structures read and checked, force field, Simulation (1 run or R replicas) and the seeded start state."""
+    rep = run.replicas
+    R = rep.n if rep is not None else None
+    n_rep = R or 1
+    paths = [run.path(s) for s in (rep.structures if rep is not None and rep.structures else [run.structure])]
+    paths = paths * n_rep if len(paths) == 1 else paths
+    systems = [read_structure(p, run.elements) for p in paths]
+    n0 = len(systems[0].positions)
+    for p, s in zip(paths, systems):
+        if len(s.positions) != n0:
+            raise ConfigurationError(f"[replicas]: structure {p} has {len(s.positions)} atoms, the first has {n0} "
+                                     "(replicas must have equal sizes)")
+        check_overlap(s.positions, s.cell, (True, True, True), run.min_distance, f"{p}: ")
+    efs, rc, species_of = make_force_field(run)
+    temps = rep.temperatures_K if rep is not None else None
+    if temps is not None and len(temps) == 1:
+        temps = temps * n_rep
+    seeds = (rep.seeds * n_rep if len(rep.seeds) == 1 else rep.seeds) if rep is not None and rep.seeds else \
+        [run.seed + k for k in range(n_rep)]
+    stages = stages_from_specs(run.stage, run.timestep_fs)
+    sim = Simulation(efs, rc, run.timestep_fs * FS, stages, skin=run.skin, thermo_every=run.thermo_every,
+                     traj_every=run.traj_every, max_temperature=run.max_temperature_K,
+                     neighbor_method=run.neighbor_method, capacity_multiplier=run.capacity_multiplier,
+                     replicas=R, replica_temperatures=temps)
+
+    def batch(xs):
+        return np.stack(xs) if R else xs[0]
+
+    t_init = run.temperature_K if run.temperature_K is not None else stages[0].temperature
+    state, nbrs = sim.init_state(batch([s.positions for s in systems]), batch([s.masses for s in systems]),
+                                 batch([s.cell for s in systems]), batch([species_of(s.types) for s in systems]),
+                                 t_init, seed=seeds if R else seeds[0])
+    dirs = [out / f"r{k:02d}" for k in range(R)] if R else [out]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    return RunSetup(systems, sim, state, nbrs, dirs, R)
+
+
+class _Recorder:
+    """The output of a run (R replicas or one): trajectory frames, thermo rows and checkpoints, resumable from
+    checkpoint metadata (files are cut back to the checkpoint, so a killed run leaves no gaps or duplicates)."""
+
+    def __init__(self, run: MDRun, setup: RunSetup, ck: Path, meta: dict | None, max_blocks=None):
+        self.run, self.sim, self.ck, self.R = run, setup.sim, ck, setup.replicas
+        self.n_rep = self.R or 1
+        self.dof = 3 * len(setup.systems[0].positions) - 3
+        self.hash = config_hash(run)
+        self.max_blocks, self.blocks = max_blocks, 0
+        dirs = setup.dirs
         if meta is None:
             for d in dirs:
                 for f in ("traj.h5md", "thermo.csv", "final.extxyz"):
@@ -176,13 +233,54 @@ class _Outputs:
         frames = _per_replica(meta, "n_frames", len(dirs))
         offsets = _per_replica(meta, "thermo_bytes", len(dirs))
         mode = "w" if meta is None else "a"
-        self.traj = [H5MDWriter(d / "traj.h5md", numbers[k], velocities=velocities, mode=mode, n_frames=frames[k])
-                     for k, d in enumerate(dirs)]
-        self.thermo = [ThermoLog(d / "thermo.csv", THERMO_COLUMNS, float(np.sum(masses[k])), mode=mode,
-                                 offset=offsets[k]) for k, d in enumerate(dirs)]
+        self.traj = [H5MDWriter(d / "traj.h5md", s.numbers, velocities=run.velocities, mode=mode, n_frames=frames[k])
+                     for k, (d, s) in enumerate(zip(dirs, setup.systems))]
+        self.thermo = [ThermoLog(d / "thermo.csv", THERMO_COLUMNS, float(np.sum(s.masses)), mode=mode,
+                                 offset=offsets[k]) for k, (d, s) in enumerate(zip(dirs, setup.systems))]
 
-    def meta(self) -> dict:
-        return {"n_frames": [w.n_frames for w in self.traj], "thermo_bytes": [t.tell() for t in self.thermo]}
+    def replica(self, tree, r):
+        return unstack(tree, r) if self.R else tree
+
+    def frame(self, st, pos: StagePosition):
+        """One trajectory frame per replica (with the conserved quantity of the current stage)."""
+        integ = self.sim.integrator(self.sim.stage_at(pos))
+        kT, P = self.sim.targets(pos, np.asarray(st.time))
+        for r in range(self.n_rep):
+            s = self.replica(st, r)
+            fr = state_frame(s, self.dof)
+            fr["observables"]["conserved_energy"] = float(integ.conserved(s, np.ravel(kT)[r], np.ravel(P)[r]))
+            self.traj[r].append(fr["step"], fr["time_fs"], fr["positions"], fr["cell"], fr["velocities"],
+                                fr["observables"])
+
+    def rows(self, recs, nrec, st):
+        """The thermo rows of a finished block."""
+        recs, nrec = np.asarray(recs), np.asarray(nrec)
+        for r in range(self.n_rep):
+            self.thermo[r].write((recs[r] if self.R else recs)[: int(np.ravel(nrec)[r])])
+
+    def first(self, st, nbrs, pos: StagePosition):
+        """The start of a fresh run: its frame, its thermo row and a checkpoint."""
+        self.frame(st, pos)
+        integ0 = self.sim.integrator(self.sim.stages[0])
+        kT, P = self.sim.targets(pos, np.asarray(st.time))
+        for r in range(self.n_rep):
+            self.thermo[r].write(np.asarray(thermo_record(integ0, self.replica(st, r), np.ravel(kT)[r],
+                                                          np.ravel(P)[r], jnp.asarray(-jnp.inf))))
+        self.checkpoint(st, nbrs, pos, force=True)
+        self.blocks = 0
+
+    def checkpoint(self, st, nb, pos: StagePosition, force=False):
+        """A checkpoint every ``checkpoint_steps`` (or ``force``); stops after ``max_blocks`` blocks (tests)."""
+        step = int(np.max(np.asarray(st.step)))
+        if force or step % self.run.checkpoint_steps == 0:
+            save_checkpoint(self.ck, {"state": st, "nbrs": nb}, dict(
+                config_hash=self.hash, stage_index=pos.index, stage_step=pos.step, stage_t0=pos.t0,
+                n_frames=[w.n_frames for w in self.traj], thermo_bytes=[t.tell() for t in self.thermo],
+                capacity_multiplier=self.sim.capacity_multiplier, step=step, replicas=self.R,
+                neighbor_fns=neighbor_fns_meta(self.sim.neighbor_fns)))
+        self.blocks += 1
+        if self.max_blocks is not None and self.blocks >= self.max_blocks:
+            raise _Stop()
 
     def close(self):
         for w in self.traj:
@@ -198,6 +296,27 @@ def _per_replica(meta, key, n):
     return list(v) if isinstance(v, list) else [v]  # single-run checkpoints of earlier versions: a number
 
 
+def resume_point(setup: RunSetup, ck: Path, run: MDRun, overwrite: bool, log):
+    """(state, nbrs, position, checkpoint meta or None): the last checkpoint of this run file, or the start."""
+    sim, state, nbrs = setup.sim, setup.state, setup.nbrs
+    if not ck.exists():
+        return state, nbrs, StagePosition(), None
+    if overwrite:
+        ck.unlink()
+        return state, nbrs, StagePosition(), None
+    meta = load_checkpoint_meta(ck)
+    if meta.get("config_hash") != config_hash(run):
+        raise ConfigurationError(f"{ck.parent}: holds a checkpoint of a different run file; use --overwrite or "
+                                 "another output folder")
+    sim.neighbor_fns = neighbor_fns_from_meta(meta["neighbor_fns"])
+    sim.capacity_multiplier = meta["capacity_multiplier"]
+    loaded, meta = load_checkpoint(ck, {"state": state, "nbrs": nbrs})  # arrays (shapes too) from the file
+    state = loaded["state"]
+    R = setup.replicas
+    log(f"md: resuming {f'{R} replicas ' if R else ''}from {ck} at step {int(np.max(np.asarray(state.step)))}")
+    return state, loaded["nbrs"], StagePosition(meta["stage_index"], meta["stage_step"], meta["stage_t0"]), meta
+
+
 def run_md(run, output=None, overwrite: bool = False, progress: bool = True, max_blocks=None, log=print) -> Path:
     """Run (or resume) the simulation ``run`` (an :class:`~mtpjax.config.md.MDRun`, a run-file path, or a
     dict of run-file keys); returns the output folder. ``max_blocks`` stops early (tests of resuming)."""
@@ -205,120 +324,31 @@ def run_md(run, output=None, overwrite: bool = False, progress: bool = True, max
         run = load_md_run(run)
     elif isinstance(run, dict):
         run = parse(MDRun, run, "run")
-    dt_fs = run.timestep_fs
-    stages = stages_from_specs(run.stage, dt_fs)
-    rep = run.replicas
-    R = rep.n if rep is not None else None
-    n_rep = R or 1
-    structures = [run.path(s) for s in (rep.structures if rep is not None and rep.structures else [run.structure])]
-    structures = structures * n_rep if len(structures) == 1 else structures
-    systems = [read_structure(p, run.elements) for p in structures]
-    n0 = len(systems[0].positions)
-    for p, s in zip(structures, systems):
-        if len(s.positions) != n0:
-            raise ConfigurationError(f"[replicas]: structure {p} has {len(s.positions)} atoms, the first has {n0} "
-                                     "(replicas must have equal sizes)")
-        check_overlap(s.positions, s.cell, (True, True, True), run.min_distance, f"{p}: ")
-    efs, rc, species_of = make_force_field(run)
     out = Path(output) if output is not None else run.path(run.output)
-    dirs = [out / f"r{k:02d}" for k in range(R)] if R else [out]
-    for d in dirs:
-        d.mkdir(parents=True, exist_ok=True)
-    temps = rep.temperatures_K if rep is not None else None
-    if temps is not None and len(temps) == 1:
-        temps = temps * n_rep
-    seeds = (rep.seeds * n_rep if len(rep.seeds) == 1 else rep.seeds) if rep is not None and rep.seeds else \
-        [run.seed + k for k in range(n_rep)]
-    sim = Simulation(efs, rc, dt_fs * FS, stages, skin=run.skin, thermo_every=run.thermo_every,
-                     traj_every=run.traj_every, max_temperature=run.max_temperature_K,
-                     neighbor_method=run.neighbor_method, capacity_multiplier=run.capacity_multiplier,
-                     replicas=R, replica_temperatures=temps)
-
-    def batch(key):
-        xs = [np.asarray(getattr(s, key)) for s in systems]
-        return np.stack(xs) if R else xs[0]
-
-    species = np.stack([species_of(s.types) for s in systems]) if R else species_of(systems[0].types)
-    t_init = run.temperature_K if run.temperature_K is not None else stages[0].temperature
-    state, nbrs = sim.init_state(batch("positions"), batch("masses"), batch("cell"), species, t_init,
-                                 seed=seeds if R else seeds[0])
+    setup = set_up(run, out)
     ck = out / "checkpoint.npz"
-    h = config_hash(run)
-    dof = 3 * n0 - 3
-    meta = None
-    position = StagePosition()
-    if ck.exists() and not overwrite:
-        meta = load_checkpoint_meta(ck)
-        if meta.get("config_hash") != h:
-            raise ConfigurationError(f"{out}: holds a checkpoint of a different run file; use --overwrite or another "
-                                     "output folder")
-        sim.neighbor_fns = neighbor_fns_from_meta(meta["neighbor_fns"])
-        sim.capacity_multiplier = meta["capacity_multiplier"]
-        loaded, meta = load_checkpoint(ck, {"state": state, "nbrs": nbrs})  # arrays (shapes too) from the file
-        state, nbrs = loaded["state"], loaded["nbrs"]
-        position = StagePosition(meta["stage_index"], meta["stage_step"], meta["stage_t0"])
-        log(f"md: resuming {f'{R} replicas ' if R else ''}from {ck} at step {int(np.max(np.asarray(state.step)))}")
-    elif ck.exists():
-        ck.unlink()
-    outputs = _Outputs(dirs, [s.numbers for s in systems], [s.masses for s in systems], run.velocities, meta)
-
-    def replica(tree, r):
-        return unstack(tree, r) if R else tree
-
-    def write_frame(st, pos: StagePosition):
-        integ = sim.integrator(sim.stage_at(pos))
-        kT, P = sim.targets(pos, np.asarray(st.time))
-        for r in range(n_rep):
-            s = replica(st, r)
-            fr = state_frame(s, dof)
-            fr["observables"]["conserved_energy"] = float(integ.conserved(s, np.ravel(kT)[r], np.ravel(P)[r]))
-            outputs.traj[r].append(fr["step"], fr["time_fs"], fr["positions"], fr["cell"], fr["velocities"],
-                                   fr["observables"])
-
-    def on_block(recs, nrec, st):
-        recs, nrec = np.asarray(recs), np.asarray(nrec)
-        for r in range(n_rep):
-            outputs.thermo[r].write((recs[r] if R else recs)[: int(np.ravel(nrec)[r])])
-
-    blocks = [0]
-
-    def checkpoint(st, nb, pos: StagePosition, force=False):
-        step = int(np.max(np.asarray(st.step)))
-        if force or step % run.checkpoint_steps == 0:
-            save_checkpoint(ck, {"state": st, "nbrs": nb}, dict(
-                config_hash=h, stage_index=pos.index, stage_step=pos.step, stage_t0=pos.t0, **outputs.meta(),
-                capacity_multiplier=sim.capacity_multiplier, step=step, replicas=R,
-                neighbor_fns=neighbor_fns_meta(sim.neighbor_fns)))
-        blocks[0] += 1
-        if max_blocks is not None and blocks[0] >= max_blocks:
-            raise _Stop()
-
-    if meta is None:
-        write_frame(state, position)
-        integ0 = sim.integrator(stages[0])
-        kT, P = sim.targets(position, np.asarray(state.time))
-        for r in range(n_rep):
-            outputs.thermo[r].write(np.asarray(thermo_record(integ0, replica(state, r), np.ravel(kT)[r],
-                                                             np.ravel(P)[r], jnp.asarray(-jnp.inf))))
-        checkpoint(state, nbrs, position, force=True)
-        blocks[0] = 0
-    total = sum(s.steps for s in stages)
-    prog = Progress(total, "steps", "md", enabled=progress, log=log, initial=int(np.max(np.asarray(state.step))))
+    state, nbrs, position, meta = resume_point(setup, ck, run, overwrite, log)
+    rec = _Recorder(run, setup, ck, meta, max_blocks)
+    sim = setup.sim
+    n_atoms = len(setup.systems[0].positions) * (setup.replicas or 1)
+    prog = Progress(sum(s.steps for s in sim.stages), "steps", "md", enabled=progress, log=log,
+                    initial=int(np.max(np.asarray(state.step))))
 
     def on_progress(steps, wall):
         rate = steps / wall if wall > 0 else 0.0
-        prog.update(steps, f"{rate * dt_fs * 1e-6 * 86400:.3g} ns/day, {rate * n0 * n_rep:.3g} atom-steps/s")
+        prog.update(steps, f"{rate * run.timestep_fs * 1e-6 * 86400:.3g} ns/day, {rate * n_atoms:.3g} atom-steps/s")
 
     try:
-        res = sim.run(state, nbrs, position, on_block=on_block, on_frame=write_frame,
-                      on_checkpoint=checkpoint, progress=on_progress)
-        checkpoint(res.state, res.nbrs, res.position, force=True)
-        for r in range(n_rep):
-            write_final(dirs[r] / "final.extxyz", replica(res.state, r), systems[r].numbers, systems[r].types)
+        if meta is None:
+            rec.first(state, nbrs, position)
+        res = sim.run(state, nbrs, position, on_block=rec.rows, on_frame=rec.frame, on_checkpoint=rec.checkpoint,
+                      progress=on_progress)
+        rec.checkpoint(res.state, res.nbrs, res.position, force=True)
+        for r, (d, s) in enumerate(zip(setup.dirs, setup.systems)):
+            write_final(d / "final.extxyz", rec.replica(res.state, r), s.numbers, s.types)
     except _Stop:
         pass
     finally:
         prog.close()
-        outputs.close()
+        rec.close()
     return out
-
