@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import sys
 import time
+from tqdm import tqdm
 
 
 def _eta(seconds: float) -> str:
@@ -36,8 +37,6 @@ class Progress:
         self.postfix = ""
         self.bar = None
         if self.enabled and (sys.stderr.isatty() if tty is None else tty):
-            from tqdm import tqdm
-
             self.bar = tqdm(total=self.total, initial=self.done, unit=unit, desc=desc or None, dynamic_ncols=True,
                             file=sys.stderr)
 

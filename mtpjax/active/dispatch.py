@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from mtpjax.active.reference import LabelError, label_atoms
 from mtpjax.errors import MTPJaxError
+from mtpjax.active.reference import ReferenceNotAvailable
 
 __all__ = ["ProcessExecutor", "SubmititExecutor", "InlineExecutor", "Job", "dispatch", "make_executor"]
 
@@ -156,8 +157,6 @@ class SubmititExecutor:
         try:
             import submitit
         except ImportError:
-            from mtpjax.active.reference import ReferenceNotAvailable
-
             raise ReferenceNotAvailable("executor 'submitit' needs: pip install submitit") from None
         self.max_workers = max(1, int(max_workers))
         self._ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)

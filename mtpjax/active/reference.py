@@ -31,6 +31,8 @@ import numpy as np
 from mtpjax.config.reference import KINDS, VASP_DEFAULTS, ReferenceNotAvailable, check_spec
 from mtpjax.errors import MTPJaxError
 from ase import Atoms
+from ase.calculators.emt import EMT
+from ase.calculators.vasp import Vasp
 
 __all__ = [
     "Label",
@@ -75,12 +77,8 @@ def make_calculator(spec: dict, workdir: str | None):
                                                         "mixer_damping", "charge", "multiplicity")}
         return TBLite(method=spec["method"], verbosity=0, **kw)
     if kind == "emt":
-        from ase.calculators.emt import EMT
-
         return EMT()
     if kind == "vasp":
-        from ase.calculators.vasp import Vasp
-
         return Vasp(directory=workdir or ".", command=spec["command"], **spec["incar"])
     if kind == "ase":
         mod, _, fn = spec["factory"].partition(":")

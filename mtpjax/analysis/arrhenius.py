@@ -23,6 +23,7 @@ from mtpjax.units import KB_CODATA2018 as KB_EV  # eV/K
 from mtpjax.errors import ConfigurationError
 from mtpjax.errors import FileFormatError
 import csv
+from scipy.optimize import curve_fit
 
 __all__ = [
     "KB_EV",
@@ -179,8 +180,6 @@ def fit_arrhenius(T_K, D_cm2_s, D_err_cm2_s=None, *, mode: str = "wls", combine:
         cov = cov0 * s2
         chi2 = float(np.sum(((y - b * x - c) * D / E) ** 2) / max(n - 2, 1)) if E is not None else float("nan")
     elif mode == "dspace":
-        from scipy.optimize import curve_fit
-
         b0, c0, _ = _wls_line(x, y, (D / E) ** 2)
         f = lambda xx, bb, cc: np.exp(bb * xx + cc)  # noqa: E731
         p, cov = curve_fit(f, x, D, p0=[b0, c0], sigma=E, absolute_sigma=True)

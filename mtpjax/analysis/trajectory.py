@@ -33,6 +33,7 @@ from ase.data import atomic_numbers
 from ase.data import chemical_symbols
 import h5py
 import h5py as _h
+import ase.io
 
 __all__ = [
     "ArrayTrajectory",
@@ -160,8 +161,6 @@ def from_ase(images, timestep_fs: float | None = None, index=":", format=None) -
     one, else from ``timestep_fs`` (fs between stored frames).
     """
     if isinstance(images, (str, Path)):
-        import ase.io
-
         it = ase.io.iread(str(images), index=index, format=format)
     else:
         it = iter(images)

@@ -20,12 +20,14 @@ from mtpjax.errors import MTPJaxError
 from mtpjax.active.grade import attach_grades
 from mtpjax.active.grade import build_active_set
 from mtpjax.active.grade import grade_configs
+from mtpjax.active.grade import select_add as select_configurations
 from mtpjax.active.state import parse_state
 from mtpjax.active.state import write_state
 from mtpjax.potential import MTP
 from mtpjax.potential import read_cfg
 from mtpjax.potential import read_mtp
 from mtpjax.potential import write_cfg
+from mtpjax.active.maxvol import ActiveSet
 
 __all__ = ["calc_grade", "select_add"]
 
@@ -90,8 +92,6 @@ def calc_grade(argv) -> int:
 
 
 def select_add(argv) -> int:
-    from mtpjax.active.grade import build_active_set, select_add
-
     p = argparse.ArgumentParser(prog="mtpjax select-add",
                                 description="D-optimal selection of new configurations (like mlp select-add)")
     p.add_argument("potential")
@@ -113,12 +113,10 @@ def select_add(argv) -> int:
         state = build_active_set(model, train, mode, args.init, args.threshold_swap, ws,
                                  min_distance=args.min_dist, source=str(args.train))
     else:
-        from mtpjax.active.maxvol import ActiveSet
-
         state = ActiveSet.empty(model.n_params, args.init, mode, ws)
     n_train = len(state.configs)
     new = read_cfg(args.new)
-    res = select_add(model, state, new, args.threshold_select, args.threshold_swap, args.selection_limit,
+    res = select_configurations(model, state, new, args.threshold_select, args.threshold_swap, args.selection_limit,
                      min_distance=args.min_dist, source=str(args.new))
     write_cfg(args.diff, [new[k] for k in res["selected"]])
     write_state(_state_path(args, args.potential), model, state)

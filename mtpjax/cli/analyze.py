@@ -20,6 +20,9 @@ from mtpjax.analysis.structure import coordination_fractions_trajectory
 from mtpjax.analysis.structure import molecular_units_trajectory
 from mtpjax.analysis.trajectory import open_trajectory
 from mtpjax.errors import ConfigurationError
+from mtpjax.analysis.plots import plot_arrhenius
+from mtpjax.analysis.plots import plot_msd
+from mtpjax.analysis.plots import plot_rdf
 
 
 __all__ = ["main", "build_parser"]
@@ -129,8 +132,6 @@ def _diffusion(ns):
         print(f"sigma({ns.temperature:g} K) = {s:.4g} mS/cm  range [{rng[0]:.4g}, {rng[1]:.4g}]")
     _write_json(ns.json, out)
     if ns.png:
-        from mtpjax.analysis.plots import plot_msd
-
         print(f"wrote {plot_msd(res, ns.png)}")
 
 
@@ -148,8 +149,6 @@ def _rdf(ns):
               f"{(v['cn_at_first_min'] if v['cn_at_first_min'] is not None else float('nan')):>9.3f}")
     _write_json(ns.json, out)
     if ns.png:
-        from mtpjax.analysis.plots import plot_rdf
-
         print(f"wrote {plot_rdf(res, ns.png)}")
 
 
@@ -245,8 +244,6 @@ def _arrhenius(ns):
     print(f"sigma({ns.T0:g} K) = {float(s0):.4g} mS/cm  range [{srng[0]:.4g}, {srng[1]:.4g}] (full covariance)")
     _write_json(ns.json, out)
     if ns.png:
-        from mtpjax.analysis.plots import plot_arrhenius
-
         print(f"wrote {plot_arrhenius(fit, ns.png, ns.T0)}")
 
 

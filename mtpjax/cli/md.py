@@ -9,8 +9,11 @@
 from __future__ import annotations
 
 import argparse
+
+import mtpjax.io.convert as conversion
 from mtpjax.config.md import load_md_run
 from mtpjax.md.run import run_md
+from mtpjax.errors import ConfigurationError
 
 
 
@@ -36,12 +39,8 @@ def convert(argv) -> int:
     p.add_argument("--format", choices=["extxyz", "lammps-dump"])
     p.add_argument("--every", type=int, default=1, help="keep every K-th frame")
     a = p.parse_args(argv)
-    from mtpjax.io.convert import convert
-
     if a.every < 1:
-        from mtpjax.errors import ConfigurationError
-
         raise ConfigurationError("--every must be ≥ 1")
-    convert(a.input, a.output, a.format, frames=slice(None, None, a.every))
+    conversion.convert(a.input, a.output, a.format, frames=slice(None, None, a.every))
     print(f"convert: {a.input} → {a.output}")
     return 0

@@ -17,6 +17,7 @@ from mtpjax.config.learn import BootstrapSpec, LabelsSpec, LearnTrainSpec, Poten
 from mtpjax.config.md import MAX_STAGE_TEMPERATURE_K
 from mtpjax.config.reference import check_spec
 from mtpjax.io.toml import read_toml
+from mtpjax.errors import ConfigurationError
 
 STAGES = ("build", "learn", "fit", "quench", "sweep", "analyze", "report")
 #: the bulk compositions by formula (crystal references for amorphization energies)
@@ -245,8 +246,6 @@ class WorkflowConfig(Table):
 
     def check_files(self) -> None:
         """Every file the workflow names exists (crystals, potential.init, learn.bootstrap.data)."""
-        from mtpjax.errors import ConfigurationError
-
         for name, p in self.analysis.crystals.items():
             if not self.path(p).exists():
                 raise ConfigurationError(f"analysis.crystals.{name}: file {self.path(p)} not found")
@@ -259,8 +258,6 @@ class WorkflowConfig(Table):
 
 def load_workflow(path, overrides=()) -> WorkflowConfig:
     """WORKFLOW.toml (+ ``section.key=value`` overrides), validated; its files exist."""
-    from mtpjax.errors import ConfigurationError
-
     path = Path(path)
     if not path.exists():
         raise ConfigurationError(f"{path}: workflow file not found")

@@ -37,6 +37,7 @@ import numpy as np
 
 from mtpjax.errors import ConfigurationError, NeighborListOverflow
 from scipy.spatial import cKDTree
+from ase.neighborlist import primitive_neighbor_list
 
 
 class NeighborList(NamedTuple):
@@ -451,8 +452,6 @@ def host_neighbors(positions, cell, pbc, cutoff: float, dense_limit: int = 3_000
         i, j, k = np.nonzero(mask)
         S = np.rint(shift[i, j, k]).astype(np.int32)
     else:
-        from ase.neighborlist import primitive_neighbor_list
-
         ase_cell = full.copy()
         if not pbc.all():
             # ASE bins along open directions too: give it a box spanning the atoms

@@ -8,6 +8,8 @@ import numpy as np
 from mtpjax.errors import ConfigurationError
 from mtpjax.io.h5md import read_h5md
 from mtpjax.units import FS, FS_PER_PS
+from ase import Atoms
+from ase.io import write
 
 
 def convert(path_in, path_out, fmt=None, frames=slice(None), type_map=None):
@@ -28,9 +30,6 @@ def convert(path_in, path_out, fmt=None, frames=slice(None), type_map=None):
             raise ConfigurationError(f"cannot infer the output format from {path_out.name!r}; give --format")
     sp, pos, cells, steps, times, vel, obs = read_h5md(path_in, frames)
     if fmt == "extxyz":
-        from ase import Atoms
-        from ase.io import write
-
         images = []
         for k in range(len(pos)):
             numbers = sp if np.all(sp > 0) else None

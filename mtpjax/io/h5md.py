@@ -25,6 +25,7 @@ import numpy as np
 
 from mtpjax.units import FS_PER_PS
 import h5py
+from mtpjax import __version__
 
 _OBS = {
     "potential_energy": "eV",
@@ -77,7 +78,6 @@ class H5MDWriter:
             h.create_group("author").attrs["name"] = author
             c = h.create_group("creator")
             c.attrs["name"] = "mtpjax"
-            from mtpjax import __version__
 
             c.attrs["version"] = __version__
         p = f.require_group("particles/all")

@@ -1,13 +1,7 @@
-"""MTP: basis, radial basis, model, MLIP file I/O and the ASE calculator."""
+"""MTP: basis, radial basis, model, the parameter view, evaluation of configurations and the ASE calculator
+(MLIP's file formats, :mod:`mtpjax.io.cfg` and :mod:`mtpjax.io.mtp`, are re-exported here for convenience)."""
 from mtpjax.io.cfg import Configuration, read_cfg, write_cfg  # noqa: F401
 from mtpjax.io.mtp import MTPFile, read_mtp, write_mtp  # noqa: F401
-from mtpjax.potential.model import MTP, energy_forces_stress, energy_forces_stress_chunked  # noqa: F401
+from mtpjax.potential.calculator import MTPCalculator  # noqa: F401
 from mtpjax.potential.evaluate import calc_efs  # noqa: F401
-
-
-def __getattr__(name):  # lazy: ASE's calculator machinery is only needed on demand
-    if name == "MTPCalculator":
-        from mtpjax.potential.calculator import MTPCalculator
-
-        return MTPCalculator
-    raise AttributeError(name)
+from mtpjax.potential.model import MTP, energy_forces_stress, energy_forces_stress_chunked  # noqa: F401

@@ -24,6 +24,7 @@ from ase.data import atomic_numbers
 from mtpjax.errors import ConfigurationError
 from mtpjax.geometry.neighbors import NeighborListFns, neighbor_list, pair_distances
 from mtpjax.potential.model import MTP, block_size, energy_forces_stress_blocks_above
+from ase.data import chemical_symbols
 
 
 class MTPCalculator(Calculator):
@@ -74,8 +75,6 @@ class MTPCalculator(Calculator):
         try:
             return np.asarray([self._z_to_species[int(z)] for z in atoms.numbers], dtype=np.int32)
         except KeyError as e:
-            from ase.data import chemical_symbols
-
             raise ConfigurationError(
                 f"element {chemical_symbols[e.args[0]]} is not a species of this potential "
                 f"(species: {[chemical_symbols[z] for z in self._z_to_species]})"

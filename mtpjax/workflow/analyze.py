@@ -258,12 +258,6 @@ def inherent_structures(wf, struct: dict, fmax: float = 0.02, steps: int = 1000)
     path = wf.workdir / "fit" / "pot.almtp"
     keys = [k for k, v in out.items() if "E_eV" in v]
     if path.exists() and keys:
-        from ase.io import read
-
-        from mtpjax.active.grade import grade_configs
-        from mtpjax.active.state import read_state
-        from mtpjax.io.cfg import Configuration
-
         model, ast = read_state(path)
         to_type = {s: k for k, s in enumerate(wf.species)}
         brk = float(wf.cfg.learn.break_threshold)
