@@ -313,3 +313,30 @@ def test_cli_calc_grade_and_select_add(tmp_path, capsys):
     assert r.returncode == 2 and "no active-learning state" in r.stderr
     r = _cli("calc-grade", pot, tmp_path / "x.cfg")
     assert r.returncode == 2 and "calc-grade: give" in r.stderr
+
+
+def test_state_records_its_settings_and_moved_initial_rows_are_recognised(tmp_path, test_in):
+    """A set built here records init and swap threshold (MLIP-3 reads past them); reading it back gives them.
+    A state whose initial row was moved to another slot by a swap (init·e_j in row k ≠ j) is still recognised
+    as an initial row, and its init value recovered (MLIP-3 .almtp without the record, MLIP-2 .als)."""
+    from mtpjax.active.grade import build_active_set, rebuild_active_set
+    from mtpjax.active.state import init_rows, init_value
+
+    model = MTP.from_file(REF / "potentials/m2_l08_trained.mtp")
+    st = build_active_set(model, test_in[:3], "nbh", init=1e-6, threshold=1.001)
+    write_state(tmp_path / "s.almtp", model, st)
+    text = (tmp_path / "s.almtp").read_bytes()
+    assert b"weight_scaling 2\ninit_value 1e-06\nthreshold 1.001\n#" in text
+    _, back = read_state(tmp_path / "s.almtp")
+    assert back.init == 1e-6 and back.swap_threshold == pytest.approx(1.001)
+    # move an initial row: A row k holds init·e_j with j ≠ k
+    A = np.diag(np.full(6, 1e-6))
+    A[[1, 2]] = A[[2, 1]]
+    A[4] = np.arange(6) + 1.0
+    free = init_rows(A)
+    assert free.tolist() == [True, True, True, True, False, True]
+    assert init_value(A, free) == 1e-6
+    # rebuilding from a state read back without the record works (init recovered, not 0)
+    back.init = init_value(back.A, back.owner[:, 0] < 0)
+    assert back.init == pytest.approx(1e-6)
+    rebuild_active_set(model, back, test_in[3:4])

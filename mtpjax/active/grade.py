@@ -56,6 +56,7 @@ def build_active_set(
         state = ActiveSet.empty(model.n_params, init=init, mode=mode, weight_scaling=weight_scaling)
     select(state, rows, threshold_select=threshold, threshold_swap=threshold, method=method)
     state.configs = configs
+    state.swap_threshold = float(threshold)
     _compact(state)
     return state
 

@@ -47,7 +47,8 @@ class ActiveSet:
     diagonal value; ``mode`` 'cfg' or 'nbh'; ``weight_scaling`` p (energy rows
     divided by N^{p/2}); ``configs`` the configurations owning active rows
     (indexed by ``owner[:, 0]``), kept so that the set can be saved and
-    rebuilt.
+    rebuilt; ``swap_threshold`` the |C| above which the set was swapped (None:
+    not known, e.g. an MLIP-2 ``.als`` file).
     """
 
     A: np.ndarray
@@ -57,6 +58,7 @@ class ActiveSet:
     mode: str = "cfg"
     weight_scaling: float = 2.0
     configs: list = field(default_factory=list)
+    swap_threshold: float | None = None
 
     @classmethod
     def empty(cls, n: int, init: float = 1e-5, mode: str = "cfg", weight_scaling: float = 2.0) -> "ActiveSet":

@@ -4,7 +4,9 @@ Layouts (``docs/spec/mtp.md`` §8.5), after the potential's ``.mtp`` text:
 
 * MLIP-3 ``.almtp``: ``#MVS_v1.1\\n``, five lines ``energy_weight v``,
   ``force_weight v``, ``stress_weight v``, ``site_en_weight v``,
-  ``weight_scaling p``, then ``#``, A (n×n float64 little-endian, row-major),
+  ``weight_scaling p`` (for a set it built, mtpjax adds ``init_value v`` and
+  ``threshold v``, the MaxVol start and swap threshold, under MLIP-3's setting
+  names: MLIP-3 skips anything up to the next ``#``), then ``#``, A (n×n float64 little-endian, row-major),
   X with ``A·Xᵀ = I`` (i.e. A⁻¹ transposed, row-major), ``\\n#\\n``, n lines
   ``config_index equation_index`` (``-1 -1`` for rows still at init), ``#\\n``
   and the selected configurations (lossless .cfg, feature ``selected_eqn_inds``).
@@ -36,15 +38,19 @@ from mtpjax.active.maxvol import ActiveSet
 __all__ = ["read_state", "parse_state", "write_state", "format_state"]
 
 
-def _init_value(A: np.ndarray, free: np.ndarray) -> float:
-    d = np.diag(A)[free]
-    return float(d[0]) if d.size else 1e-5
+def init_rows(A: np.ndarray) -> np.ndarray:
+    """Rows still equal to ``init·e_j`` (one nonzero entry ≤ 1e-3 in magnitude, in any column: a swap may have
+    moved an initial row to another slot): MLIP-2's ``.als`` does not mark them."""
+    nz = np.count_nonzero(A, axis=1)
+    return (nz == 1) & (np.max(np.abs(A), axis=1) <= 1e-3)
 
 
-def _owner_from_init_rows(A: np.ndarray) -> np.ndarray:
-    """Rows equal to ``d·e_j`` (never replaced): MLIP-2 does not mark them."""
-    off = A - np.diag(np.diag(A))
-    return np.all(off == 0, axis=1) & (np.abs(np.diag(A)) <= 1e-3)
+def init_value(A: np.ndarray, free: np.ndarray, default: float = 1e-5) -> float:
+    """The initial value of the free rows (the one nonzero entry of such a row, wherever the swaps left it)."""
+    rows = np.abs(A[free])
+    vals = rows.max(axis=1) if rows.size else np.zeros(0)
+    vals = vals[vals > 0]
+    return float(vals[0]) if vals.size else default
 
 
 def parse_state(f: MTPFile, path=None) -> ActiveSet:
@@ -96,9 +102,10 @@ def parse_state(f: MTPFile, path=None) -> ActiveSet:
                 nat = configs[c].natoms
                 owner[r, 1] = q - (1 + 3 * nat + 9)
         free = owner[:, 0] < 0
-        st = ActiveSet(A=A, inv=X.T.copy(), owner=owner, init=_init_value(A, free), mode=mode,
-                       weight_scaling=float(w["weight_scaling"]), configs=configs)
-        return st
+        init = w["init_value"] if "init_value" in w else init_value(A, free, default=1e-6)
+        return ActiveSet(A=A, inv=X.T.copy(), owner=owner, init=init, mode=mode,
+                         weight_scaling=float(w["weight_scaling"]), configs=configs,
+                         swap_threshold=w.get("threshold"))
     if e.startswith(b"^"):
         if len(e) < 35 + 2 * nn:
             raise FileFormatError(f".als state: truncated (expected {n}×{n} matrices)", path)
@@ -113,11 +120,11 @@ def parse_state(f: MTPFile, path=None) -> ActiveSet:
         owner = np.array([[int(t) for t in lines[k].split()] for k in range(n)], dtype=np.int64)[:, ::-1].copy()
         cfg_text = lines[n] if len(lines) > n else b""
         configs = read_cfg(io.StringIO(cfg_text.decode("utf-8"))) if cfg_text.strip() else []
-        free = _owner_from_init_rows(A)
+        free = init_rows(A)
         owner[:, 1] = 0
         owner[free] = -1
         mode = "nbh" if wts[0] > 0 and wts[1] == 0 else "cfg"
-        return ActiveSet(A=A, inv=X.T.copy(), owner=owner, init=_init_value(A, free), mode=mode,
+        return ActiveSet(A=A, inv=X.T.copy(), owner=owner, init=init_value(A, free), mode=mode,
                          weight_scaling=2.0, configs=configs)
     raise FileFormatError("no active-learning state after the potential (not an .almtp/.als file)", path)
 
@@ -143,7 +150,10 @@ def format_state(state: ActiveSet, fmt: str = "almtp") -> bytes:
                      ("site_en_weight", 1.0 if nbh else 0.0)):
             out.write(f"{k} {v:.16e}\n".encode())
         p = state.weight_scaling
-        out.write(f"weight_scaling {int(p) if float(p).is_integer() else p}\n#".encode())
+        out.write(f"weight_scaling {int(p) if float(p).is_integer() else p}\n".encode())
+        if state.swap_threshold is not None:  # a set built here: record how (MLIP's own files stay byte for byte)
+            out.write(f"init_value {float(state.init)!r}\nthreshold {float(state.swap_threshold)!r}\n".encode())
+        out.write(b"#")
         out.write(A.tobytes())
         out.write(X.tobytes())
         out.write(b"\n#\n")
