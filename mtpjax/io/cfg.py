@@ -292,183 +292,270 @@ def _short(s: str, n: int = 60) -> str:
 
 
 def _parse_one(lines: _Lines, path) -> Configuration:
-    begin = lines.lineno
+    """Parse one configuration, from the line after its ``BEGIN_CFG`` to its
+    ``END_CFG``: :meth:`_CfgBlock.scan` reads the keyword blocks,
+    :meth:`_CfgBlock.build` checks and assembles them."""
+    block = _CfgBlock(lines, path)
+    block.scan()
+    return block.build()
 
-    def E(reason, line, field):
-        return FileFormatError(reason, path=path, line=line, field=field)
 
-    size = None
-    cell_rows: list = []
-    have_cell = False
-    atom_block = None
-    energy = None
-    stress = None
-    virial = None
-    features: dict = {}
-    seen: dict = {}
-    last_block = None
+class _CfgBlock:
+    """The fields of one configuration while it is read.
 
-    def next_value_line(field):
+    ``scan`` dispatches every keyword line through :data:`_KEYWORD_HANDLERS`
+    (one method per keyword: ``Size``, ``Supercell``, ``AtomData:``,
+    ``Energy``, ``PlusStress:``/``Virial:``, ``Feature``, and the rejected
+    ``Stress:`` and nested ``BEGIN_CFG``); ``build`` turns the collected raw
+    fields into a :class:`Configuration`.
+    """
+
+    __slots__ = ("lines", "path", "begin", "size", "cell_rows", "have_cell", "atom_block",
+                 "energy", "stress", "virial", "features")
+
+    def __init__(self, lines: _Lines, path):
+        self.lines = lines
+        self.path = path
+        self.begin = lines.lineno
+        self.size = None
+        self.cell_rows: list = []
+        self.have_cell = False
+        self.atom_block = None  # (header line, columns, first row line, row texts)
+        self.energy = None
+        self.stress = None
+        self.virial = None  # (values, line)
+        self.features: dict = {}
+
+    def E(self, reason, line, field):
+        """The :class:`FileFormatError` of this file."""
+        return FileFormatError(reason, path=self.path, line=line, field=field)
+
+    def scan(self) -> None:
+        """Read keyword lines up to ``END_CFG``: reject stray numeric lines and
+        repeated keywords (``Feature`` may repeat), dispatch the others."""
+        lines = self.lines
+        seen: dict = {}
+        last_block = None
         while True:
-            ln = lines.next()
+            line = lines.next()
+            if line is None:
+                raise self.E(f"missing END_CFG (configuration begins on line {self.begin})",
+                             lines.lineno, "END_CFG")
+            s = line.strip()
+            if not s:
+                continue
+            lineno = lines.lineno
+            parts = s.split(None, 1)
+            word = parts[0]
+            if word[0] in _NUM_START:
+                if last_block == "AtomData:":
+                    raise self.E(f"more AtomData rows than Size = {self.size}", lineno, "AtomData")
+                raise self.E(f"unexpected numeric line {_short(s)!r}", lineno, last_block or word)
+            if word in seen and word != "Feature":
+                raise self.E(f"{word} given twice in one configuration (first on line "
+                             f"{seen[word]})", lineno, word.rstrip(":"))
+            seen.setdefault(word, lineno)
+            last_block = word
+            if word == "END_CFG":
+                return
+            handler = _KEYWORD_HANDLERS.get(word)
+            if handler is None:
+                raise self.E(f"unknown keyword {word!r} in a configuration", lineno, word)
+            handler(self, parts[1] if len(parts) > 1 else None, lineno)
+
+    def _value_line(self, rest, field) -> str:
+        """The value of ``Size``/``Energy``/``PlusStress:``...: the rest of the
+        keyword line, else the next non-blank line."""
+        if rest is not None:
+            return rest
+        while True:
+            ln = self.lines.next()
             if ln is None:
-                raise E(f"end of file while reading {field} (missing END_CFG of the "
-                        f"configuration that begins on line {begin})", lines.lineno, field)
+                raise self.E(f"end of file while reading {field} (missing END_CFG of the "
+                             f"configuration that begins on line {self.begin})",
+                             self.lines.lineno, field)
             t = ln.strip()
             if t:
                 return t
 
-    while True:
-        line = lines.next()
-        if line is None:
-            raise E(f"missing END_CFG (configuration begins on line {begin})", lines.lineno,
-                    "END_CFG")
-        s = line.strip()
-        if not s:
-            continue
-        lineno = lines.lineno
-        parts = s.split(None, 1)
-        word = parts[0]
-        if word[0] in _NUM_START:
-            if last_block == "AtomData:":
-                raise E(f"more AtomData rows than Size = {size}", lineno, "AtomData")
-            raise E(f"unexpected numeric line {_short(s)!r}", lineno, last_block or word)
-        if word in seen and word not in ("Feature",):
-            raise E(f"{word} given twice in one configuration (first on line {seen[word]})",
-                    lineno, word.rstrip(":"))
-        seen.setdefault(word, lineno)
-        last_block = word
-        if word == "END_CFG":
-            break
-        if word == "Size":
-            t = parts[1] if len(parts) > 1 else next_value_line("Size")
-            try:
-                size = int(t)
-            except ValueError:
-                raise E(f"Size must be an integer, got {_short(t)!r}", lines.lineno, "Size") from None
-            if size < 0:
-                raise E(f"Size must be >= 0, got {size}", lines.lineno, "Size")
-        elif word == "Supercell":
-            have_cell = True
-            while True:
-                ln = lines.next()
-                if ln is None:
-                    break
-                t = ln.strip()
-                if not t:
-                    continue
-                if t[0] not in _NUM_START:
-                    lines.push_back(ln)
-                    break
-                if len(cell_rows) == 3:
-                    raise E("Supercell has more than 3 rows", lines.lineno, "Supercell")
-                try:
-                    row = _strict_fromstring(t)
-                except ValueError:
-                    raise E(f"non-numeric Supercell row {_short(t)!r}", lines.lineno,
-                            "Supercell") from None
-                if row.size != 3:
-                    raise E(f"a Supercell row needs 3 numbers, found {row.size}", lines.lineno,
-                            "Supercell")
-                cell_rows.append(row)
-            if not cell_rows:
-                raise E("Supercell without lattice vectors", lineno, "Supercell")
-        elif word == "AtomData:":
-            if size is None:
-                raise E("AtomData before Size (missing Size)", lineno, "Size")
-            cols = parts[1].split() if len(parts) > 1 else []
-            if not cols:
-                raise E("AtomData: without column names", lineno, "AtomData")
-            dup = [c for c in set(cols) if cols.count(c) > 1]
-            if dup:
-                raise E(f"duplicate AtomData column {dup[0]!r}", lineno, dup[0])
-            first = lines.lineno + 1
-            rows = lines.take(size)
-            atom_block = (lineno, cols, first, rows)
-            _check_rows(atom_block, size, E)
-            lines.lineno += len(rows)
-        elif word == "Energy":
-            t = parts[1] if len(parts) > 1 else next_value_line("Energy")
-            try:
-                energy = float(t)
-            except ValueError:
-                raise E(f"Energy must be one number, got {_short(t)!r}", lines.lineno,
-                        "Energy") from None
-        elif word in ("PlusStress:", "Virial:"):
-            names = parts[1].split() if len(parts) > 1 else list(_STRESS_NAMES)
-            fld = word.rstrip(":")
-            if sorted(names) != sorted(_STRESS_NAMES):
-                raise E(f"{word} needs the 6 component names xx yy zz yz xz xy (any order), got "
-                        f"{' '.join(names)!r}", lineno, fld)
-            t = next_value_line(fld)
-            try:
-                vals = _strict_fromstring(t)
-            except ValueError:
-                raise E(f"non-numeric {fld} values {_short(t)!r}", lines.lineno, fld) from None
-            if vals.size != 6:
-                raise E(f"{fld} needs 6 values, found {vals.size}", lines.lineno, fld)
-            order = [names.index(n) for n in _STRESS_NAMES]
-            vals = vals[order]
-            if word == "PlusStress:":
-                if virial is not None:
-                    raise E("both PlusStress and Virial given", lineno, fld)
-                stress = vals
-            else:
-                if stress is not None:
-                    raise E("both PlusStress and Virial given", lineno, fld)
-                virial = (vals, lineno)
-        elif word == "Stress:" or word == "Stress":
-            raise E("'Stress:' (old MLIP sign convention) is not supported; write "
-                    "'PlusStress:' (= -dE/d(strain) in eV, ASE stress = -PlusStress/V)",
-                    lineno, "Stress")
-        elif word == "Feature":
-            rest = parts[1] if len(parts) > 1 else ""
-            kv = rest.split(None, 1)
-            if not kv:
-                raise E("Feature without a name", lineno, "Feature")
-            key = kv[0]
-            value = kv[1] if len(kv) > 1 else ""
-            if key in features:
-                features[key] = features[key] + "\n" + value
-            else:
-                features[key] = value
-        elif word == "BEGIN_CFG":
-            raise E(f"BEGIN_CFG inside a configuration (missing END_CFG of the configuration "
-                    f"that begins on line {begin})", lineno, "END_CFG")
-        else:
-            raise E(f"unknown keyword {word!r} in a configuration", lineno, word)
+    def _size(self, rest, lineno) -> None:
+        """``Size``: the number of atoms, an integer >= 0."""
+        t = self._value_line(rest, "Size")
+        try:
+            size = int(t)
+        except ValueError:
+            raise self.E(f"Size must be an integer, got {_short(t)!r}", self.lines.lineno,
+                         "Size") from None
+        if size < 0:
+            raise self.E(f"Size must be >= 0, got {size}", self.lines.lineno, "Size")
+        self.size = size
 
-    end_line = lines.lineno
-    if size is None:
-        raise E(f"configuration (line {begin}) has no Size", end_line, "Size")
-    cell = np.zeros((3, 3))
-    pbc = np.zeros(3, dtype=bool)
-    for k, row in enumerate(cell_rows):
-        cell[k] = row
-        pbc[k] = True
-    if atom_block is None:
-        if size != 0:
-            raise E(f"configuration (line {begin}) has Size = {size} but no AtomData", end_line,
-                    "AtomData")
-        positions = np.zeros((0, 3))
-        types = np.zeros(0, dtype=np.int64)
-        forces = None
-        atom_data = {}
-    else:
-        positions, types, forces, atom_data = _atoms_from_block(atom_block, size, cell, have_cell,
-                                                                 E)
-    if virial is not None:
-        vol = abs(np.linalg.det(cell))
-        if not vol > 0:
-            raise E("Virial needs a 3-D periodic Supercell (it is divided by the cell volume)",
-                    virial[1], "Virial")
-        stress = virial[0] / vol
-    return Configuration(positions=positions, types=types, cell=cell, pbc=pbc, energy=energy,
-                         forces=forces, plus_stress=stress, features=features,
-                         atom_data=atom_data)
+    def _supercell(self, rest, lineno) -> None:
+        """``Supercell``: 1-3 rows of 3 numbers (the periodic lattice vectors, Å)."""
+        lines = self.lines
+        cell_rows = self.cell_rows
+        self.have_cell = True
+        while True:
+            ln = lines.next()
+            if ln is None:
+                break
+            t = ln.strip()
+            if not t:
+                continue
+            if t[0] not in _NUM_START:
+                lines.push_back(ln)
+                break
+            if len(cell_rows) == 3:
+                raise self.E("Supercell has more than 3 rows", lines.lineno, "Supercell")
+            try:
+                row = _strict_fromstring(t)
+            except ValueError:
+                raise self.E(f"non-numeric Supercell row {_short(t)!r}", lines.lineno,
+                             "Supercell") from None
+            if row.size != 3:
+                raise self.E(f"a Supercell row needs 3 numbers, found {row.size}", lines.lineno,
+                             "Supercell")
+            cell_rows.append(row)
+        if not cell_rows:
+            raise self.E("Supercell without lattice vectors", lineno, "Supercell")
+
+    def _atom_data(self, rest, lineno) -> None:
+        """``AtomData:`` with its column names, then exactly Size rows (taken
+        as one block; converted in :meth:`build`)."""
+        size = self.size
+        if size is None:
+            raise self.E("AtomData before Size (missing Size)", lineno, "Size")
+        cols = rest.split() if rest is not None else []
+        if not cols:
+            raise self.E("AtomData: without column names", lineno, "AtomData")
+        dup = [c for c in set(cols) if cols.count(c) > 1]
+        if dup:
+            raise self.E(f"duplicate AtomData column {dup[0]!r}", lineno, dup[0])
+        lines = self.lines
+        first = lines.lineno + 1
+        rows = lines.take(size)
+        self.atom_block = (lineno, cols, first, rows)
+        _check_rows(self.atom_block, size, self.E)
+        lines.lineno += len(rows)
+
+    def _energy(self, rest, lineno) -> None:
+        """``Energy``: one number (eV)."""
+        t = self._value_line(rest, "Energy")
+        try:
+            self.energy = float(t)
+        except ValueError:
+            raise self.E(f"Energy must be one number, got {_short(t)!r}", self.lines.lineno,
+                         "Energy") from None
+
+    def _plus_stress(self, rest, lineno, word="PlusStress:") -> None:
+        """``PlusStress:``/``Virial:`` with the 6 component names in any order
+        (default xx yy zz yz xz xy), then the 6 values (eV), stored in MLIP
+        order; a Virial is divided by the volume in :meth:`build`."""
+        names = rest.split() if rest is not None else list(_STRESS_NAMES)
+        fld = word.rstrip(":")
+        if sorted(names) != sorted(_STRESS_NAMES):
+            raise self.E(f"{word} needs the 6 component names xx yy zz yz xz xy (any order), got "
+                         f"{' '.join(names)!r}", lineno, fld)
+        t = self._value_line(None, fld)
+        try:
+            vals = _strict_fromstring(t)
+        except ValueError:
+            raise self.E(f"non-numeric {fld} values {_short(t)!r}", self.lines.lineno,
+                         fld) from None
+        if vals.size != 6:
+            raise self.E(f"{fld} needs 6 values, found {vals.size}", self.lines.lineno, fld)
+        order = [names.index(n) for n in _STRESS_NAMES]
+        vals = vals[order]
+        if word == "PlusStress:":
+            if self.virial is not None:
+                raise self.E("both PlusStress and Virial given", lineno, fld)
+            self.stress = vals
+        else:
+            if self.stress is not None:
+                raise self.E("both PlusStress and Virial given", lineno, fld)
+            self.virial = (vals, lineno)
+
+    def _virial(self, rest, lineno) -> None:
+        """``Virial:``: as ``PlusStress:`` (see :meth:`_plus_stress`)."""
+        self._plus_stress(rest, lineno, "Virial:")
+
+    def _old_stress(self, rest, lineno) -> None:
+        """``Stress:`` (MLIP's old sign convention): rejected."""
+        raise self.E("'Stress:' (old MLIP sign convention) is not supported; write "
+                     "'PlusStress:' (= -dE/d(strain) in eV, ASE stress = -PlusStress/V)",
+                     lineno, "Stress")
+
+    def _feature(self, rest, lineno) -> None:
+        """``Feature name value``: a repeated name has its values joined with ``\\n``."""
+        kv = (rest if rest is not None else "").split(None, 1)
+        if not kv:
+            raise self.E("Feature without a name", lineno, "Feature")
+        key = kv[0]
+        value = kv[1] if len(kv) > 1 else ""
+        features = self.features
+        if key in features:
+            features[key] = features[key] + "\n" + value
+        else:
+            features[key] = value
+
+    def _nested_begin(self, rest, lineno) -> None:
+        """``BEGIN_CFG`` before ``END_CFG``: rejected."""
+        raise self.E(f"BEGIN_CFG inside a configuration (missing END_CFG of the configuration "
+                     f"that begins on line {self.begin})", lineno, "END_CFG")
+
+    def build(self) -> Configuration:
+        """Check that ``Size`` (and AtomData for Size > 0) were given, build the
+        cell/pbc from the Supercell rows, convert the AtomData block
+        (:func:`_atoms_from_block`) and a Virial into PlusStress (/ |det(cell)|)."""
+        end_line = self.lines.lineno
+        size = self.size
+        if size is None:
+            raise self.E(f"configuration (line {self.begin}) has no Size", end_line, "Size")
+        cell = np.zeros((3, 3))
+        pbc = np.zeros(3, dtype=bool)
+        for k, row in enumerate(self.cell_rows):
+            cell[k] = row
+            pbc[k] = True
+        if self.atom_block is None:
+            if size != 0:
+                raise self.E(f"configuration (line {self.begin}) has Size = {size} but no AtomData",
+                             end_line, "AtomData")
+            positions = np.zeros((0, 3))
+            types = np.zeros(0, dtype=np.int64)
+            forces = None
+            atom_data = {}
+        else:
+            positions, types, forces, atom_data = _atoms_from_block(self.atom_block, size, cell,
+                                                                     self.have_cell, self.E)
+        stress = self.stress
+        if self.virial is not None:
+            vol = abs(np.linalg.det(cell))
+            if not vol > 0:
+                raise self.E("Virial needs a 3-D periodic Supercell (it is divided by the cell "
+                             "volume)", self.virial[1], "Virial")
+            stress = self.virial[0] / vol
+        return Configuration(positions=positions, types=types, cell=cell, pbc=pbc,
+                             energy=self.energy, forces=forces, plus_stress=stress,
+                             features=self.features, atom_data=atom_data)
+
+
+# keyword → handler(block, rest of the keyword line or None, line number)
+_KEYWORD_HANDLERS = {
+    "Size": _CfgBlock._size,
+    "Supercell": _CfgBlock._supercell,
+    "AtomData:": _CfgBlock._atom_data,
+    "Energy": _CfgBlock._energy,
+    "PlusStress:": _CfgBlock._plus_stress,
+    "Virial:": _CfgBlock._virial,
+    "Stress:": _CfgBlock._old_stress,
+    "Stress": _CfgBlock._old_stress,
+    "Feature": _CfgBlock._feature,
+    "BEGIN_CFG": _CfgBlock._nested_begin,
+}
 
 
 def _check_rows(block, size, E):
+    """The AtomData rows: Size of them, numeric, one value per column."""
     hline, cols, first, rows = block
     if len(rows) < size:
         raise E(f"AtomData has {len(rows)} rows but Size = {size} (end of file)",
@@ -483,7 +570,37 @@ def _check_rows(block, size, E):
                     first + k, "AtomData")
 
 
+# the (x, y, z) column triples of AtomData
+_CARTES = ("cartes_x", "cartes_y", "cartes_z")
+_DIRECT = ("direct_x", "direct_y", "direct_z")
+_FORCE = ("fx", "fy", "fz")
+
+
 def _atoms_from_block(block, size, cell, have_cell, E):
+    """Convert the AtomData block into (positions, types, forces, atom_data):
+    ``id`` and ``type`` checked, ``cartes_*`` or ``direct_*`` positions, ``fx
+    fy fz`` forces, every other column into ``atom_data``."""
+    hline, cols, first, rows = block
+    arr = _block_array(block, size, E)
+    idx = {c: k for k, c in enumerate(cols)}
+    used = set()
+    types = _atom_ids_and_types(block, size, arr, idx, used, E)
+    positions = _atom_positions(hline, arr, idx, used, cell, have_cell, E)
+    forces = _atom_forces(hline, arr, idx, used, E)
+    atom_data = {}
+    for k, c in enumerate(cols):
+        if c in used:
+            continue
+        v = arr[:, k].copy()
+        if c in _INT_COLUMNS and (v == np.round(v)).all():
+            v = v.astype(np.int64)
+        atom_data[c] = v
+    return positions, types, forces, atom_data
+
+
+def _block_array(block, size, E) -> np.ndarray:
+    """The AtomData rows as one (Size, ncol) float array (one fast parse of
+    the whole block; on failure, the first non-numeric value is reported)."""
     hline, cols, first, rows = block
     ncol = len(cols)
     try:
@@ -498,9 +615,13 @@ def _atoms_from_block(block, size, cell, have_cell, E):
                 except ValueError:
                     raise E(f"non-numeric value {tok!r} in column {c}", first + k, c) from None
         raise E("could not parse AtomData", first, "AtomData") from None
-    arr = arr.reshape(size, ncol)
-    idx = {c: k for k, c in enumerate(cols)}
-    used = set()
+    return arr.reshape(size, ncol)
+
+
+def _atom_ids_and_types(block, size, arr, idx, used, E) -> np.ndarray:
+    """Check ``id`` (1..Size in order) and return the ``type`` column as
+    int64 (non-negative integers; all 0 without the column)."""
+    hline, cols, first, rows = block
     if "id" in idx:
         used.add("id")
         ids = arr[:, idx["id"]]
@@ -509,52 +630,50 @@ def _atoms_from_block(block, size, cell, have_cell, E):
             k = bad[0]
             raise E(f"atom ids must be 1..{size} in order; row {k + 1} has id {ids[k]:g}",
                     first + k, "id")
-    if "type" in idx:
-        used.add("type")
-        tv = arr[:, idx["type"]]
-        bad = np.nonzero((tv != np.round(tv)) | (tv < 0))[0]
-        if len(bad):
-            k = bad[0]
-            raise E(f"type must be a non-negative integer, got {rows[k].split()[idx['type']]}",
-                    first + k, "type")
-        types = tv.astype(np.int64)
-    else:
-        types = np.zeros(size, dtype=np.int64)
-    cart = [c in idx for c in ("cartes_x", "cartes_y", "cartes_z")]
-    direct = [c in idx for c in ("direct_x", "direct_y", "direct_z")]
+    if "type" not in idx:
+        return np.zeros(size, dtype=np.int64)
+    used.add("type")
+    tv = arr[:, idx["type"]]
+    bad = np.nonzero((tv != np.round(tv)) | (tv < 0))[0]
+    if len(bad):
+        k = bad[0]
+        raise E(f"type must be a non-negative integer, got {rows[k].split()[idx['type']]}",
+                first + k, "type")
+    return tv.astype(np.int64)
+
+
+def _atom_positions(hline, arr, idx, used, cell, have_cell, E) -> np.ndarray:
+    """Cartesian positions (Å) from ``cartes_x/y/z``, or from fractional
+    ``direct_x/y/z`` times the Supercell rows."""
+    cart = [c in idx for c in _CARTES]
+    direct = [c in idx for c in _DIRECT]
     if all(cart):
-        positions = arr[:, [idx["cartes_x"], idx["cartes_y"], idx["cartes_z"]]].copy()
-        used.update(("cartes_x", "cartes_y", "cartes_z"))
+        positions = arr[:, [idx[c] for c in _CARTES]].copy()
+        used.update(_CARTES)
         if any(direct):
             raise E("AtomData has both cartes_* and direct_* columns", hline, "AtomData")
-    elif all(direct):
+        return positions
+    if all(direct):
         if not have_cell:
             raise E("direct_x/y/z (fractional) coordinates need a Supercell", hline, "direct_x")
-        frac = arr[:, [idx["direct_x"], idx["direct_y"], idx["direct_z"]]]
-        positions = frac @ cell
-        used.update(("direct_x", "direct_y", "direct_z"))
-    else:
-        missing = [c for c, h in zip(("cartes_x", "cartes_y", "cartes_z"), cart) if not h]
-        raise E("AtomData needs the columns cartes_x cartes_y cartes_z (or direct_x direct_y "
-                f"direct_z); missing {missing[0]}", hline, missing[0])
-    fk = [c in idx for c in ("fx", "fy", "fz")]
+        frac = arr[:, [idx[c] for c in _DIRECT]]
+        used.update(_DIRECT)
+        return frac @ cell
+    missing = [c for c, h in zip(_CARTES, cart) if not h]
+    raise E("AtomData needs the columns cartes_x cartes_y cartes_z (or direct_x direct_y "
+            f"direct_z); missing {missing[0]}", hline, missing[0])
+
+
+def _atom_forces(hline, arr, idx, used, E):
+    """Forces (eV/Å) from ``fx fy fz`` (all three or none; None without)."""
+    fk = [c in idx for c in _FORCE]
     if all(fk):
-        forces = arr[:, [idx["fx"], idx["fy"], idx["fz"]]].copy()
-        used.update(("fx", "fy", "fz"))
-    elif any(fk):
-        miss = [c for c, h in zip(("fx", "fy", "fz"), fk) if not h][0]
+        used.update(_FORCE)
+        return arr[:, [idx[c] for c in _FORCE]].copy()
+    if any(fk):
+        miss = [c for c, h in zip(_FORCE, fk) if not h][0]
         raise E(f"AtomData has some of fx fy fz but not {miss}", hline, miss)
-    else:
-        forces = None
-    atom_data = {}
-    for k, c in enumerate(cols):
-        if c in used:
-            continue
-        v = arr[:, k].copy()
-        if c in _INT_COLUMNS and (v == np.round(v)).all():
-            v = v.astype(np.int64)
-        atom_data[c] = v
-    return positions, types, forces, atom_data
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -576,79 +695,31 @@ def format_cfg(conf: Configuration, lossless: bool = True) -> str:
     """Text of one configuration (``BEGIN_CFG`` ... ``END_CFG`` + blank line)."""
     pos = np.asarray(conf.positions, dtype=float).reshape(-1, 3)
     n = len(pos)
-    types = np.asarray(conf.types).reshape(-1)
-    if len(types) != n:
-        raise ConfigurationError(f"{len(types)} types for {n} atoms")
-    if (types < 0).any() or (np.asarray(types) != np.round(types)).any():
-        raise ConfigurationError("types must be non-negative integers")
-    types = types.astype(np.int64)
+    types = _checked_types(conf.types, n)
     out = ["BEGIN_CFG", " Size", f"    {n}"]
     pbc = np.asarray(conf.pbc, dtype=bool).reshape(3)
     cell = np.asarray(conf.cell, dtype=float).reshape(3, 3)
     if pbc.any():
         out.append(" Supercell")
-        for k in range(3):
-            if pbc[k]:
-                if lossless:
-                    out.append("    " + " ".join(_fmt_lossless(cell[k])))
-                else:
-                    out.append("    " + " ".join("%13.6f" % v for v in cell[k].tolist()))
+        out.extend(_number_line(cell[k].tolist(), lossless, "Supercell") for k in range(3) if pbc[k])
     forces = None if conf.forces is None else np.asarray(conf.forces, dtype=float).reshape(n, 3)
-    extra = [(k, np.asarray(v).reshape(-1)) for k, v in conf.atom_data.items()]
-    for k, v in extra:
-        if len(v) != n:
-            raise ConfigurationError(f"atom_data[{k!r}] has {len(v)} values for {n} atoms")
-        if not k or any(ch.isspace() for ch in k):
-            raise ConfigurationError(f"atom_data column name {k!r} must be a non-empty word")
+    extra = _extra_columns(conf.atom_data, n)
     header = _ATOM_HEADER
     if forces is not None:
         header += _FORCE_HEADER
     for k, _ in extra:
         header += " " + k.rjust(16)
     out.append(header)
-    if lossless:
-        pstr = np.array(_fmt_lossless(pos), dtype=object).reshape(n, 3)
-        fstr = None if forces is None else np.array(_fmt_lossless(forces), dtype=object).reshape(n, 3)
-        estr = [_fmt_lossless(v) if v.dtype.kind == "f" else [str(int(x)) for x in v.tolist()]
-                for _, v in extra]
-        for i in range(n):
-            row = "    %d %d  %s %s %s" % (i + 1, types[i], *pstr[i])
-            if fstr is not None:
-                row += "  %s %s %s" % tuple(fstr[i])
-            for e in estr:
-                row += "  " + e[i]
-            out.append(row)
-    else:
-        efmt = []
-        for k, v in extra:
-            if v.dtype.kind in "iub":
-                efmt.append("  %15d")
-            else:
-                efmt.append("  %%15.%df" % _EXTRA_DECIMALS.get(k, 6))
-        fl_pos = pos.tolist()
-        fl_f = None if forces is None else forces.tolist()
-        ex = [v.tolist() for _, v in extra]
-        tl = types.tolist()
-        for i in range(n):
-            row = "%14d %4d  %13.6f %13.6f %13.6f" % (i + 1, tl[i], *fl_pos[i])
-            if fl_f is not None:
-                row += "  %11.6f %11.6f %11.6f" % tuple(fl_f[i])
-            for f, e in zip(efmt, ex):
-                row += f % e[i]
-            out.append(row)
+    out.extend((_atom_rows_lossless if lossless else _atom_rows_rounded)(pos, types, forces, extra))
     if conf.energy is not None:
         out.append(" Energy")
-        e = float(conf.energy)
-        out.append(("    %.16e" % e) if lossless else ("     %19.12f" % e))
+        out.append(_number_line([float(conf.energy)], lossless, "Energy"))
     if conf.plus_stress is not None:
         st = np.asarray(conf.plus_stress, dtype=float).reshape(-1)
         if st.shape != (6,):
             raise ConfigurationError(f"plus_stress must have 6 components, got {st.size}")
         out.append(_STRESS_HEADER)
-        if lossless:
-            out.append("     " + " ".join(_fmt_lossless(st)))
-        else:
-            out.append("    " + "".join(" %11.5f" % v for v in st.tolist()))
+        out.append(_number_line(st.tolist(), lossless, "PlusStress"))
     for k, v in conf.features.items():
         k = str(k)
         if not k or any(ch.isspace() for ch in k):
@@ -658,6 +729,90 @@ def format_cfg(conf: Configuration, lossless: bool = True) -> str:
     out.append("END_CFG")
     out.append("")
     return "\n".join(out) + "\n"
+
+
+def _checked_types(types, n) -> np.ndarray:
+    """The ``types`` as int64: one per atom, non-negative integers."""
+    types = np.asarray(types).reshape(-1)
+    if len(types) != n:
+        raise ConfigurationError(f"{len(types)} types for {n} atoms")
+    if (types < 0).any() or (np.asarray(types) != np.round(types)).any():
+        raise ConfigurationError("types must be non-negative integers")
+    return types.astype(np.int64)
+
+
+def _extra_columns(atom_data: dict, n) -> list:
+    """The extra AtomData columns as [(name, (N,) values)]: one value per
+    atom, names without whitespace."""
+    extra = [(k, np.asarray(v).reshape(-1)) for k, v in atom_data.items()]
+    for k, v in extra:
+        if len(v) != n:
+            raise ConfigurationError(f"atom_data[{k!r}] has {len(v)} values for {n} atoms")
+        if not k or any(ch.isspace() for ch in k):
+            raise ConfigurationError(f"atom_data column name {k!r} must be a non-empty word")
+    return extra
+
+
+# the one-line number blocks: (block, lossless) -> (prefix, separator, format
+# of each value); lossless is "%.16e" (17 significant digits), the rounded
+# formats are MLIP's defaults
+_LINE_FORMATS = {
+    ("Supercell", True): ("    ", " ", "%.16e"),
+    ("Supercell", False): ("    ", " ", "%13.6f"),
+    ("Energy", True): ("    ", "", "%.16e"),
+    ("Energy", False): ("     ", "", "%19.12f"),
+    ("PlusStress", True): ("     ", " ", "%.16e"),
+    ("PlusStress", False): ("    ", "", " %11.5f"),
+}
+
+
+def _number_line(values: list, lossless: bool, block: str) -> str:
+    """One Supercell row, the Energy value or the PlusStress values (a list
+    of floats) in the layout of :data:`_LINE_FORMATS`."""
+    prefix, sep, fmt = _LINE_FORMATS[block, lossless]
+    return prefix + sep.join([fmt % v for v in values])
+
+
+def _atom_rows_lossless(pos, types, forces, extra) -> list[str]:
+    """The AtomData rows with every float as ``%.16e`` (integer extra columns as integers)."""
+    n = len(pos)
+    pstr = np.array(_fmt_lossless(pos), dtype=object).reshape(n, 3)
+    fstr = None if forces is None else np.array(_fmt_lossless(forces), dtype=object).reshape(n, 3)
+    estr = [_fmt_lossless(v) if v.dtype.kind == "f" else [str(int(x)) for x in v.tolist()]
+            for _, v in extra]
+    out = []
+    for i in range(n):
+        row = "    %d %d  %s %s %s" % (i + 1, types[i], *pstr[i])
+        if fstr is not None:
+            row += "  %s %s %s" % tuple(fstr[i])
+        for e in estr:
+            row += "  " + e[i]
+        out.append(row)
+    return out
+
+
+def _atom_rows_rounded(pos, types, forces, extra) -> list[str]:
+    """The AtomData rows in MLIP's default rounded layout (positions/forces 6
+    decimals, extra columns :data:`_EXTRA_DECIMALS` or 6, integers as ``%15d``)."""
+    efmt = []
+    for k, v in extra:
+        if v.dtype.kind in "iub":
+            efmt.append("  %15d")
+        else:
+            efmt.append("  %%15.%df" % _EXTRA_DECIMALS.get(k, 6))
+    fl_pos = pos.tolist()
+    fl_f = None if forces is None else forces.tolist()
+    ex = [v.tolist() for _, v in extra]
+    tl = types.tolist()
+    out = []
+    for i in range(len(pos)):
+        row = "%14d %4d  %13.6f %13.6f %13.6f" % (i + 1, tl[i], *fl_pos[i])
+        if fl_f is not None:
+            row += "  %11.6f %11.6f %11.6f" % tuple(fl_f[i])
+        for f, e in zip(efmt, ex):
+            row += f % e[i]
+        out.append(row)
+    return out
 
 
 def write_cfg(dest, configs, lossless: bool = True, append: bool = False) -> None:

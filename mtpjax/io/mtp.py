@@ -232,17 +232,73 @@ def read_mtp(path_or_text) -> MTPFile:
 
 
 def _parse_mtp_lines(lines: list[str], path, extra: bytes) -> MTPFile:
+    """Parse the text lines of a potential file, phase by phase.
+
+    1. :func:`_strip_comments` and :func:`_read_header` (``MTP``,
+       ``version = 1.1.0``);
+    2. :func:`_scan_fields`: the ``key = value`` lines and the
+       ``radial_coeffs`` block as raw text with their line numbers;
+    3. :func:`_convert_scalars`: the basis type, cutoffs and counts;
+    4. :func:`_convert_alpha_tables`: ``alpha_index_basic``/``times``/
+       ``alpha_moment_mapping`` and their consistency;
+    5. :func:`_convert_radial_coeffs` and :func:`_convert_coeffs`: the
+       trained coefficients (all three or none);
+    6. the :class:`MTPFile`.
+    """
+    E = _error_maker(path)
+    clean = _strip_comments(lines)
+    raw = _scan_fields(clean, _read_header(clean, E), E)
+    s = _convert_scalars(raw)
+    tables = _convert_alpha_tables(raw, s)
+    radial_coeffs, species, species_count = _convert_radial_coeffs(raw, s)
+    species_coeffs, moment_coeffs = _convert_coeffs(raw, s, radial_coeffs, species_count)
+    scaling = (1.0 if raw.global_scaling is None else raw.global_scaling) * raw.radial_scaling
+    return MTPFile(
+        alpha_index_basic=tables["alpha_index_basic"],
+        alpha_index_times=tables["alpha_index_times"],
+        alpha_moment_mapping=tables["alpha_moment_mapping"],
+        alpha_moments_count=s["alpha_moments_count"],
+        radial_funcs_count=s["radial_funcs_count"],
+        min_dist=s["min_dist"],
+        max_dist=s["max_dist"],
+        radial_basis_size=s["radial_basis_size"],
+        radial_basis_type=s["radial_basis_type"],
+        scaling=scaling,
+        species_count=species_count,
+        potential_name=raw.vals.get("potential_name"),
+        potential_tag=raw.vals.get("potential_tag", ""),
+        radial_coeffs=radial_coeffs,
+        species=species,
+        species_coeffs=species_coeffs,
+        moment_coeffs=moment_coeffs,
+        extra=extra,
+        source=path,
+    )
+
+
+def _error_maker(path):
+    """``E(reason, line, field)``: the :class:`FileFormatError` of this file."""
     def E(reason, line=None, field=None):
         return FileFormatError(reason, path=path, line=line, field=field)
+    return E
 
-    # strip '<<<' comments and trailing whitespace
+
+# -- phase 1: comments and the two header lines --------------------------------
+
+def _strip_comments(lines: list[str]) -> list[str]:
+    """The lines without their MLIP-3 ``<<<`` comments and trailing whitespace."""
     clean = []
     for ln in lines:
         k = ln.find("<<<")
         if k >= 0:
             ln = ln[:k]
         clean.append(ln.rstrip())
-    # line 1/2
+    return clean
+
+
+def _read_header(clean: list[str], E) -> int:
+    """Check the ``MTP`` and ``version = 1.1.0`` lines (leading blank lines
+    skipped); return the index of the line after them."""
     i = 0
     n = len(clean)
     while i < n and not clean[i].strip():
@@ -255,136 +311,214 @@ def _parse_mtp_lines(lines: list[str], path, extra: bytes) -> MTPFile:
     ver = clean[i].split("=", 1)[1].strip()
     if ver != "1.1.0":
         raise E(f"unsupported version {ver!r} (only 1.1.0 is known)", line=i + 1, field="version")
-    i += 1
+    return i + 1
 
-    vals: dict = {}
-    where: dict = {}
-    global_scaling = None
-    radial_scaling = 1.0
-    in_radial_block = False
-    radial_rows = None  # list of (header_line_no, (a, b), [(line_no, text), ...])
-    radial_line = None
 
+# -- phase 2: the fields as raw text with their line numbers ------------------
+
+class _RawFields:
+    """What :func:`_scan_fields` collects: ``vals`` (key → value text) and
+    ``where`` (key → 1-based line), the global and radial-block ``scaling``
+    factors, and the ``radial_coeffs`` block as ``radial_rows`` = [(header
+    line, (a, b), [(line, row text), ...]), ...] starting on ``radial_line``.
+    Its methods do the per-field checks of phases 3-5."""
+
+    def __init__(self, E):
+        self.E = E
+        self.vals: dict = {}
+        self.where: dict = {}
+        self.global_scaling = None
+        self.radial_scaling = 1.0
+        self.in_radial_block = False
+        self.radial_rows = None
+        self.radial_line = None
+
+    def at(self, key):
+        """``err(reason)`` for a field: the error on the field's line."""
+        return lambda reason: self.E(reason, line=self.where[key], field=key)
+
+    def req(self, key):
+        """The value text of a required field."""
+        if key not in self.vals:
+            raise self.E(f"required field {key} is missing", line=None, field=key)
+        return self.vals[key]
+
+    def scalar(self, key, kind, minimum, default):
+        """The field converted to ``kind`` (int or float), at least ``minimum``
+        (ints); ``default`` when absent (``_REQUIRED``: must be present)."""
+        if default is not _REQUIRED and key not in self.vals:
+            return default
+        v = self.req(key)
+        if kind is float:
+            try:
+                return float(v)
+            except ValueError:
+                raise self.E(f"{key} must be a number, got {v!r}", line=self.where[key],
+                             field=key) from None
+        try:
+            iv = int(v)
+        except ValueError:
+            raise self.E(f"{key} must be an integer, got {v!r}", line=self.where[key],
+                         field=key) from None
+        if iv < minimum:
+            raise self.E(f"{key} must be >= {minimum}, got {iv}", line=self.where[key], field=key)
+        return iv
+
+
+def _scan_fields(clean: list[str], i: int, E) -> _RawFields:
+    """Collect the ``key = value`` lines and the ``radial_coeffs`` block from
+    line index ``i`` on, without converting any value."""
+    raw = _RawFields(E)
+    n = len(clean)
     while i < n:
-        raw = clean[i]
         lineno = i + 1
-        s = raw.strip()
+        s = clean[i].strip()
         i += 1
         if not s:
             continue
         if s == "radial_coeffs":
-            if radial_rows is not None:
+            if raw.radial_rows is not None:
                 raise E("radial_coeffs given twice", line=lineno, field="radial_coeffs")
-            radial_line = lineno
-            radial_rows = []
-            # consume blocks: header 'a-b' then K coefficient lines
-            while i < n:
-                t = clean[i].strip()
-                if not t:
-                    i += 1
-                    continue
-                m = _HEADER_RE.match(t)
-                if m:
-                    radial_rows.append((i + 1, (int(m.group(1)), int(m.group(2))), []))
-                    i += 1
-                    continue
-                if t.startswith("{"):
-                    if not radial_rows:
-                        raise E("coefficient row before the first 'a-b' species-pair header",
-                                line=i + 1, field="radial_coeffs")
-                    radial_rows[-1][2].append((i + 1, t))
-                    i += 1
-                    continue
-                break
+            raw.radial_line = lineno
+            raw.radial_rows, i = _scan_radial_block(clean, i, E)
             continue
-        if "=" not in s:
-            raise E(f"unexpected line {_short(s)!r} (expected 'key = value')", line=lineno,
-                    field=s.split()[0])
-        key, _, value = s.partition("=")
-        key = key.strip()
-        value = value.strip()
-        key = _ALIASES.get(key, key) if in_radial_block or key in ("min_val", "max_val") else key
-        if key == "magnetic_basis_type":
-            raise E("magnetic MTP (magnetic_basis_type) is not supported", line=lineno, field=key)
-        if key not in _KNOWN_KEYS:
-            raise E(f"unknown key {key!r}", line=lineno, field=key)
-        if key == "scaling":
-            try:
-                sc = float(value)
-            except ValueError:
-                raise E(f"scaling must be a number, got {value!r}", line=lineno, field=key) from None
-            if in_radial_block:
-                radial_scaling *= sc
-            else:
-                if global_scaling is not None:
-                    raise E("scaling given twice", line=lineno, field=key)
-                global_scaling = sc
+        _scan_key_value(raw, s, lineno)
+    return raw
+
+
+def _scan_radial_block(clean: list[str], i: int, E):
+    """The ``radial_coeffs`` block from line index ``i``: ``a-b`` species-pair
+    headers, each followed by its ``{...}`` coefficient rows. Returns (rows,
+    index of the first line after the block)."""
+    rows: list = []
+    n = len(clean)
+    while i < n:
+        t = clean[i].strip()
+        if not t:
+            i += 1
             continue
-        if key in vals:
-            raise E(f"{key} given twice (first on line {where[key]})", line=lineno, field=key)
-        if key == "radial_basis_type":
-            in_radial_block = True
-        elif key.startswith("alpha_") or key in ("species_coeffs", "moment_coeffs"):
-            in_radial_block = False
-        where[key] = lineno
-        vals[key] = value
+        m = _HEADER_RE.match(t)
+        if m:
+            rows.append((i + 1, (int(m.group(1)), int(m.group(2))), []))
+            i += 1
+            continue
+        if t.startswith("{"):
+            if not rows:
+                raise E("coefficient row before the first 'a-b' species-pair header",
+                        line=i + 1, field="radial_coeffs")
+            rows[-1][2].append((i + 1, t))
+            i += 1
+            continue
+        break
+    return rows, i
 
-    def req(key):
-        if key not in vals:
-            raise E(f"required field {key} is missing", line=None, field=key)
-        return vals[key]
 
-    def as_int(key, minimum=0):
-        v = req(key)
+def _scan_key_value(raw: _RawFields, s: str, lineno: int) -> None:
+    """One ``key = value`` line: resolve aliases (inside the radial-basis
+    block), reject unknown/unsupported/repeated keys, multiply ``scaling``
+    factors, and store the value text."""
+    E = raw.E
+    if "=" not in s:
+        raise E(f"unexpected line {_short(s)!r} (expected 'key = value')", line=lineno,
+                field=s.split()[0])
+    key, _, value = s.partition("=")
+    key = key.strip()
+    value = value.strip()
+    key = _ALIASES.get(key, key) if raw.in_radial_block or key in ("min_val", "max_val") else key
+    if key == "magnetic_basis_type":
+        raise E("magnetic MTP (magnetic_basis_type) is not supported", line=lineno, field=key)
+    if key not in _KNOWN_KEYS:
+        raise E(f"unknown key {key!r}", line=lineno, field=key)
+    if key == "scaling":
         try:
-            iv = int(v)
+            sc = float(value)
         except ValueError:
-            raise E(f"{key} must be an integer, got {v!r}", line=where[key], field=key) from None
-        if iv < minimum:
-            raise E(f"{key} must be >= {minimum}, got {iv}", line=where[key], field=key)
-        return iv
+            raise E(f"scaling must be a number, got {value!r}", line=lineno, field=key) from None
+        if raw.in_radial_block:
+            raw.radial_scaling *= sc
+        else:
+            if raw.global_scaling is not None:
+                raise E("scaling given twice", line=lineno, field=key)
+            raw.global_scaling = sc
+        return
+    if key in raw.vals:
+        raise E(f"{key} given twice (first on line {raw.where[key]})", line=lineno, field=key)
+    if key == "radial_basis_type":
+        raw.in_radial_block = True
+    elif key.startswith("alpha_") or key in ("species_coeffs", "moment_coeffs"):
+        raw.in_radial_block = False
+    raw.where[key] = lineno
+    raw.vals[key] = value
 
-    def as_float(key, default):
-        if key not in vals:
-            return default
-        v = vals[key]
-        try:
-            return float(v)
-        except ValueError:
-            raise E(f"{key} must be a number, got {v!r}", line=where[key], field=key) from None
 
-    def ferr(key):
-        return lambda reason: E(reason, line=where[key], field=key)
+# -- phase 3: basis type, cutoffs and counts ----------------------------------
 
-    rb_type = vals.get("radial_basis_type", "RBChebyshev")
+_REQUIRED = object()
+# (field, type, minimum, default or _REQUIRED), converted and checked in this
+# order (max_dist > min_dist is checked right after max_dist)
+_SCALAR_FIELDS = (
+    ("species_count", int, 1, None),
+    ("min_dist", float, None, 2.0),
+    ("max_dist", float, None, 5.0),
+    ("radial_basis_size", int, 1, 8),
+    ("radial_funcs_count", int, 1, _REQUIRED),
+    ("alpha_moments_count", int, 1, _REQUIRED),
+    ("alpha_index_basic_count", int, 1, _REQUIRED),
+    ("alpha_index_times_count", int, 0, _REQUIRED),
+    ("alpha_scalar_moments", int, 1, _REQUIRED),
+)
+
+
+def _convert_scalars(raw: _RawFields) -> dict:
+    """``radial_basis_type`` (only RBChebyshev) and the :data:`_SCALAR_FIELDS`,
+    as a dict field → value."""
+    E = raw.E
+    rb_type = raw.vals.get("radial_basis_type", "RBChebyshev")
     if rb_type not in _SUPPORTED_RADIAL:
         raise E(f"radial_basis_type {rb_type!r} is not supported (only RBChebyshev is implemented)",
-                line=where.get("radial_basis_type"), field="radial_basis_type")
-    species_count = as_int("species_count", 1) if "species_count" in vals else None
-    min_dist = as_float("min_dist", 2.0)
-    max_dist = as_float("max_dist", 5.0)
-    if not (max_dist > min_dist):
-        raise E(f"max_dist ({max_dist}) must be larger than min_dist ({min_dist})",
-                line=where.get("max_dist"), field="max_dist")
-    nq = as_int("radial_basis_size", 1) if "radial_basis_size" in vals else 8
-    K = as_int("radial_funcs_count", 1)
-    n_moments = as_int("alpha_moments_count", 1)
-    n_basic = as_int("alpha_index_basic_count", 1)
-    n_times = as_int("alpha_index_times_count", 0)
-    n_scalar = as_int("alpha_scalar_moments", 1)
-    basic = _parse_int_list(req("alpha_index_basic"), 4, ferr("alpha_index_basic"))
-    times = _parse_int_list(req("alpha_index_times"), 4, ferr("alpha_index_times"))
-    mapping = _parse_int_list(req("alpha_moment_mapping"), None, ferr("alpha_moment_mapping"))
+                line=raw.where.get("radial_basis_type"), field="radial_basis_type")
+    s = {"radial_basis_type": rb_type}
+    for key, kind, minimum, default in _SCALAR_FIELDS:
+        s[key] = raw.scalar(key, kind, minimum, default)
+        if key == "max_dist" and not (s["max_dist"] > s["min_dist"]):
+            raise E(f"max_dist ({s['max_dist']}) must be larger than min_dist ({s['min_dist']})",
+                    line=raw.where.get("max_dist"), field="max_dist")
+    return s
 
-    def count_err(ckey, lkey, count, length):
-        return E(f"{ckey} = {count} but {lkey} has {length} entries", line=where[ckey], field=ckey)
 
-    if len(basic) != n_basic:
-        raise count_err("alpha_index_basic_count", "alpha_index_basic", n_basic, len(basic))
-    if len(times) != n_times:
-        raise count_err("alpha_index_times_count", "alpha_index_times", n_times, len(times))
-    if len(mapping) != n_scalar:
-        raise count_err("alpha_scalar_moments", "alpha_moment_mapping", n_scalar, len(mapping))
+# -- phase 4: the alpha tables -------------------------------------------------
+
+# (field, integers per row or None for a flat list, the field holding its length)
+_ALPHA_TABLES = (
+    ("alpha_index_basic", 4, "alpha_index_basic_count"),
+    ("alpha_index_times", 4, "alpha_index_times_count"),
+    ("alpha_moment_mapping", None, "alpha_scalar_moments"),
+)
+
+
+def _convert_alpha_tables(raw: _RawFields, s: dict) -> dict:
+    """Parse the :data:`_ALPHA_TABLES`, check each against its count field and
+    the indices against each other (:func:`_check_alpha_indices`)."""
+    tables = {key: _parse_int_list(raw.req(key), ncols, raw.at(key))
+              for key, ncols, _ in _ALPHA_TABLES}
+    for key, _, ckey in _ALPHA_TABLES:
+        count, length = s[ckey], len(tables[key])
+        if length != count:
+            raise raw.E(f"{ckey} = {count} but {key} has {length} entries", line=raw.where[ckey],
+                        field=ckey)
+    _check_alpha_indices(raw, s, tables)
+    return tables
+
+
+def _check_alpha_indices(raw: _RawFields, s: dict, tables: dict) -> None:
+    """The index ranges: basic rows {μ, a, b, c} with μ up to
+    radial_funcs_count-1, times rows {i, j, mult, k} with i, j < k and k a
+    non-basic moment, mapping entries inside 0..alpha_moments_count-1."""
+    E, where = raw.E, raw.where
+    n_moments, n_basic = s["alpha_moments_count"], s["alpha_index_basic_count"]
+    K = s["radial_funcs_count"]
+    basic, times = tables["alpha_index_basic"], tables["alpha_index_times"]
+    mapping = tables["alpha_moment_mapping"]
     if n_basic > n_moments:
         raise E(f"alpha_index_basic_count ({n_basic}) exceeds alpha_moments_count ({n_moments})",
                 line=where["alpha_moments_count"], field="alpha_moments_count")
@@ -411,54 +545,74 @@ def _parse_mtp_lines(lines: list[str], path, extra: bytes) -> MTPFile:
                 f"0..alpha_moments_count-1 ({n_moments - 1})",
                 line=where["alpha_moment_mapping"], field="alpha_moment_mapping")
 
-    # radial coefficients
-    radial_coeffs = None
-    species = None
-    if radial_rows is not None:
-        nblocks = len(radial_rows)
-        if species_count is not None:
-            C = species_count
-            if nblocks != C * C:
-                raise E(f"radial_coeffs has {nblocks} species-pair blocks, expected "
-                        f"species_count^2 = {C * C}", line=radial_line, field="radial_coeffs")
-        else:
-            C = int(round(np.sqrt(nblocks)))
-            if C < 1 or C * C != nblocks:
-                raise E(f"radial_coeffs has {nblocks} species-pair blocks, which is not a square "
-                        "number", line=radial_line, field="radial_coeffs")
-        species = []
-        for _, (a, b), _r in radial_rows:
-            for lab in (a, b):
-                if lab not in species:
-                    species.append(lab)
-        if len(species) != C:
-            raise E(f"radial_coeffs headers name {len(species)} species {species}, expected "
-                    f"{C}", line=radial_line, field="radial_coeffs")
-        rc = np.empty((C, C, K, nq))
-        for kb, (hline, (a, b), rows) in enumerate(radial_rows):
-            ea, eb = species[kb // C], species[kb % C]
-            if (a, b) != (ea, eb):
-                raise E(f"species-pair block {a}-{b} out of order: expected {ea}-{eb}",
-                        line=hline, field="radial_coeffs")
-            if len(rows) != K:
-                raise E(f"block {a}-{b} has {len(rows)} coefficient rows, expected "
-                        f"radial_funcs_count = {K}", line=hline, field="radial_coeffs")
-            for mu, (rl, t) in enumerate(rows):
-                arr = _parse_float_list(t, lambda r, rl=rl: E(r, line=rl, field="radial_coeffs"))
-                if arr.size != nq:
-                    raise E(f"coefficient row has {arr.size} numbers, expected "
-                            f"radial_basis_size = {nq}", line=rl, field="radial_coeffs")
-                rc[kb // C, kb % C, mu] = arr
-        radial_coeffs = rc
-        if species_count is None:
-            species_count = C
 
+# -- phase 5: the trained coefficients ----------------------------------------
+
+def _convert_radial_coeffs(raw: _RawFields, s: dict):
+    """The ``radial_coeffs`` block as a (C, C, K, N_Q) array. Returns
+    (radial_coeffs, species labels, species_count); the first two are None
+    without the block, and species_count is C when the file does not give it."""
+    species_count = s["species_count"]
+    if raw.radial_rows is None:
+        return None, None, species_count
+    C, species = _radial_species(raw, species_count)
+    K, nq = s["radial_funcs_count"], s["radial_basis_size"]
+    E = raw.E
+    rc = np.empty((C, C, K, nq))
+    for kb, (hline, (a, b), rows) in enumerate(raw.radial_rows):
+        ea, eb = species[kb // C], species[kb % C]
+        if (a, b) != (ea, eb):
+            raise E(f"species-pair block {a}-{b} out of order: expected {ea}-{eb}",
+                    line=hline, field="radial_coeffs")
+        if len(rows) != K:
+            raise E(f"block {a}-{b} has {len(rows)} coefficient rows, expected "
+                    f"radial_funcs_count = {K}", line=hline, field="radial_coeffs")
+        for mu, (rl, t) in enumerate(rows):
+            arr = _parse_float_list(t, lambda r, rl=rl: E(r, line=rl, field="radial_coeffs"))
+            if arr.size != nq:
+                raise E(f"coefficient row has {arr.size} numbers, expected "
+                        f"radial_basis_size = {nq}", line=rl, field="radial_coeffs")
+            rc[kb // C, kb % C, mu] = arr
+    return rc, species, (C if species_count is None else species_count)
+
+
+def _radial_species(raw: _RawFields, species_count):
+    """The number of species C (species_count, or the square root of the
+    number of ``a-b`` blocks) and the species labels in header order."""
+    E = raw.E
+    nblocks = len(raw.radial_rows)
+    if species_count is not None:
+        C = species_count
+        if nblocks != C * C:
+            raise E(f"radial_coeffs has {nblocks} species-pair blocks, expected "
+                    f"species_count^2 = {C * C}", line=raw.radial_line, field="radial_coeffs")
+    else:
+        C = int(round(np.sqrt(nblocks)))
+        if C < 1 or C * C != nblocks:
+            raise E(f"radial_coeffs has {nblocks} species-pair blocks, which is not a square "
+                    "number", line=raw.radial_line, field="radial_coeffs")
+    species = []
+    for _, (a, b), _r in raw.radial_rows:
+        for lab in (a, b):
+            if lab not in species:
+                species.append(lab)
+    if len(species) != C:
+        raise E(f"radial_coeffs headers name {len(species)} species {species}, expected "
+                f"{C}", line=raw.radial_line, field="radial_coeffs")
+    return C, species
+
+
+def _convert_coeffs(raw: _RawFields, s: dict, radial_coeffs, species_count):
+    """``species_coeffs`` and ``moment_coeffs`` (None when absent): a trained
+    potential has them and ``radial_coeffs``, an untrained one none of the
+    three; their lengths are species_count and alpha_scalar_moments."""
+    E = raw.E
     species_coeffs = None
     moment_coeffs = None
-    if "species_coeffs" in vals:
-        species_coeffs = _parse_float_list(vals["species_coeffs"], ferr("species_coeffs"))
-    if "moment_coeffs" in vals:
-        moment_coeffs = _parse_float_list(vals["moment_coeffs"], ferr("moment_coeffs"))
+    if "species_coeffs" in raw.vals:
+        species_coeffs = _parse_float_list(raw.vals["species_coeffs"], raw.at("species_coeffs"))
+    if "moment_coeffs" in raw.vals:
+        moment_coeffs = _parse_float_list(raw.vals["moment_coeffs"], raw.at("moment_coeffs"))
     present = {"radial_coeffs": radial_coeffs is not None, "species_coeffs": species_coeffs is not None,
                "moment_coeffs": moment_coeffs is not None}
     if any(present.values()) and not all(present.values()):
@@ -467,36 +621,16 @@ def _parse_mtp_lines(lines: list[str], path, extra: bytes) -> MTPFile:
         raise E(f"{', '.join(have)} given but {', '.join(missing)} missing (a trained potential "
                 "needs all three, an untrained one none)", line=None, field=missing[0])
     if species_coeffs is not None:
+        n_scalar = s["alpha_scalar_moments"]
         if len(species_coeffs) != species_count:
             raise E(f"species_coeffs has {len(species_coeffs)} numbers, expected "
-                    f"species_count = {species_count}", line=where["species_coeffs"],
+                    f"species_count = {species_count}", line=raw.where["species_coeffs"],
                     field="species_coeffs")
         if len(moment_coeffs) != n_scalar:
             raise E(f"moment_coeffs has {len(moment_coeffs)} numbers, expected "
-                    f"alpha_scalar_moments = {n_scalar}", line=where["moment_coeffs"],
+                    f"alpha_scalar_moments = {n_scalar}", line=raw.where["moment_coeffs"],
                     field="moment_coeffs")
-    scaling = (1.0 if global_scaling is None else global_scaling) * radial_scaling
-    return MTPFile(
-        alpha_index_basic=basic,
-        alpha_index_times=times,
-        alpha_moment_mapping=mapping,
-        alpha_moments_count=n_moments,
-        radial_funcs_count=K,
-        min_dist=min_dist,
-        max_dist=max_dist,
-        radial_basis_size=nq,
-        radial_basis_type=rb_type,
-        scaling=scaling,
-        species_count=species_count,
-        potential_name=vals.get("potential_name"),
-        potential_tag=vals.get("potential_tag", ""),
-        radial_coeffs=radial_coeffs,
-        species=species,
-        species_coeffs=species_coeffs,
-        moment_coeffs=moment_coeffs,
-        extra=extra,
-        source=path,
-    )
+    return species_coeffs, moment_coeffs
 
 
 # ---------------------------------------------------------------------------
@@ -543,17 +677,37 @@ def format_mtp(mtp: MTPFile, precision: int | None = None, final_newline: bool =
         out.append(f"potential_name = {mtp.potential_name}")
     if float(mtp.scaling) != 1.0:
         out.append(f"scaling = {_fmt_floats([mtp.scaling], precision)[0]}")
+    rc, C = _checked_radial_coeffs(mtp)
+    out.extend(_format_basis_lines(mtp, C, precision))
+    if rc is not None:
+        out.extend(_format_radial_block(mtp, rc, C, precision))
+    out.extend(_format_alpha_lines(mtp))
+    out.extend(_format_coeff_lines(mtp, C, precision))
+    return "\n".join(out) + ("\n" if final_newline else "")
+
+
+def _checked_radial_coeffs(mtp: MTPFile):
+    """``radial_coeffs`` as a float64 (C, C, K, N_Q) array (None for a
+    template) and the species count C (``species_count``, else from the array)."""
     C = mtp.species_count
-    if mtp.radial_coeffs is not None:
-        rc = np.asarray(mtp.radial_coeffs, dtype=np.float64)
-        if rc.ndim != 4 or rc.shape[0] != rc.shape[1]:
-            raise ValueError(f"radial_coeffs must have shape (C, C, K, N_Q), got {rc.shape}")
-        if C is None:
-            C = rc.shape[0]
-        if rc.shape != (C, C, mtp.radial_funcs_count, mtp.radial_basis_size):
-            raise ValueError(f"radial_coeffs shape {rc.shape} does not match species_count={C}, "
-                             f"radial_funcs_count={mtp.radial_funcs_count}, "
-                             f"radial_basis_size={mtp.radial_basis_size}")
+    if mtp.radial_coeffs is None:
+        return None, C
+    rc = np.asarray(mtp.radial_coeffs, dtype=np.float64)
+    if rc.ndim != 4 or rc.shape[0] != rc.shape[1]:
+        raise ValueError(f"radial_coeffs must have shape (C, C, K, N_Q), got {rc.shape}")
+    if C is None:
+        C = rc.shape[0]
+    if rc.shape != (C, C, mtp.radial_funcs_count, mtp.radial_basis_size):
+        raise ValueError(f"radial_coeffs shape {rc.shape} does not match species_count={C}, "
+                         f"radial_funcs_count={mtp.radial_funcs_count}, "
+                         f"radial_basis_size={mtp.radial_basis_size}")
+    return rc, C
+
+
+def _format_basis_lines(mtp: MTPFile, C, precision) -> list[str]:
+    """``species_count`` (if known), ``potential_tag`` and the tab-indented
+    radial-basis lines."""
+    out = []
     if C is not None:
         out.append(f"species_count = {int(C)}")
     out.append(f"potential_tag = {mtp.potential_tag or ''}")
@@ -564,41 +718,59 @@ def format_mtp(mtp: MTPFile, precision: int | None = None, final_newline: bool =
     out.append(f"\tmax_dist = {_fmt_floats([mtp.max_dist], precision)[0]}")
     out.append(f"\tradial_basis_size = {int(mtp.radial_basis_size)}")
     out.append(f"\tradial_funcs_count = {int(mtp.radial_funcs_count)}")
-    if mtp.radial_coeffs is not None:
-        labels = list(mtp.species) if mtp.species is not None else list(range(C))
-        if len(labels) != C:
-            raise ValueError(f"species has {len(labels)} labels, expected {C}")
-        out.append("\tradial_coeffs")
-        strs = _fmt_floats(rc, precision)
-        nq = rc.shape[3]
-        k = 0
-        for a in range(C):
-            for b in range(C):
-                out.append(f"\t\t{int(labels[a])}-{int(labels[b])}")
-                for _mu in range(rc.shape[2]):
-                    out.append("\t\t\t{" + ", ".join(strs[k:k + nq]) + "}")
-                    k += nq
+    return out
+
+
+def _format_radial_block(mtp: MTPFile, rc: np.ndarray, C: int, precision) -> list[str]:
+    """The ``radial_coeffs`` block: an ``a-b`` header per species pair, then
+    one ``{...}`` row of N_Q numbers per radial function."""
+    labels = list(mtp.species) if mtp.species is not None else list(range(C))
+    if len(labels) != C:
+        raise ValueError(f"species has {len(labels)} labels, expected {C}")
+    out = ["\tradial_coeffs"]
+    strs = _fmt_floats(rc, precision)
+    nq = rc.shape[3]
+    k = 0
+    for a in range(C):
+        for b in range(C):
+            out.append(f"\t\t{int(labels[a])}-{int(labels[b])}")
+            for _mu in range(rc.shape[2]):
+                out.append("\t\t\t{" + ", ".join(strs[k:k + nq]) + "}")
+                k += nq
+    return out
+
+
+def _format_alpha_lines(mtp: MTPFile) -> list[str]:
+    """``alpha_moments_count`` and the alpha tables with their counts."""
     basic = np.asarray(mtp.alpha_index_basic, dtype=np.int64).reshape(-1, 4)
     times = np.asarray(mtp.alpha_index_times, dtype=np.int64).reshape(-1, 4)
     mapping = np.asarray(mtp.alpha_moment_mapping, dtype=np.int64).ravel()
-    out.append(f"alpha_moments_count = {int(mtp.alpha_moments_count)}")
-    out.append(f"alpha_index_basic_count = {len(basic)}")
-    out.append(f"alpha_index_basic = {_fmt_int_rows(basic)}")
-    out.append(f"alpha_index_times_count = {len(times)}")
-    out.append(f"alpha_index_times = {_fmt_int_rows(times)}")
-    out.append(f"alpha_scalar_moments = {len(mapping)}")
-    out.append("alpha_moment_mapping = {" + ", ".join(str(int(v)) for v in mapping.tolist()) + "}")
-    if mtp.species_coeffs is not None or mtp.moment_coeffs is not None:
-        if mtp.species_coeffs is None or mtp.moment_coeffs is None or mtp.radial_coeffs is None:
-            raise ValueError("a trained potential needs radial_coeffs, species_coeffs and moment_coeffs")
-        if np.size(mtp.species_coeffs) != C:
-            raise ValueError(f"species_coeffs has {np.size(mtp.species_coeffs)} values, expected {C}")
-        if np.size(mtp.moment_coeffs) != len(mapping):
-            raise ValueError(f"moment_coeffs has {np.size(mtp.moment_coeffs)} values, expected "
-                             f"alpha_scalar_moments = {len(mapping)}")
-        out.append(f"species_coeffs = {_fmt_float_list(mtp.species_coeffs, precision)}")
-        out.append(f"moment_coeffs = {_fmt_float_list(mtp.moment_coeffs, precision)}")
-    return "\n".join(out) + ("\n" if final_newline else "")
+    return [
+        f"alpha_moments_count = {int(mtp.alpha_moments_count)}",
+        f"alpha_index_basic_count = {len(basic)}",
+        f"alpha_index_basic = {_fmt_int_rows(basic)}",
+        f"alpha_index_times_count = {len(times)}",
+        f"alpha_index_times = {_fmt_int_rows(times)}",
+        f"alpha_scalar_moments = {len(mapping)}",
+        "alpha_moment_mapping = {" + ", ".join(str(int(v)) for v in mapping.tolist()) + "}",
+    ]
+
+
+def _format_coeff_lines(mtp: MTPFile, C, precision) -> list[str]:
+    """``species_coeffs`` and ``moment_coeffs`` of a trained potential
+    (none for a template; a trained one needs all three coefficient sets)."""
+    if mtp.species_coeffs is None and mtp.moment_coeffs is None:
+        return []
+    if mtp.species_coeffs is None or mtp.moment_coeffs is None or mtp.radial_coeffs is None:
+        raise ValueError("a trained potential needs radial_coeffs, species_coeffs and moment_coeffs")
+    n_scalar = len(np.asarray(mtp.alpha_moment_mapping, dtype=np.int64).ravel())
+    if np.size(mtp.species_coeffs) != C:
+        raise ValueError(f"species_coeffs has {np.size(mtp.species_coeffs)} values, expected {C}")
+    if np.size(mtp.moment_coeffs) != n_scalar:
+        raise ValueError(f"moment_coeffs has {np.size(mtp.moment_coeffs)} values, expected "
+                         f"alpha_scalar_moments = {n_scalar}")
+    return [f"species_coeffs = {_fmt_float_list(mtp.species_coeffs, precision)}",
+            f"moment_coeffs = {_fmt_float_list(mtp.moment_coeffs, precision)}"]
 
 
 def write_mtp(mtp: MTPFile, path=None, precision: int | None = None,
