@@ -66,3 +66,4 @@ def unpacked(root: Path = DATA, cache: Path | None = None) -> Path:
 ROOT = unpacked()
 REF = ROOT / "mlip_ref"               # MLIP-2/MLIP-3 inputs, potentials and outputs
 TEMPLATES = ROOT / "mlip_templates"   # MLIP-3's level templates (BSD-2-Clause)
+RANKDEF = ROOT / "mlip3_rankdef"     # MLIP-3 nbh states built from rank-deficient training sets

@@ -1,9 +1,19 @@
 """High-level active-set operations (host orchestration): build an active set
 from a training set, grade configurations, D-optimal ``select-add``.
 
-Defaults mirror MLIP (``docs/spec/mtp.md`` §8.2–8.3): MLIP-2
-``calc-grade``/``select-add`` use init 1e-5, select threshold 1.1, swap
-threshold 1.0000001 and energy rows divided by N (``weight_scaling`` 2).
+Defaults are those of the MLIP generation whose state files each mode is used with
+(:func:`mlip_settings`; ``docs/spec/mtp.md`` §8.2–8.3):
+
+- configuration mode (MLIP-2's ``calc-grade``/``select-add``, ``.als`` states): initial diagonal 1e-5, swap
+  while max |C| > 1.0000001, select above 1.1;
+- neighbourhood mode (MLIP-3's ``train --al_mode=nbh``/``calculate_grade``/``select_add``, ``.almtp``
+  states): initial diagonal 1e-6, select and swap above 1.001, all rows in one batch, configuration-then-atom
+  order (MLIP-3's ``cfg_selection.h``/``cpp``, read from its BSD source).
+
+On a rank-deficient set of rows (near-duplicate frames: more rows than parameters, rank below n_params)
+the initial diagonal decides which near-null directions enter, so only the MLIP generation's own settings
+reproduce its grades (``tests/test_active_mlip3_sets.py``). Energy rows are divided by N
+(``weight_scaling`` 2) in both.
 """
 from __future__ import annotations
 
@@ -15,20 +25,29 @@ from mtpjax.potential.model import MTP
 from mtpjax.active.maxvol import ActiveSet, ActiveSetError, grades, select
 from mtpjax.active.rows import selection_rows
 
-__all__ = ["build_active_set", "grade_configs", "attach_grades", "select_add", "rebuild_active_set"]
+__all__ = ["mlip_settings", "build_active_set", "grade_configs", "attach_grades", "select_add", "rebuild_active_set"]
 
 MLIP2_INIT = 1e-5
 MLIP3_INIT = 1e-6
-THRESHOLD_SELECT = 1.1
-THRESHOLD_SWAP = 1.0000001
+THRESHOLD_SELECT = 1.1        # MLIP-2 select-add
+THRESHOLD_SWAP = 1.0000001    # MLIP-2
+MLIP3_THRESHOLD = 1.001       # MLIP-3: select and swap
+
+
+def mlip_settings(mode: str) -> dict:
+    """MaxVol settings of the MLIP generation each mode follows: ``{"init", "threshold_swap",
+    "threshold_select"}`` — MLIP-3's for ``"nbh"``, MLIP-2's for ``"cfg"``."""
+    if mode == "nbh":
+        return {"init": MLIP3_INIT, "threshold_swap": MLIP3_THRESHOLD, "threshold_select": MLIP3_THRESHOLD}
+    return {"init": MLIP2_INIT, "threshold_swap": THRESHOLD_SWAP, "threshold_select": THRESHOLD_SELECT}
 
 
 def build_active_set(
     model: MTP,
     configs,
     mode: str = "cfg",
-    init: float = MLIP2_INIT,
-    threshold: float = THRESHOLD_SWAP,
+    init: float | str | None = None,
+    threshold: float | None = None,
     weight_scaling: float = 2.0,
     min_distance: float | None = None,
     source: str | None = None,
@@ -36,19 +55,20 @@ def build_active_set(
 ) -> ActiveSet:
     """MaxVol active set of ``configs`` (the training set) for ``model``.
 
-    Starts from ``init·I`` (MLIP) or, with ``init="auto[:scale]"``, from the
+    Starts from ``init·I`` (MLIP; ``None``: :func:`mlip_settings` of ``mode``) or, with ``init="auto[:scale]"``, from the
     regularised diagonal of :meth:`ActiveSet.regularised` (small training
-    sets), and swaps rows in while ``max |C| > threshold``. ``method``:
-    ``"classic"`` (MLIP's swap order and states) or ``"blocked"`` (the same
-    criterion on blocks of candidates, see
-    :func:`~mtpjax.active.maxvol.maxvol_swaps_blocked`: for the learner's
-    per-atom rows of a whole training set).
+    sets), and swaps rows in while ``max |C| > threshold`` (``None``: the mode's MLIP setting). ``method``:
+    ``"classic"`` (MLIP's swap order and states; the learner and the workflow use it) or ``"blocked"``
+    (the same criterion on blocks of candidates, :func:`~mtpjax.active.maxvol.maxvol_swaps_blocked`: faster
+    on 10⁵ rows, but another local optimum, so other grades than MLIP's on a rank-deficient set).
     Raises :class:`ActiveSetError` for an empty training set.
     """
     configs = list(configs)
     if not configs:
         raise ActiveSetError(f"{source + ': ' if source else ''}empty training set: cannot build an active set")
     rows = selection_rows(model, configs, mode, weight_scaling, min_distance=min_distance, source=source)
+    init = mlip_settings(mode)["init"] if init is None else init
+    threshold = mlip_settings(mode)["threshold_swap"] if threshold is None else threshold
     if isinstance(init, str):  # "auto" or "auto:<scale>": regularised start for small training sets
         scale = float(init.partition(":")[2] or 0.1)
         state = ActiveSet.regularised(np.concatenate(rows), scale, mode=mode, weight_scaling=weight_scaling)
@@ -72,8 +92,8 @@ def _compact(state: ActiveSet) -> None:
 def rebuild_active_set(model: MTP, state: ActiveSet, extra_configs=(), threshold: float | None = None) -> ActiveSet:
     """Rebuild a state for a new (retrained) ``model`` from the configurations
     it holds plus ``extra_configs`` (e.g. the whole training set); same mode,
-    init and weight scaling."""
-    thr = THRESHOLD_SWAP if threshold is None else threshold
+    init, swap threshold (when the state records one) and weight scaling."""
+    thr = state.swap_threshold if threshold is None else threshold
     return build_active_set(model, list(state.configs) + list(extra_configs), state.mode, state.init, thr,
                             state.weight_scaling)
 
@@ -107,8 +127,8 @@ def select_add(
     model: MTP,
     state: ActiveSet,
     new_configs,
-    threshold_select: float = THRESHOLD_SELECT,
-    threshold_swap: float = THRESHOLD_SWAP,
+    threshold_select: float | None = None,
+    threshold_swap: float | None = None,
     selection_limit: int | None = None,
     min_distance: float | None = None,
     source: str | None = None,
@@ -119,9 +139,13 @@ def select_add(
     active set, 'grades': their grades before selection (K,), 'eqns': {index:
     local equation indices}, 'swaps': int}``. ``selection_limit`` keeps at
     most that many new configurations (highest grade first; the state is then
-    re-selected from the training configurations plus the kept ones).
+    re-selected from the training configurations plus the kept ones). Thresholds ``None``: the state's
+    swap threshold where it records one, else :func:`mlip_settings` of its mode.
     """
     new_configs = list(new_configs)
+    defaults = mlip_settings(state.mode)
+    threshold_select = defaults["threshold_select"] if threshold_select is None else threshold_select
+    threshold_swap = (state.swap_threshold or defaults["threshold_swap"]) if threshold_swap is None else threshold_swap
     if state.n != model.n_params:
         raise ActiveSetError(f"active set has {state.n} rows but the potential has {model.n_params} parameters")
     if not new_configs:

@@ -172,16 +172,20 @@ def _swap_rows(state: ActiveSet, rows, threshold: float) -> np.ndarray:
 @partial(jax.jit, static_argnames=("keep_swapped_out",))
 def _swap_loop(A, inv, C, rows, owner, cand_owner, threshold, max_swaps, keep_swapped_out=True):
     """Greedy MaxVol swaps on device; returns (A, inv, C, owner, n_swaps, rows, cand_owner) — the last
-    two: the candidate pool after the swaps (displaced active rows in the slots of those that entered)."""
+    two: the candidate pool after the swaps (displaced active rows in the slots of those that entered).
+
+    Each swap takes the globally largest |C_ij| (first in row-major order on ties, as ``argmax``): the row
+    ``i`` with the largest row maximum (``row_max``, carried and recomputed in the same pass as the rank-one
+    update of C), then its largest column — two small argmaxes instead of one over all of C."""
 
     def cond(s):
-        C, k = s[2], s[-1]
-        return (jnp.max(jnp.abs(C)) > threshold) & (k < max_swaps)
+        row_max, k = s[-2], s[-1]
+        return (jnp.max(row_max) > threshold) & (k < max_swaps)
 
     def body(s):
-        A, inv, C, owner, rows, cand_owner, k = s
-        flat = jnp.argmax(jnp.abs(C))
-        i, j = flat // C.shape[1], flat % C.shape[1]
+        A, inv, C, owner, rows, cand_owner, _, k = s
+        i = jnp.argmax(s[-2])
+        j = jnp.argmax(jnp.abs(C[i]))
         cij = C[i, j]
         ej = jax.nn.one_hot(j, C.shape[1], dtype=C.dtype)
         u = C[i] - ej  # (b_i − a_j)ᵀ A⁻¹
@@ -194,10 +198,10 @@ def _swap_loop(A, inv, C, rows, owner, cand_owner, threshold, max_swaps, keep_sw
             C = C.at[i].set(ej - u / cij)
             rows = rows.at[i].set(old_row)
             cand_owner = cand_owner.at[i].set(old_owner)
-        return A, inv, C, owner, rows, cand_owner, k + 1
+        return A, inv, C, owner, rows, cand_owner, jnp.max(jnp.abs(C), axis=1), k + 1
 
-    A, inv, C, owner, rows, cand_owner, k = jax.lax.while_loop(
-        cond, body, (A, inv, C, owner, rows, cand_owner, jnp.asarray(0))
+    A, inv, C, owner, rows, cand_owner, _, k = jax.lax.while_loop(
+        cond, body, (A, inv, C, owner, rows, cand_owner, jnp.max(jnp.abs(C), axis=1), jnp.asarray(0))
     )
     return A, inv, C, owner, k, rows, cand_owner
 

@@ -4,9 +4,11 @@
     mtpjax calc-grade POT.almtp IN.cfg OUT.cfg          (grades from the stored state)
     mtpjax select-add POT.mtp TRAIN.cfg NEW.cfg DIFF.cfg [--selection-limit N]
 
-Defaults are MLIP-2's (``docs/spec/mtp.md`` §8.2–8.3): configuration
-mode, energy rows divided by N, MaxVol init 1e-5, select threshold 1.1, swap
-threshold 1.0000001. ``calc-grade``/``select-add`` save the active set beside
+Defaults are those of the MLIP generation each mode follows
+(:func:`mtpjax.active.grade.mlip_settings`, ``docs/spec/mtp.md`` §8.2–8.3): configuration mode (the
+default, MLIP-2's ``calc-grade``/``select-add``): MaxVol init 1e-5, select threshold 1.1, swap threshold
+1.0000001; neighbourhood mode (MLIP-3's ``train --al_mode=nbh``/``calculate_grade``/``select_add``): init
+1e-6, select and swap threshold 1.001. Energy rows are divided by N in both. ``calc-grade``/``select-add`` save the active set beside
 the potential (``POT.almtp``, MLIP-3 ``#MVS_v1.1`` layout; a ``.als`` name
 gives MLIP-2's binary layout) unless ``--als-filename`` names another file.
 """
@@ -20,6 +22,7 @@ from mtpjax.errors import MTPJaxError
 from mtpjax.active.grade import attach_grades
 from mtpjax.active.grade import build_active_set
 from mtpjax.active.grade import grade_configs
+from mtpjax.active.grade import mlip_settings
 from mtpjax.active.grade import select_add as select_configurations
 from mtpjax.active.state import parse_state
 from mtpjax.active.state import write_state
@@ -35,9 +38,10 @@ __all__ = ["calc_grade", "select_add"]
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("cfg", "nbh"), default=None,
                    help="rows per configuration (cfg, default) or per atom neighbourhood (nbh)")
-    p.add_argument("--init", type=float, default=1e-5, help="MaxVol initial diagonal (default 1e-5, MLIP-2)")
-    p.add_argument("--threshold-swap", type=float, default=1.0000001,
-                   help="swap rows while max |C| exceeds this (default 1.0000001)")
+    p.add_argument("--init", type=float, default=None,
+                   help="MaxVol initial diagonal (default: 1e-5 in cfg mode as MLIP-2, 1e-6 in nbh mode as MLIP-3)")
+    p.add_argument("--threshold-swap", type=float, default=None,
+                   help="swap rows while max |C| exceeds this (default: 1.0000001 cfg / MLIP-2, 1.001 nbh / MLIP-3)")
     p.add_argument("--weight-scaling", type=float, default=None,
                    help="energy rows divided by N^(p/2) (default 2, i.e. /N)")
     p.add_argument("--als-filename", default=None,
@@ -98,8 +102,9 @@ def select_add(argv) -> int:
     p.add_argument("train")
     p.add_argument("new")
     p.add_argument("diff")
-    p.add_argument("--threshold-select", type=float, default=1.1,
-                   help="select only if a new configuration's grade exceeds this (default 1.1)")
+    p.add_argument("--threshold-select", type=float, default=None,
+                   help="select only if a new configuration's grade exceeds this (default: 1.1 cfg / MLIP-2, "
+                        "1.001 nbh / MLIP-3)")
     p.add_argument("--selection-limit", type=int, default=None, help="at most this many new configurations")
     p.add_argument("--selected-filename", default=None,
                    help="also write every configuration of the new active set here")
@@ -113,7 +118,8 @@ def select_add(argv) -> int:
         state = build_active_set(model, train, mode, args.init, args.threshold_swap, ws,
                                  min_distance=args.min_dist, source=str(args.train))
     else:
-        state = ActiveSet.empty(model.n_params, args.init, mode, ws)
+        init = mlip_settings(mode)["init"] if args.init is None else args.init
+        state = ActiveSet.empty(model.n_params, init, mode, ws)
     n_train = len(state.configs)
     new = read_cfg(args.new)
     res = select_configurations(model, state, new, args.threshold_select, args.threshold_swap, args.selection_limit,

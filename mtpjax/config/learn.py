@@ -78,8 +78,10 @@ class ActiveSpec(Table):
     mode: Literal["cfg", "nbh"] = "nbh"
     select_threshold: Float = Field(1.5, ge=1.0)
     break_threshold: Float = 10.0
-    init: Union[PosFloat, str] = 1e-5
-    swap_threshold: Float = Field(1.0000001, gt=1.0)
+    # None: the settings of the MLIP generation the mode follows (mtpjax.active.grade.mlip_settings):
+    # nbh 1e-6 / 1.001 (MLIP-3), cfg 1e-5 / 1.0000001 (MLIP-2)
+    init: Union[PosFloat, str, None] = None
+    swap_threshold: Optional[Float] = Field(None, gt=1.0)
     max_select: PosInt = 20
     grade_every: PosInt = 1
     candidate_every: PosInt = 10
@@ -91,7 +93,7 @@ class ActiveSpec(Table):
     @field_validator("init")
     @classmethod
     def _init(cls, v):
-        if isinstance(v, str):
+        if isinstance(v, str) and v:
             head, _, scale = v.partition(":")
             ok = head == "auto"
             if ok and scale:
@@ -100,7 +102,7 @@ class ActiveSpec(Table):
                 except ValueError:
                     ok = False
             if not ok:
-                raise ValueError(f"init = {v!r} (allowed: a number > 0, e.g. 1e-5 as MLIP, or \"auto\" / "
+                raise ValueError(f"init = {v!r} (allowed: a number > 0, e.g. 1e-6 as MLIP-3, or \"auto\" / "
                                  "\"auto:<scale>\" for a regularised start)")
         return v
 

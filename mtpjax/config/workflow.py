@@ -89,7 +89,7 @@ class LearnStageSpec(Table):
     break_threshold: Float = 10.0
     max_select: PosInt = 50
     candidate_every: PosInt = 10
-    active_init: Union[PosFloat, str] = "auto"
+    active_init: Union[PosFloat, str, None] = None  # None: MLIP-3's 1e-6 (nbh mode); "auto" regularised
     anchors_per_stage: NonNegInt = 0  # "production" LOTF: label n frames of every stage whatever their grade
     bootstrap: WorkflowBootstrapSpec = Field(default_factory=WorkflowBootstrapSpec)
     train: WorkflowLearnTrainSpec = Field(default_factory=WorkflowLearnTrainSpec)

@@ -62,7 +62,7 @@ def fit(wf) -> dict:
     final.save(d / "pot.mtp")
     # the consolidated potential's active set (as the learning builds it): the analysis grades the production
     # MD with it, and `mtpjax calc-grade`/LAMMPS-style users get it beside the potential
-    ast = build_active_set(final, confs, "nbh", wf.cfg.learn.active_init, method="blocked")
+    ast = build_active_set(final, confs, "nbh", wf.cfg.learn.active_init)
     ast.self_check()
     write_state(d / "pot.almtp", final, ast)
     info["active_set"] = {"path": str(d / "pot.almtp"), "rows": int(ast.n_selected), "n": int(ast.n)}
