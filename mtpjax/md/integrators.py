@@ -380,6 +380,107 @@ def nvt_langevin(efs_fn: EFSFn, neighbor_fns, dt: float, tdamp: float, dof: int 
 
 
 # ---------------------------------------------------------------- NPT (MTK)
+def _mtk_masses(kT, nf, tdamp, pdamp, tchain, pchain, iso, cell_dof):
+    """Masses of the MTK extended system (ASE 3.29): thermostat chain Q (tchain,),
+    barostat W and barostat chain R (pchain,).
+
+    Q = N_f kT τ_T², kT τ_T², …; W = (N_f + 3) kT τ_P² (iso) or (N_f/3 + 1) kT τ_P²
+    (aniso/tri); R₀ = 9 kT τ_P² (iso, as ASE) or ``cell_dof`` kT τ_P², Rⱼ = kT τ_P².
+    """
+    Q = _chain_masses(kT, tdamp, tchain, nf)
+    if iso:
+        W = (nf + 3) * kT * pdamp**2
+        R = _chain_masses(kT, pdamp, pchain, 9.0)
+    else:
+        W = (nf / 3.0 + 1.0) * kT * pdamp**2
+        R = _chain_masses(kT, pdamp, pchain, cell_dof)
+    return Q, W, R
+
+
+def _thermostat_half(state, kT, Q, nf, d, loop):
+    """Particle NHC propagated by ``d``; the momenta scaled by the chain's factor."""
+    k2 = jnp.sum(state.momenta**2 / state.masses[:, None])
+    th, s = _nhc_half(state.thermostat, k2, nf, kT, Q, d, loop)
+    return state._replace(thermostat=th, momenta=state.momenta * s)
+
+
+def _barostat_half(state, kT, W, R, first, d, loop):
+    """Cell NHC propagated by ``d``; the cell momenta scaled by the chain's factor.
+
+    The chain's g₀ = Σ p_cell²/W − ``first``·kT (iso: one degree of freedom, p_ε).
+    """
+    k2 = jnp.sum(state.p_cell**2) / W
+    ba, s = _nhc_half(state.barostat, k2, first, kT, R, d, loop)
+    return state._replace(barostat=ba, p_cell=state.p_cell * s)
+
+
+def _cell_kick(state, P0, nf, d, iso, cmask):
+    """Cell momenta kicked by ``d`` × the pressure imbalance.
+
+    iso: p_ε += d (Tr(K + W_vir) − 3 V P₀ + 3 Σp²/m / N_f); aniso/tri: p_g += d sym(K + W_vir −
+    V P₀ 1 + Σp²/m / N_f 1) (masked to the diagonal for aniso). K is the kinetic tensor.
+    """
+    k2 = jnp.sum(state.momenta**2 / state.masses[:, None])
+    V = volume(state.cell)
+    ptens = kinetic_tensor(state.momenta, state.masses) + state.virial
+    if iso:
+        G = jnp.trace(ptens) - 3.0 * V * P0 + 3.0 * k2 / nf
+        return state._replace(p_cell=state.p_cell.at[0, 0].add(d * G))
+    G = ptens - V * P0 * jnp.eye(3) + (k2 / nf) * jnp.eye(3)
+    G = 0.5 * (G + G.T) * cmask
+    return state._replace(p_cell=state.p_cell + d * G)
+
+
+def _iso_flow(p_cell, W, nf, dt):
+    """The exact flows at fixed p_ε (iso): ``kick(p, f)`` (half step of the momenta,
+    p e^{−x} + (dt/2) f exprel(−x), x = (1 + 3/N_f) p_ε dt/2W) and ``drift(q, p, cell, m)``
+    (full step of positions and cell, scaled by e^{dt p_ε/W})."""
+    h = 0.5 * dt
+    pe = p_cell[0, 0]
+
+    def kick(p, f):
+        x = (1.0 + 3.0 / nf) * pe * h / W
+        return p * jnp.exp(-x) + h * f * exprel(-x)
+
+    def drift(q, p, cell, m):
+        x = dt * pe / W
+        return q * jnp.exp(x) + p * dt / m * exprel(x), cell * jnp.exp(x)
+
+    return kick, drift
+
+
+def _matrix_flow(p_cell, W, nf, dt):
+    """As :func:`_iso_flow` for a (3, 3) symmetric p_cell (aniso/tri), in its eigenbasis
+    p_cell = U diag(λ) Uᵀ: the momenta decay with κ = λ + Tr(p_cell)/N_f, positions and
+    cell grow with λ."""
+    h = 0.5 * dt
+    lam, U = jnp.linalg.eigh(p_cell)
+    kap = lam + jnp.trace(p_cell) / nf
+
+    def kick(p, f):
+        y = p @ U
+        xk = -kap * h / W
+        return (y * jnp.exp(xk) + h * (f @ U) * exprel(xk)) @ U.T
+
+    def drift(q, p, cell, m):
+        xl = lam * dt / W
+        return ((q @ U) * jnp.exp(xl) + dt * (p @ U) / m * exprel(xl)) @ U.T, ((cell @ U) * jnp.exp(xl)) @ U.T
+
+    return kick, drift
+
+
+def _mtk_conserved(state, kT, P0, Q, W, R, nf, first):
+    """E_pot + E_kin + both chains' energies + p_cell²/2W + P₀V (eV)."""
+    return (
+        state.energy
+        + kinetic_energy(state.momenta, state.masses)
+        + _chain_energy(state.thermostat, Q, kT, nf)
+        + _chain_energy(state.barostat, R, kT, first)
+        + jnp.sum(state.p_cell**2) / (2.0 * W)
+        + P0 * volume(state.cell)
+    )
+
+
 def npt_mtk(
     efs_fn: EFSFn,
     neighbor_fns,
@@ -404,6 +505,10 @@ def npt_mtk(
     kT τ_P² (aniso/tri). ``cell_dof`` — degrees of freedom of the cell
     momenta seen by their thermostat: 1 (iso), 3 (aniso), 6 (tri; ASE uses 9).
     Target pressure is hydrostatic (eV/Å³).
+
+    One step is the symmetric Trotter splitting barostat chain ½ · thermostat
+    chain ½ · cell kick ½ · particle kick ½ · drift of positions and cell · forces ·
+    particle kick ½ · cell kick ½ · thermostat chain ½ · barostat chain ½.
     """
     _check_positive("timestep", dt)
     _check_positive("tdamp (thermostat damping time)", tdamp)
@@ -416,105 +521,36 @@ def npt_mtk(
         cell_dof = {"iso": 1, "aniso": 3, "tri": 6}[mode]
     iso = mode == "iso"
     cmask = np.eye(3) if mode == "aniso" else np.ones((3, 3))
+    first = 1.0 if iso else cell_dof  # the barostat chain's first degrees of freedom
+    flow = _iso_flow if iso else _matrix_flow
 
     def ndof(n):
         return 3 * n - 3 if dof is None else dof
 
-    def masses_(n, kT):
-        nf = ndof(n)
-        Q = _chain_masses(kT, tdamp, tchain, nf)
-        if iso:
-            W = (nf + 3) * kT * pdamp**2
-            R = _chain_masses(kT, pdamp, pchain, 9.0)
-        else:
-            W = (nf / 3.0 + 1.0) * kT * pdamp**2
-            R = _chain_masses(kT, pdamp, pchain, cell_dof)
-        return Q, W, R
-
-    def thermo_half(state, kT, d):
-        n = state.positions.shape[0]
-        Q, W, R = masses_(n, kT)
-        k2 = jnp.sum(state.momenta**2 / state.masses[:, None])
-        th, s = _nhc_half(state.thermostat, k2, ndof(n), kT, Q, d, tloop)
-        return state._replace(thermostat=th, momenta=state.momenta * s)
-
-    def baro_half(state, kT, d):
-        n = state.positions.shape[0]
-        Q, W, R = masses_(n, kT)
-        k2 = jnp.sum(state.p_cell**2) / W
-        first = 1.0 if iso else cell_dof
-        # iso: the chain's g₀ = p_ε²/W − kT (one degree of freedom), mass 9 kT τ² as ASE
-        ba, s = _nhc_half(state.barostat, k2, first, kT, R, d, ploop)
-        return state._replace(barostat=ba, p_cell=state.p_cell * s)
-
-    def p_cell_kick(state, P0, d):
-        n = state.positions.shape[0]
-        kT_dummy = 1.0
-        k2 = jnp.sum(state.momenta**2 / state.masses[:, None])
-        V = volume(state.cell)
-        if iso:
-            ptens = kinetic_tensor(state.momenta, state.masses) + state.virial
-            G = jnp.trace(ptens) - 3.0 * V * P0 + 3.0 * k2 / ndof(n)
-            return state._replace(p_cell=state.p_cell.at[0, 0].add(d * G))
-        del kT_dummy
-        ptens = kinetic_tensor(state.momenta, state.masses) + state.virial
-        G = ptens - V * P0 * jnp.eye(3) + (k2 / ndof(n)) * jnp.eye(3)
-        G = 0.5 * (G + G.T) * cmask
-        return state._replace(p_cell=state.p_cell + d * G)
+    def masses(state, kT):
+        nf = ndof(state.positions.shape[0])
+        return (nf, *_mtk_masses(kT, nf, tdamp, pdamp, tchain, pchain, iso, cell_dof))
 
     def step(state, nbrs, kT, P0):
-        n = state.positions.shape[0]
-        Q, W, R = masses_(n, kT)
-        m = state.masses[:, None]
+        nf, Q, W, R = masses(state, kT)
         h = 0.5 * dt
-        state = baro_half(state, kT, h)
-        state = thermo_half(state, kT, h)
-        state = p_cell_kick(state, P0, h)
-
-        if iso:
-            pe = state.p_cell[0, 0]
-
-            def kick(p, f):
-                x = (1.0 + 3.0 / ndof(n)) * pe * h / W
-                return p * jnp.exp(-x) + h * f * exprel(-x)
-
-            p = kick(state.momenta, state.forces)
-            x = dt * pe / W
-            q = state.positions * jnp.exp(x) + p * dt / m * exprel(x)
-            cell = state.cell * jnp.exp(x)
-        else:
-            lam, U = jnp.linalg.eigh(state.p_cell)
-            kap = lam + jnp.trace(state.p_cell) / ndof(n)
-
-            def kick(p, f):
-                y = p @ U
-                xk = -kap * h / W
-                return (y * jnp.exp(xk) + h * (f @ U) * exprel(xk)) @ U.T
-
-            p = kick(state.momenta, state.forces)
-            xl = lam * dt / W
-            q = ((state.positions @ U) * jnp.exp(xl) + dt * (p @ U) / m * exprel(xl)) @ U.T
-            cell = ((state.cell @ U) * jnp.exp(xl)) @ U.T
+        state = _barostat_half(state, kT, W, R, first, h, ploop)
+        state = _thermostat_half(state, kT, Q, nf, h, tloop)
+        state = _cell_kick(state, P0, nf, h, iso, cmask)
+        kick, drift = flow(state.p_cell, W, nf, dt)
+        p = kick(state.momenta, state.forces)
+        q, cell = drift(state.positions, p, state.cell, state.masses[:, None])
         e, f, w, aux, nbrs = _forces(efs_fn, neighbor_fns, q, cell, nbrs, state.species)
         p = kick(p, f)
         state = _with_aux(state._replace(positions=q, momenta=p, cell=cell, forces=f, energy=e, virial=w), aux)
-        state = p_cell_kick(state, P0, h)
-        state = thermo_half(state, kT, h)
-        state = baro_half(state, kT, h)
+        state = _cell_kick(state, P0, nf, h, iso, cmask)
+        state = _thermostat_half(state, kT, Q, nf, h, tloop)
+        state = _barostat_half(state, kT, W, R, first, h, ploop)
         return _advance_clock(state, dt), nbrs
 
     def conserved(state, kT, P0):
-        n = state.positions.shape[0]
-        Q, W, R = masses_(n, kT)
-        first = 1.0 if iso else cell_dof
-        return (
-            state.energy
-            + kinetic_energy(state.momenta, state.masses)
-            + _chain_energy(state.thermostat, Q, kT, ndof(n))
-            + _chain_energy(state.barostat, R, kT, first)
-            + jnp.sum(state.p_cell**2) / (2.0 * W)
-            + P0 * volume(state.cell)
-        )
+        nf, Q, W, R = masses(state, kT)
+        return _mtk_conserved(state, kT, P0, Q, W, R, nf, first)
 
     return Integrator(
         _make_init(efs_fn, neighbor_fns, tchain, pchain, None), step, conserved, f"npt_{mode}", dt, ndof, True
