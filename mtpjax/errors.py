@@ -39,3 +39,7 @@ class ConfigurationError(MTPJaxError, ValueError):
 
 class NeighborListOverflow(MTPJaxError, RuntimeError):
     """A fixed-capacity neighbour list was too small; re-allocate and redo."""
+
+
+class WorkdirBusy(MTPJaxError, RuntimeError):
+    """Another process is writing in the same work folder (its lock is held)."""

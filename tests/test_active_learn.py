@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mtpjax.active.bootstrap import reference_trajectory, system_structure
 from mtpjax.active.learn import Learner
 from mtpjax.config.learn import load_learn as load_config
 from mtpjax.io.store import TrainingStore
@@ -189,10 +190,8 @@ def test_relax_bootstrap_labels_the_path_and_md_starts_relaxed(tmp_path):
     relaxed = read(tmp_path / "out" / "bootstrap" / "relaxed_cu.extxyz")
     np.testing.assert_allclose(relaxed.positions, confs[path[-1]].positions, atol=0.2)  # one FIRE step at most
     lr = Learner(load_config(p), log=lambda *a: None)  # a resumed bootstrap reads the relaxation back
-    from mtpjax.active.bootstrap import reference_relax, system_structure
-
     sysc = lr.cfg.system[0]
-    again = reference_relax(lr.cfg, lr.store, lr.workdir, sysc, system_structure(lr.cfg, sysc), lambda *a: None)
+    again = reference_trajectory(lr.cfg, lr.store, lr.workdir, sysc, system_structure(lr.cfg, sysc), lambda *a: None)
     np.testing.assert_allclose(again.positions, relaxed.positions, atol=1e-6)
     assert len(TrainingStore(tmp_path / "out" / "train.h5")) == len(keys)
 

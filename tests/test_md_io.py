@@ -13,8 +13,8 @@ import pytest
 
 import mtpjax  # noqa: F401
 from refdata import REF
+from ase import units
 from ase.io import read, write
-from ase.geometry import cell_to_cellpar
 from ase.lattice.cubic import FaceCenteredCubic
 
 from mtpjax.io.convert import lammps_cell
@@ -97,34 +97,112 @@ def test_run_outputs_h5md_thermo_and_ramp(tmp_path):
     np.testing.assert_allclose(final.cell.array, cells[-1], atol=1e-8)
 
 
+def _rotated_triclinic_run(tmp_path, n1=100, n2=100):
+    """The run file of _runfile with a triclinic cell in a generic orientation (not lower-triangular)."""
+    p = _runfile(tmp_path, n1, n2)
+    a = read(tmp_path / "ar.extxyz")
+    ax = np.array([1.0, 2.0, 3.0]) / np.sqrt(14.0)
+    K = np.array([[0, -ax[2], ax[1]], [ax[2], 0, -ax[0]], [-ax[1], ax[0], 0]])
+    Q = np.eye(3) + np.sin(0.7) * K + (1 - np.cos(0.7)) * K @ K
+    a.set_cell(a.cell.array @ Q.T, scale_atoms=True)
+    write(tmp_path / "ar.extxyz", a)
+    return p
+
+
+def _temperature(masses, v_ase):
+    from ase import units
+
+    return np.sum(masses[:, None] * v_ase**2) / (3 * (len(masses) - 1) * units.kB)  # dof 3N − 3, as the MD
+
+
 def test_h5md_readable_by_mdanalysis_and_znh5md(tmp_path):
-    out = run_md(load_md_run(_runfile(tmp_path, 100, 100)), progress=False)
-    sp, pos, cells, steps, times, vel, obs = read_h5md(out / "traj.h5md")
+    """A triclinic NPT run in a rotated cell: MDAnalysis, znh5md and our reader give the same periodic
+    distances, velocities (temperature) and energies; MDAnalysis the frame spacing as dt."""
+    from ase.geometry import get_distances
+
+    from mtpjax.io.h5md import ASE_VELOCITY_UNIT, mdanalysis_universe
+
+    out = run_md(load_md_run(_rotated_triclinic_run(tmp_path)), progress=False)
+    path = out / "traj.h5md"
+    sp, pos, cells, steps, times, vel, obs = read_h5md(path)
+    assert abs(cells[0, 0, 1]) > 0.1 and abs(cells[0, 0, 2]) > 0.1  # the run's own, rotated orientation
+    masses = np.full(32, 39.948)
+    dist = [get_distances(pos[k], cell=cells[k], pbc=True)[1] for k in range(len(pos))]
+    temps = [_temperature(masses, vel[k] / ASE_VELOCITY_UNIT) for k in range(len(pos))]
+    th = read_thermo(out / "thermo.csv")
+    np.testing.assert_allclose(temps, th["temperature_K"][::5], rtol=1e-9)  # our reader = the run's thermo
     mda = pytest.importorskip("MDAnalysis")
-    uni = mda.Universe(str(out / "traj.h5md"))
-    assert len(uni.trajectory) == len(steps) and len(uni.atoms) == 32
-    for k, ts in enumerate(uni.trajectory):
-        np.testing.assert_allclose(ts.positions, pos[k], atol=1e-4)
-        # MDAnalysis keeps lengths and angles (it re-orients the box matrix)
-        np.testing.assert_allclose(ts.dimensions, cell_to_cellpar(cells[k]), rtol=1e-5)
+    from MDAnalysis.lib.distances import distance_array
+
+    u = mdanalysis_universe(path)
+    assert len(u.trajectory) == len(steps) and list(u.atoms.elements) == ["Ar"] * 32
+    np.testing.assert_allclose(u.atoms.masses, masses, rtol=1e-4)
+    assert u.trajectory.dt == pytest.approx(0.1)  # 50 steps × 2 fs, ps
+    for k, ts in enumerate(u.trajectory):
+        np.testing.assert_allclose(distance_array(ts.positions, ts.positions, box=ts.dimensions), dist[k], atol=2e-4)
+        assert ts.time == pytest.approx(times[k])
+        np.testing.assert_allclose(_temperature(masses, ts.velocities / ASE_VELOCITY_UNIT), temps[k], rtol=1e-5)
+        assert ts.data["trajectory/potential_energy"] == pytest.approx(obs["potential_energy"][k], rel=1e-12)
     znh5md = pytest.importorskip("znh5md")
-    frames = znh5md.IO(str(out / "traj.h5md"))[:]
+    frames = znh5md.IO(str(path))[:]
     assert len(frames) == len(steps)
     for k, at in enumerate(frames):
-        np.testing.assert_allclose(at.positions, pos[k], atol=1e-8)
-        np.testing.assert_allclose(at.cell.array, cells[k], atol=1e-8)
         assert list(at.numbers) == [18] * 32 and all(at.pbc)
-    # the project's own analysis reader
+        np.testing.assert_allclose(at.get_all_distances(mic=True), dist[k], atol=1e-8)
+        np.testing.assert_allclose(at.get_temperature() * (3 * 32) / (3 * 32 - 3), temps[k], rtol=1e-9)
+        assert at.get_potential_energy() == pytest.approx(obs["potential_energy"][k], rel=1e-12)
+        np.testing.assert_allclose(np.linalg.eigvalsh(at.get_stress(voigt=False)),
+                                   np.linalg.eigvalsh(_voigt(obs["stress"][k])), atol=1e-12)
+    # the project's own analysis reader: the run's orientation, like read_h5md
     from mtpjax.analysis.trajectory import open_trajectory
 
-    tr = open_trajectory(out / "traj.h5md")
+    tr = open_trajectory(path)
     np.testing.assert_allclose(tr.times_fs, steps * 2.0)
+    _, p_tr, c_tr = next(tr.iter_chunks(1000))
+    np.testing.assert_allclose(p_tr, pos, atol=1e-12)
+    np.testing.assert_allclose(c_tr, cells, atol=1e-12)
+    # stress: the run's pressure is minus a third of its trace (bar)
+    from mtpjax.units import BAR
+
+    np.testing.assert_allclose(-obs["stress"][:, :3].sum(1) / 3 / BAR, obs["pressure"], rtol=1e-9)
 
 
-def test_convert_extxyz_and_lammps_dump(tmp_path):
+def _voigt(s):
+    return np.array([[s[0], s[5], s[4]], [s[5], s[1], s[3]], [s[4], s[3], s[2]]])
+
+
+def test_h5md_readable_while_the_run_writes_it(tmp_path):
+    """A reader (ours, and h5py with HDF5's default locking) opens the trajectory of a running MD and sees the
+    frames flushed so far; the run is not disturbed."""
+    import h5py
+
+    p = _runfile(tmp_path, 4000, 10)
+    proc = subprocess.Popen([sys.executable, "-m", "mtpjax.cli", "md", str(p), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = tmp_path / "out" / "traj.h5md"
+    try:
+        seen = []
+        t0 = time.monotonic()
+        while len(set(seen)) < 3 and proc.poll() is None and time.monotonic() - t0 < 300:
+            if path.exists():
+                try:
+                    seen.append(len(read_h5md(path)[1]))
+                    with h5py.File(path, "r") as f:  # a notebook's default open
+                        assert f["particles/trajectory/position/value"].shape[0] >= 1
+                except (OSError, KeyError):  # the file is being created
+                    pass
+            time.sleep(0.2)
+        assert len(set(seen)) >= 2, seen  # frames grew while we read
+    finally:
+        out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert len(read_h5md(path)[1]) == 4010 // 50 + 1
+
+
+def test_convert_extxyz_lammps_dump_and_data(tmp_path):
     from mtpjax.cli import main
 
-    out = run_md(load_md_run(_runfile(tmp_path, 100, 100)), progress=False)
+    out = run_md(load_md_run(_rotated_triclinic_run(tmp_path)), progress=False)
     sp, pos, cells, steps, times, vel, obs = read_h5md(out / "traj.h5md")
     assert main(["convert", str(out / "traj.h5md"), str(tmp_path / "t.xyz")]) == 0
     imgs = read(tmp_path / "t.xyz", ":")
@@ -132,15 +210,51 @@ def test_convert_extxyz_and_lammps_dump(tmp_path):
     for k, a in enumerate(imgs):
         np.testing.assert_allclose(a.cell.array, cells[k], atol=1e-8)
         np.testing.assert_allclose(a.positions, pos[k], atol=1e-8)
+        np.testing.assert_allclose(a.get_velocities() * 1000 * units.fs, vel[k], atol=1e-8)  # Å/ps
         assert a.info["step"] == steps[k]
     assert main(["convert", str(out / "traj.h5md"), str(tmp_path / "t.dump")]) == 0
     dump = read(tmp_path / "t.dump", ":", format="lammps-dump-text")
     assert len(dump) == len(steps)
+    text = (tmp_path / "t.dump").read_text()
+    assert text.startswith("ITEM: TIME\n") and "ITEM: ATOMS id type element x y z ix iy iz vx vy vz" in text
     for k, a in enumerate(dump):
         lmp, R = lammps_cell(cells[k])
+        assert a.get_chemical_symbols() == ["Ar"] * 32
         np.testing.assert_allclose(a.cell.array, lmp, atol=1e-6)
         np.testing.assert_allclose(a.cell.volume, abs(np.linalg.det(cells[k])), rtol=1e-8)
-        np.testing.assert_allclose(a.positions, pos[k] @ R, atol=1e-6)
+        np.testing.assert_allclose(a.get_all_distances(mic=True),
+                                   read(tmp_path / "t.xyz", k).get_all_distances(mic=True), atol=1e-8)
+        # ASE reads metal-unit velocities (Å/ps) from the dump
+        np.testing.assert_allclose(np.linalg.norm(a.get_velocities(), axis=1),
+                                   np.linalg.norm(vel[k], axis=1) / (1000 * units.fs), rtol=1e-8)
+    assert main(["convert", str(out / "traj.h5md"), str(tmp_path / "last.data")]) == 0
+    data = (tmp_path / "last.data").read_text()
+    assert data.index("Atom Type Labels") < data.index("Masses") and "\n1 Ar\n" in data
+    d = read(tmp_path / "last.data", format="lammps-data", style="atomic", units="metal")
+    np.testing.assert_allclose(d.cell.volume, abs(np.linalg.det(cells[-1])), rtol=1e-10)
+    np.testing.assert_allclose(d.get_all_distances(mic=True), imgs[-1].get_all_distances(mic=True), atol=1e-8)
+    np.testing.assert_allclose(d.get_masses(), 39.948, rtol=1e-4)
+
+
+def test_lammps_types_follow_the_mlip_species_order(tmp_path):
+    """A 2-species run: LAMMPS type k+1 is MLIP type k (the run's 'elements'), not the order of appearance."""
+    from ase.build import bulk
+
+    from mtpjax.cli import main
+
+    a = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(2)
+    a.symbols[:] = ["Cl" if s == "Na" else "Na" for s in a.get_chemical_symbols()]  # Cl first
+    write(tmp_path / "nacl.extxyz", a)
+    (tmp_path / "run.toml").write_text(
+        'structure = "nacl.extxyz"\nelements = ["Na", "Cl"]\noutput = "out"\ntimestep_fs = 1.0\n'
+        'temperature_K = 50\nthermo_every = 5\ntraj_every = 5\ncheckpoint_every = 10\n'
+        'potential = {type = "lj", epsilon = 0.01, sigma = 2.8, cutoff = 6.0}\n'
+        '[[stage]]\nensemble = "nvt"\nsteps = 10\ntemperature_K = 50\n')
+    out = run_md(load_md_run(tmp_path / "run.toml"), progress=False)
+    assert main(["convert", str(out / "traj.h5md"), str(tmp_path / "t.dump")]) == 0
+    rows = [ln.split() for ln in (tmp_path / "t.dump").read_text().splitlines() if ln[:1].isdigit()]
+    types = {r[2]: r[1] for r in rows if len(r) == 9}  # id type element x y z ix iy iz
+    assert types == {"Na": "1", "Cl": "2"}
 
 
 def test_resume_is_bit_identical(tmp_path):

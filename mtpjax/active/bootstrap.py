@@ -6,27 +6,27 @@
 * ``relax``: a short reference relaxation of every structure, its path labelled step by step; the system's
   rattles and its first MD start from the relaxed cell (random cells are far from equilibrium, and MD from
   them first goes down that path);
-* ``md``: snapshots of a short reference MD (Langevin) of every structure, labelled;
+* ``md``: snapshots of a short reference MD (Langevin) of every structure, labelled as they are computed;
 * ``none``: nothing beyond ``data``.
 
 Structures shared by several systems (e.g. the NVT and the NPT run of one cell) are bootstrapped once.
+Every reference calculation goes through the one labelling path (:mod:`mtpjax.active.dispatch`: the
+executor, retries, timeouts and checks of ``[labels]``); a relaxation or MD is one job.
 """
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 from ase.io import read, write
-from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-from ase.optimize import FIRE
 
+from mtpjax.active.dispatch import Job, dispatch, make_executor
 from mtpjax.active.labelling import label_into_store
-from mtpjax.active.reference import make_calculator
+from mtpjax.active.reference import atoms_payload, md_atoms, relax_atoms
 from mtpjax.config.learn import LearnConfig, SystemSpec
 from mtpjax.errors import ConfigurationError
 from mtpjax.geometry.neighbors import host_neighbors
@@ -110,72 +110,63 @@ def rattles(c0: Configuration, system: SystemSpec, b, rng) -> list:
     return items
 
 
-def reference_relax(cfg: LearnConfig, store: TrainingStore, workdir: Path, system: SystemSpec, c0: Configuration,
-                    log) -> Configuration:
-    """FIRE relaxation (atoms only, fixed cell) with the reference calculator in this process; every
-    ``relax_every``-th step is stored as a label as it is computed (the relaxation path is what MD from a random
-    cell would go through first). Returns the relaxed configuration. Resumable: a finished relaxation is read
-    back, not redone."""
-    b = cfg.bootstrap
+def trajectory_path(cfg: LearnConfig, workdir: Path, system: SystemSpec, method: str) -> Path:
+    """Where the end of the bootstrap relaxation (``relaxed_*``) or MD (``md_*``) of ``system``'s structure is
+    kept; it also marks the trajectory as done (a resumed run does not redo it)."""
+    p = relaxed_path(cfg, workdir, system)
+    return p if method == "relax" else p.with_name(p.name.replace("relaxed_", "md_", 1))
+
+
+def reference_trajectory(cfg: LearnConfig, store: TrainingStore, workdir: Path, system: SystemSpec,
+                         c0: Configuration, log) -> Configuration:
+    """The bootstrap relaxation (``method = "relax"``: FIRE, atoms only, a label every ``relax_every`` steps) or
+    MD (``"md"``: Langevin at ``md_temperature_K``, a label every ``md_every`` steps) of ``c0`` with the
+    reference: one job through :func:`~mtpjax.active.dispatch.dispatch`, as every label (the executor of
+    ``[labels]``, its retries, and a timeout of ``labels.timeout_s`` per calculation of the trajectory); its
+    labelled frames enter the store, the rest of a trajectory that failed part-way is dropped (logged).
+    Returns where it ended (the relaxed structure; ``c0`` when it failed altogether)."""
+    b, lab = cfg.bootstrap, cfg.labels
+    method = b.method
     symbol_to_type = {s: t for t, s in enumerate(cfg.species)}
-    out = relaxed_path(cfg, workdir, system)
+    out = trajectory_path(cfg, workdir, system, method)
     if out.exists():
         return Configuration.from_atoms(read(out), symbol_to_type=symbol_to_type)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    at = c0.to_atoms(dict(enumerate(cfg.species)))
-    at.calc = make_calculator(cfg.reference, str(workdir / "jobs" / f"relax_{system.name}"))
-    have = set(store.keys())
-    t_last = [time.perf_counter()]
-    n_step = [0]
-
-    def grab():
-        k = n_step[0]
-        n_step[0] += 1
-        if k % int(b.relax_every):
-            return
-        key = f"boot/{system.name}/x{k:04d}"
-        if key in have:
-            return
-        e = float(at.get_potential_energy())
-        f = np.asarray(at.get_forces(), float)
-        st = -np.asarray(at.get_stress(voigt=True), float) * at.get_volume()
-        if not (np.isfinite(e) and np.all(np.isfinite(f)) and np.all(np.isfinite(st))):
-            return
-        conf = replace(c0, positions=at.positions.copy(), energy=e, forces=f, plus_stress=st, features={}, atom_data={})
-        wall = time.perf_counter() - t_last[0]
-        t_last[0] = time.perf_counter()
-        store.add(key, conf, {"iteration": -1, "system": system.name, "source": "reference-relax", "step": k,
-                              "phase": "bootstrap", "wall": wall, "calculator": dict(cfg.reference)})
-        log(f"  relax {key}: E = {e:.6f} eV, max |F| = {np.abs(f).max():.2f} eV/Å ({wall:.1f} s)")
-
-    opt = FIRE(at, maxstep=0.1, logfile=None)
-    opt.attach(grab, interval=1)
-    try:
-        opt.run(fmax=float(b.relax_fmax), steps=int(b.relax_steps))
-    except Exception as e:  # noqa: BLE001 - a failing reference: keep what was labelled, go on unrelaxed
-        log(f"  relax {system.name}: reference failed ({type(e).__name__}: {e}); rattling the last frame")
-    at.calc = None
+    if method == "relax":
+        body, n_calc, tag = partial(relax_atoms, fmax=float(b.relax_fmax), steps=int(b.relax_steps),
+                                    every=int(b.relax_every)), int(b.relax_steps) + 1, "x"
+    else:
+        body, n_calc, tag = partial(md_atoms, temperature_K=float(b.md_temperature_K),
+                                    timestep_fs=float(system.md.timestep_fs), steps=int(b.md_steps),
+                                    every=int(b.md_every), seed=int(cfg.seed)), int(b.md_steps) + 1, "md"
+    key = f"boot/{system.name}/{method}"
+    job = Job(key, atoms_payload(c0, dict(enumerate(cfg.species))), {"iteration": -1, "system": system.name})
+    ex = make_executor(lab.executor, workdir / "jobs", 1, lab.submitit or None)
+    res = {}
+    dispatch([job], dict(cfg.reference), ex, retries=int(lab.retries), timeout=float(lab.timeout_s) * n_calc,
+             backoff=float(lab.backoff_s), on_done=lambda j, frames: res.update(frames=frames),
+             on_failed=lambda j: store.add_failed(j.key, j.errors, j.meta),
+             workdir_of=lambda j: str(workdir / "jobs" / j.key.replace("/", "_")), fn=body)
+    if "frames" not in res:
+        why = job.errors[-1][:200] if job.errors else "?"
+        log(f"  {method} {system.name}: reference failed ({why})"
+            + ("; going on from the unrelaxed structure" if method == "relax" else ""))
+        return c0
+    frames = res["frames"]
+    every = int(b.relax_every) if method == "relax" else 1
+    for k, f in enumerate(frames.labels):
+        conf = replace(c0, positions=f.positions, cell=f.cell, energy=f.energy, forces=f.forces,
+                       plus_stress=f.plus_stress, features={}, atom_data={})
+        store.add(f"boot/{system.name}/{tag}{k * every:04d}", conf,
+                  {"iteration": -1, "system": system.name, "source": f"reference-{method}", "step": k * every,
+                   "phase": "bootstrap", "attempts": job.attempts, "calculator": dict(cfg.reference)})
+    log(f"  {method} {system.name}: {len(frames.labels)} labelled frames, E {frames.labels[0].energy:.4f} → "
+        f"{frames.labels[-1].energy:.4f} eV ({frames.wall:.1f} s)"
+        + (f"; ended early: {frames.error[:200]}" if frames.error else ""))
+    end = replace(c0, positions=frames.final_positions, cell=frames.final_cell, energy=None, forces=None,
+                  plus_stress=None, features={}, atom_data={})
     with atomic_path(out, keep_suffix=True) as tmp:
-        write(tmp, at, format="extxyz")
-    return Configuration.from_atoms(at, symbol_to_type=symbol_to_type)
-
-
-def reference_md(cfg: LearnConfig, workdir: Path, system: SystemSpec, c0: Configuration) -> list:
-    """Snapshots (unlabelled, to be labelled) of a short reference MD (Langevin, ASE, in this process)."""
-    b = cfg.bootstrap
-    at = c0.to_atoms(dict(enumerate(cfg.species)))
-    at.calc = make_calculator(cfg.reference, str(workdir / "jobs" / f"bootmd_{system.name}"))
-    MaxwellBoltzmannDistribution(at, temperature_K=b.md_temperature_K, rng=np.random.default_rng(0))
-    dyn = Langevin(at, system.md.timestep_fs * units.fs, temperature_K=b.md_temperature_K, friction=0.02)
-    symbol_to_type = {s: t for t, s in enumerate(cfg.species)}
-    items = []
-    for k in range(int(b.md_steps) // int(b.md_every)):
-        dyn.run(int(b.md_every))
-        c = Configuration.from_atoms(at, symbol_to_type=symbol_to_type)
-        items.append((f"boot/{system.name}/md{k:04d}", replace(c, energy=None, forces=None, plus_stress=None,
-                                                                features={}, atom_data={}),
-                      {"iteration": -1, "system": system.name, "source": "reference-md"}))
-    return items
+        write(tmp, end.to_atoms(dict(enumerate(cfg.species))), format="extxyz")
+    return end
 
 
 def bootstrap(cfg: LearnConfig, store: TrainingStore, workdir: Path, log) -> None:
@@ -201,12 +192,10 @@ def bootstrap(cfg: LearnConfig, store: TrainingStore, workdir: Path, log) -> Non
         c0 = system_structure(cfg, s)
         if b.method == "none":
             continue
-        if b.method == "relax":
-            c0 = reference_relax(cfg, store, workdir, s, c0, log)
+        if b.method in ("relax", "md"):
+            c0 = reference_trajectory(cfg, store, workdir, s, c0, log)
         if b.method in ("rattle", "relax"):
             items += rattles(c0, s, b, rng)
-        else:
-            items += reference_md(cfg, workdir, s, c0)
     ok, bad = label_into_store(store, items, cfg.reference, cfg.labels, workdir / "jobs",
                                dict(enumerate(cfg.species)), "bootstrap", log)
     log(f"bootstrap: {ok} labelled, {bad} failed, store holds {len(store)}")

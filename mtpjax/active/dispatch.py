@@ -9,13 +9,22 @@ the handle needs ``done()``, ``result()`` and ``cancel()``:
   ``max_workers`` at a time;
 * :class:`SubmititExecutor`: ``submitit`` (SLURM, or ``cluster="local"`` for
   tests), ``pip install submitit``;
-* :class:`InlineExecutor`: in the calling thread (no timeouts; debugging).
+* :class:`InlineExecutor`: in a thread of this process (no spawn cost; for fast
+  calculators and debugging). Its timeout abandons the attempt (the run goes on,
+  the label is retried or recorded as failed), but a thread cannot be killed: a
+  calculation hung inside C code keeps its thread; use ``process`` where that matters.
 
 :func:`dispatch` keeps every job's status (pending / running / done /
 failed), retries failures (exception, NaN, non-converged SCF, timeout, a job
 that "finished" without output) up to ``retries`` times with exponential
 backoff, then records it as failed and moves on; ``on_done``/``on_failed``
 callbacks receive each result as soon as it arrives (the store flushes it).
+Whatever ran the job, the result is checked here again
+(:func:`~mtpjax.active.reference.check_result`): only finite labels of the right
+shapes reach ``on_done``. Every reference calculation of the learner goes through
+:func:`dispatch`: single points (:func:`~mtpjax.active.reference.label_atoms`) and
+the bootstrap's relaxations and MD (:func:`~mtpjax.active.reference.relax_atoms`,
+:func:`~mtpjax.active.reference.md_atoms`).
 """
 from __future__ import annotations
 
@@ -25,9 +34,10 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from mtpjax.active.reference import LabelError, label_atoms
+import threading
+
+from mtpjax.active.reference import LabelError, ReferenceNotAvailable, check_result, label_atoms
 from mtpjax.errors import MTPJaxError
-from mtpjax.active.reference import ReferenceNotAvailable
 
 __all__ = ["ProcessExecutor", "SubmititExecutor", "InlineExecutor", "Job", "dispatch", "make_executor"]
 
@@ -102,25 +112,34 @@ class ProcessExecutor:
 
 class _InlineHandle:
     def __init__(self, fn, args):
-        try:
-            self._res = ("ok", fn(*args))
-        except Exception as e:  # noqa: BLE001
-            self._res = ("err", f"{type(e).__name__}: {e}")
+        self._res = None
+
+        def target():
+            try:
+                res = ("ok", fn(*args))
+            except Exception as e:  # noqa: BLE001
+                res = ("err", f"{type(e).__name__}: {e}")
+            if self._res is None:  # not cancelled meanwhile
+                self._res = res
+
+        self._t = threading.Thread(target=target, daemon=True)
+        self._t.start()
 
     def done(self):
-        return True
+        return self._res is not None
 
     def result(self):
+        self._t.join()
         if self._res[0] == "err":
             raise LabelError(self._res[1])
         return self._res[1]
 
     def cancel(self):
-        pass
+        self._res = self._res or ("err", "cancelled")  # the thread is abandoned; its result is ignored
 
 
 class InlineExecutor:
-    """Run in the calling thread (no timeouts)."""
+    """Run each job in a thread of this process (timeouts abandon the thread; see the module docstring)."""
 
     max_workers = 1
 
@@ -208,6 +227,7 @@ def dispatch(
     workdir_of=None,
     poll: float = 0.05,
     min_wall: float = 0.0,
+    fn=label_atoms,
 ):
     """Label every job; return the list of jobs (status 'done' or 'failed').
 
@@ -216,7 +236,8 @@ def dispatch(
     ``backoff`` s × 2^(attempt−1) before a retry; ``on_done(job, label)`` and
     ``on_failed(job)`` are called as results arrive; ``workdir_of(job)`` gives
     a per-job directory (VASP); ``min_wall``: an attempt that returns faster
-    than this is treated as a silent no-op and fails.
+    than this is treated as a silent no-op and fails; ``fn(spec, payload, workdir)`` the job body (a
+    picklable module-level function or ``functools.partial`` of one: :func:`label_atoms` by default).
     """
     executor = executor or ProcessExecutor(1)
     queue = list(jobs)
@@ -234,7 +255,7 @@ def dispatch(
             job.status = "running"
             job.attempts += 1
             wd = workdir_of(job) if workdir_of else None
-            h = executor.submit(label_atoms, spec, job.payload, wd)
+            h = executor.submit(fn, spec, job.payload, wd)
             running[job.key] = (job, h, time.monotonic())
         # collect
         for key in list(running):
@@ -242,7 +263,7 @@ def dispatch(
             err = None
             if h.done():
                 try:
-                    lab = h.result()
+                    lab = check_result(h.result(), len(job.payload["numbers"]), str(spec.get("kind")))
                     job.wall += time.monotonic() - t0
                     if min_wall and lab.wall < min_wall:
                         raise LabelError(f"finished in {lab.wall:.3g} s < min_wall {min_wall} s (silent no-op?)")

@@ -66,6 +66,7 @@ from mtpjax.config.learn import LearnConfig, SystemSpec, load_learn
 from mtpjax.errors import ConfigurationError, MTPJaxError
 from mtpjax.io.atomic import atomic_write_json
 from mtpjax.io.cfg import read_cfg, write_cfg
+from mtpjax.io.lock import workdir_lock
 from mtpjax.io.store import TrainingStore
 from mtpjax.plotting import pyplot, save
 from mtpjax.potential.model import MTP
@@ -234,7 +235,7 @@ class Learner:
         model = res.model
         model.save(d / "pot.mtp")
         act = self.cfg.system[0].active
-        st = build_active_set(model, confs, act.mode, act.init, float(act.swap_threshold), method="blocked")
+        st = build_active_set(model, confs, act.mode, act.init, act.swap_threshold)
         st.self_check()
         write_state(d / "pot.almtp", model, st)
         m = res.train_metrics
@@ -294,7 +295,7 @@ class Learner:
         sel = []
         if cands:
             act = self.cfg.system[0].active
-            res = select_add(model, ast, cands, threshold_select=1.0 + 1e-7, threshold_swap=float(act.swap_threshold),
+            res = select_add(model, ast, cands, threshold_select=1.0 + 1e-7, threshold_swap=act.swap_threshold,
                              selection_limit=int(act.max_select))
             sel = res["selected"]
         items = [{"key": f"it{it:03d}/{names[k]}/c{k:05d}", "system": names[k], "index": k,
@@ -334,6 +335,10 @@ class Learner:
             if not resume:
                 raise MTPJaxError(f"{self.workdir}: holds a learning run (learn_state.json); use --resume "
                                   f"to continue it or another workdir")
+            bad = self.store.non_finite()
+            if bad:
+                raise MTPJaxError(f"{self.store.path}: {len(bad)} labels hold NaN/inf (e.g. {next(iter(bad))}); "
+                                  f"`mtpjax store repair {self.store.path}` moves them to /failed, then --resume")
             self.state = json.loads(self.state_path.read_text())
             new = self._thresholds()
             if new != self.state.get("thresholds"):
@@ -386,7 +391,12 @@ class Learner:
 
     def run(self, resume: bool = False, stop_after: str | None = None) -> dict:
         """Run (or resume) the loop; ``stop_after`` = a phase name ('bootstrap', 'train', 'md', 'select',
-        'label') stops cleanly after that phase (state saved; ``--resume`` continues)."""
+        'label') stops cleanly after that phase (state saved; ``--resume`` continues). Holds the work folder's
+        lock (:func:`~mtpjax.io.lock.workdir_lock`): a second learner on the same folder is refused."""
+        with workdir_lock(self.workdir, "learn workdir"):
+            return self._run(resume, stop_after)
+
+    def _run(self, resume: bool, stop_after: str | None) -> dict:
         self._resume(resume)
         st = self.state
         while not st["done"]:

@@ -2,10 +2,13 @@
 
 A reference calculator is described by a plain, picklable *spec*
 ``{"kind": ..., **settings}`` so that labelling jobs can run in other
-processes or on a cluster; :func:`label_atoms` is the job body: it builds the
-calculator (cached per process), computes energy, forces and stress and
-returns a :class:`Label` after checking it (finite, forces present, SCF
-converged where the calculator reports it). Kinds:
+processes or on a cluster. The job bodies: :func:`label_atoms` (one
+configuration → :class:`Label`), :func:`relax_atoms` and :func:`md_atoms` (a
+reference relaxation or MD → :class:`Frames`, a labelled frame every few steps).
+Each builds the calculator (cached per process), computes energy, forces and
+stress and checks them (:func:`check_label`: finite numbers, positions and cell
+included, right shapes, SCF converged where the calculator reports it); the
+dispatcher (:mod:`mtpjax.active.dispatch`) checks again what it receives. Kinds:
 
 * ``"tblite"``: GFN1-xTB (default ``method = "GFN1-xTB"``) via ``tblite.ase``
   (``pip install tblite``). GFN2-xTB does not converge on random Li–P–S cells.
@@ -30,13 +33,21 @@ import numpy as np
 
 from mtpjax.config.reference import KINDS, VASP_DEFAULTS, ReferenceNotAvailable, check_spec
 from mtpjax.errors import MTPJaxError
-from ase import Atoms
+from ase import Atoms, units
 from ase.calculators.emt import EMT
 from ase.calculators.vasp import Vasp
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.optimize import FIRE
 
 __all__ = [
     "Label",
+    "Frames",
     "LabelError",
+    "check_label",
+    "check_result",
+    "relax_atoms",
+    "md_atoms",
     "ReferenceNotAvailable",
     "check_spec",
     "label_atoms",
@@ -55,7 +66,9 @@ class Label:
     """Result of one reference calculation (host numpy).
 
     ``energy`` eV, ``forces`` (N, 3) eV/Å, ``plus_stress`` (6,) eV or None,
-    ``wall`` seconds, ``info`` extra calculator output (e.g. converged flag).
+    ``wall`` seconds, ``info`` extra calculator output (e.g. converged flag);
+    ``positions`` (N, 3) Å and ``cell`` (3, 3) Å rows where the calculation moved the atoms (a frame of a
+    reference relaxation or MD), None for a single point (the job's own positions).
     """
 
     energy: float
@@ -63,6 +76,59 @@ class Label:
     plus_stress: np.ndarray | None
     wall: float
     info: dict = field(default_factory=dict)
+    positions: np.ndarray | None = None
+    cell: np.ndarray | None = None
+
+
+@dataclass
+class Frames:
+    """The labelled frames of a reference relaxation or MD (one job), in order; ``final`` the positions
+    (N, 3) and cell where it ended; ``error`` why it ended early (None: it ran to its end)."""
+
+    labels: list
+    wall: float
+    final_positions: np.ndarray
+    final_cell: np.ndarray
+    error: str | None = None
+
+
+def check_label(lab: Label, n_atoms: int, kind: str) -> Label:
+    """``lab`` if every number is finite and every shape right (energy, forces (n_atoms, 3), stress (6,),
+    positions and cell where given); else :class:`LabelError`. Applied where a label is computed and again
+    where it is received, so nothing non-finite reaches the store whatever ran the job."""
+    f = np.asarray(lab.forces, dtype=float)
+    if f.shape != (n_atoms, 3):
+        raise LabelError(f"{kind}: forces missing or of shape {f.shape} (expected ({n_atoms}, 3))")
+    bad = [name for name, v in (("energy", lab.energy), ("forces", f), ("stress", lab.plus_stress),
+                                ("positions", lab.positions), ("cell", lab.cell))
+           if v is not None and not np.all(np.isfinite(np.asarray(v, dtype=float)))]
+    if bad:
+        raise LabelError(f"{kind}: non-finite {'/'.join(bad)}")
+    if lab.plus_stress is not None and np.shape(lab.plus_stress) != (6,):
+        raise LabelError(f"{kind}: stress of shape {np.shape(lab.plus_stress)} (expected (6,))")
+    return lab
+
+
+def check_result(res, n_atoms: int, kind: str):
+    """:func:`check_label` on a :class:`Label` or on every frame of :class:`Frames` (frames after the first
+    bad one are dropped and the reason kept in ``error``; no good frame at all is a :class:`LabelError`)."""
+    if isinstance(res, Label):
+        return check_label(res, n_atoms, kind)
+    if not isinstance(res, Frames):
+        raise LabelError(f"{kind}: the job returned {type(res).__name__}, not a label")
+    good = []
+    for lab in res.labels:
+        try:
+            good.append(check_label(lab, n_atoms, kind))
+        except LabelError as e:
+            res.error = res.error or str(e)
+            break
+    if not good:
+        raise LabelError(res.error or f"{kind}: no frame computed")
+    res.labels = good
+    if not (np.all(np.isfinite(res.final_positions)) and np.all(np.isfinite(res.final_cell))):
+        res.final_positions, res.final_cell = good[-1].positions, good[-1].cell
+    return res
 
 
 _CACHE: dict = {}
@@ -94,42 +160,107 @@ def atoms_payload(conf, type_to_symbol) -> dict:
             "cell": np.asarray(at.cell).tolist(), "pbc": at.pbc.tolist()}
 
 
-def label_atoms(spec: dict, payload: dict, workdir: str | None = None) -> Label:
-    """Run the reference calculation of one configuration (the job body).
+def _atoms(payload: dict) -> Atoms:
+    """The job's atoms; non-finite input positions or cell are a :class:`LabelError` (never computed)."""
+    pos, cell = np.asarray(payload["positions"], float), np.asarray(payload["cell"], float)
+    if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(cell))):
+        raise LabelError("non-finite positions or cell in the configuration to label")
+    return Atoms(numbers=payload["numbers"], positions=pos, cell=cell, pbc=payload["pbc"])
 
-    Raises :class:`LabelError` for any failure, including NaN/inf results,
-    missing forces, a non-converged SCF (``calc.converged is False``) and an
-    implausibly fast VASP run (output not produced).
-    """
-    atoms = Atoms(numbers=payload["numbers"], positions=payload["positions"], cell=payload["cell"],
-                  pbc=payload["pbc"])
-    if workdir:
-        os.makedirs(workdir, exist_ok=True)
+
+def _calculator(spec: dict, workdir: str | None):
+    """``(calculator, cache key)``; calculators other than VASP are reused within a process."""
     key = (repr(sorted((k, repr(v)) for k, v in spec.items())), workdir if spec["kind"] == "vasp" else None)
-    t0 = time.perf_counter()
+    calc = _CACHE.get(key)
+    if calc is None:
+        calc = make_calculator(spec, workdir)
+        if spec["kind"] != "vasp":
+            _CACHE[key] = calc
+    return calc, key
+
+
+def _single_point(atoms: Atoms, spec: dict, key, t0: float, moved: bool = False) -> Label:
+    """Energy, forces and (periodic cells) PlusStress of ``atoms`` with its calculator, checked."""
     try:
-        calc = _CACHE.get(key)
-        if calc is None:
-            calc = make_calculator(spec, workdir)
-            if spec["kind"] != "vasp":
-                _CACHE[key] = calc
-        atoms.calc = calc
         e = float(atoms.get_potential_energy())
         f = np.asarray(atoms.get_forces(), dtype=float)
-        s = None
-        if all(atoms.pbc):
-            st = np.asarray(atoms.get_stress(voigt=True), dtype=float)
-            s = -st * atoms.get_volume()
+        s = -np.asarray(atoms.get_stress(voigt=True), dtype=float) * atoms.get_volume() if all(atoms.pbc) else None
     except LabelError:
         raise
     except Exception as exc:  # noqa: BLE001 - any calculator failure becomes a LabelError
         _CACHE.pop(key, None)
         raise LabelError(f"{spec['kind']}: {type(exc).__name__}: {exc}") from None
-    wall = time.perf_counter() - t0
-    if getattr(calc, "converged", True) is False:
+    if getattr(atoms.calc, "converged", True) is False:
         raise LabelError(f"{spec['kind']}: SCF not converged")
-    if not math.isfinite(e) or not np.all(np.isfinite(f)) or (s is not None and not np.all(np.isfinite(s))):
-        raise LabelError(f"{spec['kind']}: non-finite energy/forces/stress")
-    if f.shape != (len(atoms), 3):
-        raise LabelError(f"{spec['kind']}: forces missing or of shape {f.shape}")
-    return Label(energy=e, forces=f, plus_stress=s, wall=wall, info={"kind": spec["kind"]})
+    lab = Label(energy=e, forces=f, plus_stress=s, wall=time.perf_counter() - t0, info={"kind": spec["kind"]},
+                positions=atoms.positions.copy() if moved else None,
+                cell=np.asarray(atoms.cell).copy() if moved else None)
+    return check_label(lab, len(atoms), spec["kind"])
+
+
+def label_atoms(spec: dict, payload: dict, workdir: str | None = None) -> Label:
+    """Run the reference calculation of one configuration (the job body).
+
+    Raises :class:`LabelError` for any failure, including non-finite input positions/cell, NaN/inf results,
+    missing forces, a non-converged SCF (``calc.converged is False``).
+    """
+    atoms = _atoms(payload)
+    if workdir:
+        os.makedirs(workdir, exist_ok=True)
+    t0 = time.perf_counter()
+    atoms.calc, key = _calculator(spec, workdir)
+    return _single_point(atoms, spec, key, t0)
+
+
+def _frames(spec: dict, payload: dict, workdir: str | None, run, every: int) -> Frames:
+    """Run ``run(atoms, observe)`` (an ASE optimiser or dynamics) and label every ``every``-th step; stop at
+    the first failing calculation and return what was labelled (its reason in ``error``)."""
+    atoms = _atoms(payload)
+    if workdir:
+        os.makedirs(workdir, exist_ok=True)
+    t0 = time.perf_counter()
+    atoms.calc, key = _calculator(spec, workdir)
+    labels, step, error = [], [0], None
+
+    def observe():
+        if step[0] % every == 0:
+            labels.append(_single_point(atoms, spec, key, t0, moved=True))
+        step[0] += 1
+
+    try:
+        run(atoms, observe)
+    except Exception as exc:  # noqa: BLE001 - a failure ends the trajectory; what was labelled is kept
+        error = str(exc) if isinstance(exc, LabelError) else f"{spec['kind']}: {type(exc).__name__}: {exc}"
+    if not labels:
+        raise LabelError(error or f"{spec['kind']}: no frame computed")
+    return Frames(labels, time.perf_counter() - t0, atoms.positions.copy(), np.asarray(atoms.cell).copy(), error)
+
+
+def relax_atoms(spec: dict, payload: dict, workdir: str | None = None, fmax: float = 0.5, steps: int = 12,
+                every: int = 1) -> Frames:
+    """FIRE relaxation of the atoms (cell fixed) with the reference calculator, a labelled frame every
+    ``every``-th step (the job body of ``bootstrap.method = "relax"``); ``fmax`` eV/Å."""
+
+    def run(atoms, observe):
+        opt = FIRE(atoms, maxstep=0.1, logfile=None)
+        opt.attach(observe, interval=1)
+        opt.run(fmax=float(fmax), steps=int(steps))
+
+    return _frames(spec, payload, workdir, run, int(every))
+
+
+def md_atoms(spec: dict, payload: dict, workdir: str | None = None, temperature_K: float = 1000.0,
+             timestep_fs: float = 1.0, steps: int = 100, every: int = 10, seed: int = 0) -> Frames:
+    """Langevin MD (friction 0.02 /fs-units of ASE) with the reference calculator from Maxwell–Boltzmann
+    velocities at ``temperature_K``; a labelled frame every ``every`` steps after the first (the job body of
+    ``bootstrap.method = "md"``; AIMD as in the paper's bootstrap)."""
+
+    def run(atoms, observe):
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+        dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=0.02, fixcm=False,
+                       rng=np.random.default_rng(seed + 1))
+        for _ in range(int(steps) // int(every)):
+            dyn.run(int(every))
+            observe()
+
+    return _frames(spec, payload, workdir, run, 1)

@@ -13,9 +13,9 @@ Sources:
 * :class:`ArrayTrajectory` — in-memory arrays;
 * :func:`from_ase` — a list of ``ase.Atoms`` or any ASE-readable file
   (extxyz, XDATCAR, ...) read frame by frame with ``ase.io.iread``;
-* :class:`H5MDTrajectory` — an H5MD 1.1 file (``/particles/all/position``,
-  ``/particles/all/box/edges``, ``/particles/all/species``) read lazily with
-  h5py, a chunk of frames at a time.
+* :class:`H5MDTrajectory` — an H5MD 1.1 file (``/particles/<group>/position``,
+  ``box/edges``, ``species``; mtpjax's own files in the run's orientation, see
+  :mod:`mtpjax.io.h5md`) read lazily with h5py, a chunk of frames at a time.
 
 :func:`open_trajectory` picks one from a path.  A trajectory without a
 periodic box raises :class:`mtpjax.errors.ConfigurationError`.
@@ -29,6 +29,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from mtpjax.errors import ConfigurationError, FileFormatError
+from mtpjax.io.h5md import particle_group
+from mtpjax.io.hdf5 import open_h5
 from ase.data import atomic_numbers
 from ase.data import chemical_symbols
 import h5py
@@ -199,10 +201,14 @@ class H5MDTrajectory:
     Time unit: the ``unit`` attribute of ``time`` ('fs' or 'ps'; fs assumed).
     """
 
-    def __init__(self, path, group: str = "all"):
+    def __init__(self, path, group: str | None = None):
         self.path = str(path)
-        self._f = h5py.File(self.path, "r")
-        g = self._f.get(f"particles/{group}")
+        self._f = open_h5(self.path, "r")  # readable while an MD run writes it
+        if group is None:
+            g = particle_group(self._f, self.path)
+            group = g.name.rsplit("/", 1)[-1]
+        else:
+            g = self._f.get(f"particles/{group}")
         if g is None:
             raise FileFormatError("no /particles/%s group" % group, path=self.path, field="particles")
         if "position" not in g or "value" not in g["position"]:
@@ -220,6 +226,9 @@ class H5MDTrajectory:
             if any(x != "periodic" for x in b):
                 raise ConfigurationError(f"{self.path}: box boundary {b} is not periodic")
         edges = box["edges"]
+        # mtpjax's writer stores lower-triangular boxes with the positions rotated alike and the rotation R
+        # (written = original @ R): frames are returned in the run's own orientation
+        self._rot = box["rotation/value"] if "rotation" in box and isinstance(box["rotation"], _h.Group) else None
 
         if isinstance(edges, _h.Group):
             self._edges = edges["value"]
@@ -279,6 +288,9 @@ class H5MDTrajectory:
                 _check_cells(c, self.path)
             else:
                 c = np.broadcast_to(self._edges_fixed, (e - s, 3, 3))
+            if self._rot is not None:
+                R = np.asarray(self._rot[s:e], dtype=np.float64)
+                p, c = np.einsum("fnj,fij->fni", p, R), np.einsum("fkj,fij->fki", c, R)
             yield s, p, c
 
 

@@ -3,7 +3,7 @@
     mtpjax calc-efs POT.mtp IN.cfg OUT.cfg     energies, forces, stresses → .cfg
     mtpjax level POT.mtp                       level, species, basis and parameter counts
     mtpjax init --level 16 --species 3 15 16 --cutoff 5.0 OUT.mtp
-    mtpjax train | calc-grade | select-add | md | convert | learn | analyze | run ...
+    mtpjax train | calc-grade | select-add | md | convert | learn | store | analyze | run ...
 
 ``mtpjax COMMAND --help`` describes each. Errors in user input are printed as one line
 (``mtpjax: error: …``) with exit status 2, never as a traceback; ``MTPJAX_DEBUG=1`` shows the traceback.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from mtpjax.cli import active, analyze, learn, md, potential, train, workflow
+from mtpjax.cli import active, analyze, learn, md, potential, store, train, workflow
 from mtpjax.errors import MTPJaxError
 
 #: command → (function(argv) -> exit status, one-line help)
@@ -27,6 +27,7 @@ COMMANDS = {
     "md": (md.md, "molecular dynamics from a TOML run file"),
     "convert": (md.convert, "convert H5MD trajectories to extxyz / LAMMPS dump"),
     "learn": (learn.main, "active learning on the fly from a TOML file"),
+    "store": (store.main, "a learning run's training store: info | export | repair"),
     "analyze": (analyze.main, "trajectory analysis: diffusion | rdf | gii | units | arrhenius"),
     "run": (workflow.main, "the paper's workflow end to end from a TOML file"),
 }
@@ -57,12 +58,23 @@ def guard(fn) -> int:
     """``fn()``'s exit status; a user error (bad input, missing file) becomes one line on stderr and status 2."""
     try:
         return int(fn() or 0)
-    except (MTPJaxError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+    except (MTPJaxError, OSError) as e:  # OSError: missing file, permission, read-only or full disk, ...
         if os.environ.get("MTPJAX_DEBUG"):
             raise
-        msg = str(e) if not isinstance(e, OSError) else f"{e.strerror}: {e.filename}"
-        print(f"mtpjax: error: {msg}", file=sys.stderr)
+        print(f"mtpjax: error: {one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("mtpjax: interrupted (what was written is kept; md, learn and run continue where they stopped)",
+              file=sys.stderr)
+        return 130
+
+
+def one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line; an OS error as 'reason: path' (errno's text, the file it names)."""
+    if isinstance(e, OSError) and not isinstance(e, MTPJaxError) and e.strerror:
+        where = f": {e.filename}" + (f" → {e.filename2}" if e.filename2 else "") if e.filename else ""
+        return f"{e.strerror}{where}"
+    return str(e) or type(e).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,14 +33,17 @@ def md(argv) -> int:
 
 
 def convert(argv) -> int:
-    p = argparse.ArgumentParser(prog="mtpjax convert", description="convert H5MD trajectories")
+    p = argparse.ArgumentParser(prog="mtpjax convert",
+                                description="H5MD trajectory → extxyz, LAMMPS dump or LAMMPS data file")
     p.add_argument("input")
-    p.add_argument("output")
-    p.add_argument("--format", choices=["extxyz", "lammps-dump"])
+    p.add_argument("output", help="*.xyz/*.extxyz, *.dump/*.lammpstrj or *.data/*.lmp (or give --format)")
+    p.add_argument("--format", choices=["extxyz", "lammps-dump", "lammps-data"])
     p.add_argument("--every", type=int, default=1, help="keep every K-th frame")
+    p.add_argument("--type-order", nargs="+", default=None, metavar="ELEMENT",
+                   help="LAMMPS type 1, 2, ... (default: the MD run's species order)")
     a = p.parse_args(argv)
     if a.every < 1:
         raise ConfigurationError("--every must be ≥ 1")
-    conversion.convert(a.input, a.output, a.format, frames=slice(None, None, a.every))
+    conversion.convert(a.input, a.output, a.format, frames=slice(None, None, a.every), type_order=a.type_order)
     print(f"convert: {a.input} → {a.output}")
     return 0

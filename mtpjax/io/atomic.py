@@ -28,9 +28,11 @@ def atomic_path(path, keep_suffix: bool = False):
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if tmp.exists():
             tmp.unlink()
+        if isinstance(e, OSError) and e.filename is None and e.errno:  # e.g. disk full in write(): name the file
+            raise OSError(e.errno, e.strerror or os.strerror(e.errno), str(path)) from e
         raise
     _fsync_dir(path.parent)
 

@@ -13,9 +13,20 @@ Keys are unique strings ('it003/lps0/run1/f000153'; '/' is escaped), so a
 resumed run that relabels a key it already holds is a no-op (no duplicates).
 The file is opened, appended and closed (flushed) for every record, so a kill
 loses nothing already recorded. Export to MLIP ``.cfg`` or extxyz.
+
+Concurrent readers. One process writes a store (the learner, which holds its work folder's lock,
+:mod:`mtpjax.io.lock`); any number may read it while it runs. HDF5's own file locks would make a reader that
+keeps the file open (a notebook's ``h5py.File(..., "r")``) block the writer, so the store ignores them:
+the writer opens the file with ``locking=False`` for each record and closes it, and a reader never
+disturbs it. Read through this class (``TrainingStore(path).configurations()``, ``keys()``...): each call
+opens the file, reads and closes it, and retries (for up to :data:`READ_RETRY_S` s) when it caught the
+writer between two writes of one record. A reader that keeps its own ``h5py.File`` open sees the file as
+it was when it opened it (reopen to see new labels). HDF5 SWMR does not fit this layout (a group per record;
+SWMR only appends to existing datasets).
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -24,10 +35,42 @@ import numpy as np
 
 from mtpjax.errors import MTPJaxError
 from mtpjax.io.cfg import Configuration, write_cfg
+from mtpjax.io.hdf5 import open_h5
 from ase.io import write
 import h5py
 
-__all__ = ["TrainingStore"]
+__all__ = ["TrainingStore", "READ_RETRY_S", "non_finite"]
+
+READ_RETRY_S = 10.0  # a reader retries this long when it meets a record half written
+
+
+def _open(path: Path, mode: str):
+    """``h5py.File`` without HDF5's advisory file locks (see the module docstring)."""
+    return open_h5(path, mode)
+
+
+def _reading(fn):
+    """Run the reader ``fn(store, ...)``; retry on errors from a file caught in the middle of a write."""
+
+    @functools.wraps(fn)
+    def wrapped(self, *args, **kwargs):
+        deadline = time.monotonic() + READ_RETRY_S
+        while True:
+            try:
+                return fn(self, *args, **kwargs)
+            except (OSError, KeyError, RuntimeError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    return wrapped
+
+
+def non_finite(conf: Configuration) -> list[str]:
+    """Names of the arrays of ``conf`` that hold NaN or inf (positions, cell, energy, forces, stress)."""
+    arrays = {"positions": conf.positions, "cell": conf.cell, "energy": conf.energy, "forces": conf.forces,
+              "stress": conf.plus_stress}
+    return [k for k, v in arrays.items() if v is not None and not np.all(np.isfinite(np.asarray(v, float)))]
 
 
 def _esc(key: str) -> str:
@@ -43,26 +86,31 @@ class TrainingStore:
 
     def __init__(self, path):
         self.path = Path(path)
-        self._h5 = h5py
         if not self.path.exists():
-            with h5py.File(self.path, "w") as f:
-                f.create_group("labels")
-                f.create_group("failed")
-                f.attrs["format"] = "mtpjax-training-store/1"
-        else:
             try:
-                with h5py.File(self.path, "r") as f:
-                    if "labels" not in f:
-                        raise MTPJaxError(f"{self.path}: not an mtpjax training store (no /labels)")
-            except OSError as e:
-                raise MTPJaxError(f"{self.path}: cannot open the training store: {e}") from None
+                with _open(self.path, "w-") as f:  # never truncates a store another process just created
+                    f.create_group("labels")
+                    f.create_group("failed")
+                    f.attrs["format"] = "mtpjax-training-store/1"
+            except OSError as e:  # FileExistsError: another process created it first
+                if not self.path.exists():
+                    raise MTPJaxError(f"{self.path}: cannot create the training store: {e.strerror or e}") from None
+        try:
+            with _open(self.path, "r") as f:
+                if "labels" not in f:
+                    raise MTPJaxError(f"{self.path}: not an mtpjax training store (no /labels)")
+        except OSError as e:
+            raise MTPJaxError(f"{self.path}: cannot open the training store: {e}") from None
 
     # ------------------------------------------------------------ writing
     def add(self, key: str, conf: Configuration, provenance: dict | None = None) -> bool:
         """Append a labelled configuration; False (nothing written) if ``key`` exists."""
         if conf.energy is None or conf.forces is None:
             raise MTPJaxError(f"store: configuration {key!r} has no energy/forces")
-        with self._h5.File(self.path, "a") as f:
+        bad = non_finite(conf)
+        if bad:
+            raise MTPJaxError(f"store: configuration {key!r} not stored: non-finite {', '.join(bad)}")
+        with _open(self.path, "a") as f:
             g = f["labels"]
             name = _esc(key)
             if name in g:
@@ -84,7 +132,7 @@ class TrainingStore:
         return True
 
     def add_failed(self, key: str, errors, provenance: dict | None = None) -> None:
-        with self._h5.File(self.path, "a") as f:
+        with _open(self.path, "a") as f:
             g = f["failed"]
             name = _esc(key)
             if name in g:
@@ -95,24 +143,29 @@ class TrainingStore:
             f.flush()
 
     # ------------------------------------------------------------ reading
+    @_reading
     def keys(self) -> list[str]:
-        with self._h5.File(self.path, "r") as f:
+        with _open(self.path, "r") as f:
             g = f["labels"]
             names = sorted(g, key=lambda n: int(g[n].attrs["index"]))
             return [_unesc(n) for n in names]
 
+    @_reading
     def failed(self) -> dict:
-        with self._h5.File(self.path, "r") as f:
+        with _open(self.path, "r") as f:
             return {_unesc(n): json.loads(f["failed"][n].attrs["errors"]) for n in f["failed"]}
 
+    @_reading
     def __contains__(self, key: str) -> bool:
-        with self._h5.File(self.path, "r") as f:
+        with _open(self.path, "r") as f:
             return _esc(key) in f["labels"]
 
+    @_reading
     def __len__(self) -> int:
-        with self._h5.File(self.path, "r") as f:
+        with _open(self.path, "r") as f:
             return len(f["labels"])
 
+    @_reading
     def configurations(self, where=None, order: str = "insertion") -> list[Configuration]:
         """All labelled configurations (``where(prov)`` filters) in insertion order, or sorted by
         key with ``order="key"``: labels computed in parallel are inserted in the order they finish,
@@ -120,7 +173,7 @@ class TrainingStore:
         if order not in ("insertion", "key"):
             raise ValueError(f"order must be 'insertion' or 'key', got {order!r}")
         out = []
-        with self._h5.File(self.path, "r") as f:
+        with _open(self.path, "r") as f:
             g = f["labels"]
             names = sorted(g, key=(lambda n: int(g[n].attrs["index"])) if order == "insertion" else _unesc)
             for n in names:
@@ -142,9 +195,43 @@ class TrainingStore:
                 )
         return out
 
+    @_reading
     def provenance(self) -> dict:
-        with self._h5.File(self.path, "r") as f:
+        with _open(self.path, "r") as f:
             return {_unesc(n): json.loads(f["labels"][n].attrs["provenance"]) for n in f["labels"]}
+
+    @_reading
+    def non_finite(self) -> dict:
+        """``{key: [names of non-finite arrays]}`` of the labels that hold NaN or inf (none, unless an older
+        mtpjax wrote them: :meth:`add` refuses them)."""
+        out = {}
+        with _open(self.path, "r") as f:
+            for n, c in f["labels"].items():
+                bad = [k for k in ("positions", "cell", "energy", "forces", "plus_stress")
+                       if k in c and not np.all(np.isfinite(c[k][()]))]
+                if bad:
+                    out[_unesc(n)] = bad
+        return out
+
+    def repair(self) -> list[str]:
+        """Move every label holding NaN/inf to ``/failed`` (errors: which arrays); returns their keys. The one
+        edit of an append-only store, for files written before labels were checked (``mtpjax store repair``)."""
+        bad = self.non_finite()
+        with _open(self.path, "a") as f:
+            for key, arrays in bad.items():
+                name = _esc(key)
+                prov = f["labels"][name].attrs.get("provenance", "{}")
+                if name in f["failed"]:
+                    del f["failed"][name]
+                g = f["failed"].create_group(name)
+                g.attrs["errors"] = json.dumps([f"non-finite {', '.join(arrays)} (moved from /labels by repair)"])
+                g.attrs["provenance"] = prov
+                del f["labels"][name]
+            g = f["labels"]
+            for k, n in enumerate(sorted(g, key=lambda n: int(g[n].attrs["index"]))):
+                g[n].attrs["index"] = k  # insertion order kept, no gaps
+            f.flush()
+        return sorted(bad)
 
     # ------------------------------------------------------------ export
     def to_cfg(self, path) -> int:

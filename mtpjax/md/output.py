@@ -29,6 +29,6 @@ def state_frame(state, dof):
             temperature=2.0 * ek / dof / KB,
             pressure=float(np.trace(pt)) / 3.0 / BAR,
             volume=vol,
-            stress=-np.array([pt[0, 0], pt[1, 1], pt[2, 2], pt[1, 2], pt[0, 2], pt[0, 1]]) / BAR,
+            stress=-np.array([pt[0, 0], pt[1, 1], pt[2, 2], pt[1, 2], pt[0, 2], pt[0, 1]]),  # ASE's, eV/Å³
         ),
     )

@@ -28,6 +28,7 @@ from mtpjax.geometry.neighbors import NeighborListFns, host_neighbors
 from mtpjax.io.cfg import read_cfg
 from mtpjax.io.checkpoint import load_checkpoint, load_checkpoint_meta, save_checkpoint
 from mtpjax.io.h5md import H5MDWriter
+from mtpjax.io.lock import workdir_lock
 from mtpjax.io.thermo import ThermoLog
 from mtpjax.md import forcefields as FF
 from mtpjax.md.block import THERMO_COLUMNS, thermo_record
@@ -36,7 +37,7 @@ from mtpjax.md.simulation import Simulation, unstack
 from mtpjax.md.stages import StagePosition, stages_from_specs
 from mtpjax.potential.model import MTP
 from mtpjax.progress import Progress
-from mtpjax.units import FS
+from mtpjax.units import FS, FS_PER_PS
 
 __all__ = ["run_md", "load_md_run", "read_structure", "make_force_field", "Structure"]
 
@@ -60,14 +61,17 @@ def read_structure(path: Path, elements) -> Structure:
         raise FileNotFoundError(2, "No such file or directory", str(path))
     znum = None if elements is None else [atomic_numbers[e] for e in elements]
     if path.suffix.lower() == ".cfg":
-        c = read_cfg(path)[0]
+        confs = read_cfg(path)
+        if not confs:
+            raise FileFormatError("no configuration (BEGIN_CFG … END_CFG) in the file", path=path)
+        c = confs[0]
         types = np.asarray(c.types, int)
         pos = np.asarray(c.positions, float)
         cell = np.zeros((3, 3)) if c.cell is None else np.asarray(c.cell, float)
         pbc = np.asarray(c.pbc, bool) if getattr(c, "pbc", None) is not None else np.linalg.norm(cell, axis=1) > 0
         if znum is None:
             raise ConfigurationError(f"{path}: a .cfg structure needs 'elements' (MLIP type → element) for the masses")
-        if types.max() >= len(znum):
+        if len(types) and types.max() >= len(znum):
             raise ConfigurationError(f"{path}: atom type {types.max()} has no entry in 'elements' {elements}")
         numbers = np.array([znum[t] for t in types])
     else:
@@ -85,6 +89,11 @@ def read_structure(path: Path, elements) -> Structure:
                 raise ConfigurationError(
                     f"{path}: element(s) {[chemical_symbols[z] for z in missing]} not in 'elements' {elements}")
             types = np.array([lut[int(z)] for z in numbers])
+    if len(pos) == 0:
+        raise ConfigurationError(f"{path}: the structure has no atoms")
+    if not np.all(np.isfinite(pos)):
+        raise ConfigurationError(f"{path}: atom {int(np.argmin(np.isfinite(pos).all(axis=1))) + 1} has a non-finite "
+                                 "position")
     if not np.all(pbc):
         raise ConfigurationError(f"{path}: MD needs a fully periodic cell (pbc = {list(map(bool, pbc))})")
     check_cell(path, cell)
@@ -233,8 +242,10 @@ class _Recorder:
         frames = _per_replica(meta, "n_frames", len(dirs))
         offsets = _per_replica(meta, "thermo_bytes", len(dirs))
         mode = "w" if meta is None else "a"
-        self.traj = [H5MDWriter(d / "traj.h5md", s.numbers, velocities=run.velocities, mode=mode, n_frames=frames[k])
-                     for k, (d, s) in enumerate(zip(dirs, setup.systems))]
+        order = [atomic_numbers[e] for e in run.elements] if run.elements else None
+        dt_ps = run.traj_every * run.timestep_fs / FS_PER_PS
+        self.traj = [H5MDWriter(d / "traj.h5md", s.numbers, s.masses, order, dt_ps, velocities=run.velocities,
+                                mode=mode, n_frames=frames[k]) for k, (d, s) in enumerate(zip(dirs, setup.systems))]
         self.thermo = [ThermoLog(d / "thermo.csv", THERMO_COLUMNS, float(np.sum(s.masses)), mode=mode,
                                  offset=offsets[k]) for k, (d, s) in enumerate(zip(dirs, setup.systems))]
 
@@ -325,6 +336,12 @@ def run_md(run, output=None, overwrite: bool = False, progress: bool = True, max
     elif isinstance(run, dict):
         run = parse(MDRun, run, "run")
     out = Path(output) if output is not None else run.path(run.output)
+    with workdir_lock(out, "output"):
+        return _run_locked(run, out, overwrite, progress, max_blocks, log)
+
+
+def _run_locked(run: MDRun, out: Path, overwrite: bool, progress: bool, max_blocks, log) -> Path:
+    """:func:`run_md` once the output folder's lock is held."""
     setup = set_up(run, out)
     ck = out / "checkpoint.npz"
     state, nbrs, position, meta = resume_point(setup, ck, run, overwrite, log)

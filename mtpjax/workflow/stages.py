@@ -23,6 +23,7 @@ from pathlib import Path
 from mtpjax.config.workflow import STAGES, WorkflowConfig
 from mtpjax.errors import ConfigurationError
 from mtpjax.io.atomic import atomic_write_json
+from mtpjax.io.lock import workdir_lock
 from mtpjax.workflow.analyze import analyze_all
 from mtpjax.workflow.build import build_cells
 from mtpjax.workflow.fit import fit
@@ -79,7 +80,12 @@ class Workflow:
                 shutil.rmtree(d)
 
     def run(self, from_stage: str | None = None, until: str | None = None) -> dict:
-        """Run every unfinished stage in order (``until``: stop after that stage)."""
+        """Run every unfinished stage in order (``until``: stop after that stage), holding the work folder's
+        lock (:func:`~mtpjax.io.lock.workdir_lock`)."""
+        with workdir_lock(self.workdir, "workflow workdir"):
+            return self._run(from_stage, until)
+
+    def _run(self, from_stage: str | None, until: str | None) -> dict:
         if until is not None and until not in STAGES:
             raise ConfigurationError(f"--until {until!r}: unknown stage (allowed: {', '.join(STAGES)})")
         if from_stage is not None:
