@@ -23,10 +23,11 @@ class Progress:
 
     ``enabled=False`` shows nothing. ``log``: where summaries go when stderr is not a terminal (default
     ``print`` to stdout); ``every_s``: seconds between summaries; ``tty``: force (True) or forbid (False)
-    the bar instead of deciding from stderr."""
+    the bar instead of deciding from stderr; ``eta``: the ETA's label ("ETA at most" where the work may end
+    before ``total``, e.g. learning that stops when nothing extrapolates)."""
 
     def __init__(self, total: int, unit: str = "it", desc: str = "", enabled: bool = True, log=None,
-                 every_s: float = 30.0, initial: int = 0, tty: bool | None = None):
+                 every_s: float = 30.0, initial: int = 0, tty: bool | None = None, eta: str = "ETA"):
         self.total, self.unit, self.desc = int(total), unit, desc
         self.done = int(initial)
         self.enabled = bool(enabled)
@@ -35,6 +36,7 @@ class Progress:
         self.t0 = self.t_last = time.perf_counter()
         self.done0 = self.done
         self.postfix = ""
+        self.eta = eta
         self.bar = None
         if self.enabled and (sys.stderr.isatty() if tty is None else tty):
             self.bar = tqdm(total=self.total, initial=self.done, unit=unit, desc=desc or None, dynamic_ncols=True,
@@ -64,7 +66,7 @@ class Progress:
         parts = [f"{self.desc + ': ' if self.desc else ''}{self.done}/{self.total} {self.unit} ({pct:.1f} %)"]
         if self.postfix:
             parts.append(self.postfix)
-        parts.append(f"ETA {eta}")
+        parts.append(f"{self.eta} {eta}")
         return ", ".join(parts)
 
     def close(self) -> None:

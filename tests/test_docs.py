@@ -3,6 +3,7 @@ repository points to nothing outside itself.
 
 * ``test_mkdocs_build_strict``: ``mkdocs build --strict`` (API reference from the docstrings included);
 * ``test_readme_python``: every ```` ```python ```` block of README.md, in order, in one fresh interpreter;
+* ``test_docs_python``: the same for every page of ``docs/`` that has python blocks (one interpreter a page);
 * ``test_readme_cli_tour``: every ```` ```bash ```` block of the README's "Command-line tour" section, each with
   ``bash -euo pipefail`` in its own scratch folder;
 * ``test_no_outside_paths``: no tracked text file names the development machine's folders.
@@ -103,6 +104,18 @@ def test_readme_python(tmp_path):
     assert blocks, "README.md has no python block"
     script = tmp_path / "readme_blocks.py"
     script.write_text("\n\n".join(blocks), encoding="utf-8")
+    p = _run([sys.executable, str(script)], _scratch(tmp_path), 600)
+    assert p.returncode == 0, _report(p)
+
+
+DOC_PAGES = sorted(p for p in (ROOT / "docs").glob("*.md") if "```python" in p.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=lambda p: p.name)
+def test_docs_python(tmp_path, page):
+    """Every ```python block of a docs page, top to bottom, in one fresh interpreter (run from the root)."""
+    script = tmp_path / "doc_blocks.py"
+    script.write_text("\n\n".join(_fenced_blocks(page.read_text(encoding="utf-8"), "python")), encoding="utf-8")
     p = _run([sys.executable, str(script)], _scratch(tmp_path), 600)
     assert p.returncode == 0, _report(p)
 

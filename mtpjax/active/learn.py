@@ -69,6 +69,7 @@ from mtpjax.io.cfg import read_cfg, write_cfg
 from mtpjax.io.lock import workdir_lock
 from mtpjax.io.store import TrainingStore
 from mtpjax.plotting import pyplot, save
+from mtpjax.progress import Progress
 from mtpjax.potential.model import MTP
 from mtpjax.train.data import LOSS_WEIGHT_FEATURE, Weights
 from mtpjax.train.trainer import TrainConfig, train
@@ -106,9 +107,10 @@ class _Timer:
 class Learner:
     """The LOTF driver (host orchestration; see the module docstring) of a :class:`LearnConfig`."""
 
-    def __init__(self, cfg: LearnConfig, log=print):
+    def __init__(self, cfg: LearnConfig, log=print, progress: bool = True):
         self.cfg = cfg
         self.log = log
+        self.progress = progress
         self.workdir = cfg.workdir_path
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.state_path = self.workdir / "learn_state.json"
@@ -399,13 +401,20 @@ class Learner:
     def _run(self, resume: bool, stop_after: str | None) -> dict:
         self._resume(resume)
         st = self.state
-        while not st["done"]:
-            ph = st["phase"]
-            self._step(ph)
-            self._save()
-            if stop_after is not None and ph == stop_after and not st["done"]:
-                self.log(f"learn: stopped after phase {ph} (--stop-after); continue with --resume")
-                break
+        prog = Progress(int(self.cfg.max_iterations), "iterations", "learn", enabled=self.progress, log=self.log,
+                        every_s=0.0, initial=int(st["iteration"]), eta="ETA at most")
+        try:
+            while not st["done"]:
+                ph, it = st["phase"], st["iteration"]
+                self._step(ph)
+                self._save()
+                if st["iteration"] > it or st["done"]:
+                    prog.update(max(st["iteration"] - it, 0), f"{len(self.store)} labels")
+                if stop_after is not None and ph == stop_after and not st["done"]:
+                    self.log(f"learn: stopped after phase {ph} (--stop-after); continue with --resume")
+                    break
+        finally:
+            prog.close()
         self.summary()
         return st
 

@@ -278,20 +278,25 @@ class H5MDTrajectory:
     def iter_chunks(self, chunk: int = 1024, atoms=None):
         for s in range(0, self.n_frames, chunk):
             e = min(s + chunk, self.n_frames)
-            p = np.asarray(self._pos[s:e], dtype=np.float64)
-            if atoms is not None:
-                p = p[:, np.asarray(atoms)]
-            if self._edges is not None:
-                c = np.asarray(self._edges[s:e], dtype=np.float64)
-                if c.ndim == 2:
-                    c = np.stack([np.diag(x) for x in c])  # orthorhombic (f,3) -> (f,3,3)
-                _check_cells(c, self.path)
-            else:
-                c = np.broadcast_to(self._edges_fixed, (e - s, 3, 3))
-            if self._rot is not None:
-                R = np.asarray(self._rot[s:e], dtype=np.float64)
-                p, c = np.einsum("fnj,fij->fni", p, R), np.einsum("fkj,fij->fki", c, R)
-            yield s, p, c
+            yield (s, *self.frames(s, e, atoms))
+
+    def frames(self, start: int, stop: int, atoms=None) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (f, n, 3) Å and cells (f, 3, 3) Å rows of frames ``start:stop`` (atoms ``atoms``, all if
+        None), in the run's orientation."""
+        p = np.asarray(self._pos[start:stop], dtype=np.float64)
+        if atoms is not None:
+            p = p[:, np.asarray(atoms)]
+        if self._edges is not None:
+            c = np.asarray(self._edges[start:stop], dtype=np.float64)
+            if c.ndim == 2:
+                c = np.stack([np.diag(x) for x in c])  # orthorhombic (f,3) -> (f,3,3)
+            _check_cells(c, self.path)
+        else:
+            c = np.broadcast_to(self._edges_fixed, (len(p), 3, 3))
+        if self._rot is not None:
+            R = np.asarray(self._rot[start:stop], dtype=np.float64)
+            p, c = np.einsum("fnj,fij->fni", p, R), np.einsum("fkj,fij->fki", c, R)
+        return p, c
 
 
 def open_trajectory(path, timestep_fs: float | None = None, index=":", format=None):

@@ -103,7 +103,13 @@ class H5MDWriter:
         n = len(self.numbers)
         self.masses = np.asarray(masses if masses is not None else np.zeros(n), dtype="f8")
         self.frame_dt_ps = float(frame_dt_ps) if frame_dt_ps is not None else np.nan
-        self.f = open_h5(self.path, mode)
+        try:
+            self.f = open_h5(self.path, mode)
+        except OSError as e:
+            if "already open" in str(e):
+                raise OSError(f"{self.path}: open for reading in this process (an H5MDTrajectory?): close() it "
+                              "before writing this trajectory") from None
+            raise
         f = self.f
         if "h5md" not in f:
             self._header(author, species_order)

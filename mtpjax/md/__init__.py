@@ -6,6 +6,7 @@ force-field adapters in :mod:`mtpjax.md.forcefields`; stages and their transitio
 the jitted block in :mod:`mtpjax.md.block`; the driver (overflow, guards, hooks, replicas) in
 :mod:`mtpjax.md.simulation`; run files and output (one driver for 1…R replicas) in :mod:`mtpjax.md.run`.
 Neighbour lists are in :mod:`mtpjax.geometry.neighbors`, trajectory and checkpoint files in :mod:`mtpjax.io`.
+From Python on an ``ase.Atoms``: :func:`simulate` (:mod:`mtpjax.md.api`).
 """
 from mtpjax.md.block import THERMO_COLUMNS, make_block  # noqa: F401
 from mtpjax.md.integrators import (  # noqa: F401
@@ -24,3 +25,4 @@ from mtpjax.md.integrators import (  # noqa: F401
 )
 from mtpjax.md.simulation import RunResult, Simulation, SimulationError, stack_states, unstack  # noqa: F401
 from mtpjax.md.stages import Stage, StagePosition, enter_stage  # noqa: F401
+from mtpjax.md.api import MDTrajectory, simulate  # noqa: F401

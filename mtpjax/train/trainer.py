@@ -391,6 +391,10 @@ def train(
     cfg = config or TrainConfig()
     t_start = time.perf_counter()
     w = cfg.weights
+    if cfg.progress:  # the minutes before the first iteration (rows, compilation, multi-start) are not silent
+        (cfg.progress_log or print)(
+            f"train: {len(getattr(train_configs, 'configs', train_configs))} configurations, {int(model.n_params)} "
+            f"parameters, optimizer {cfg.optimizer}; preparing the data and compiling (the first iteration follows)")
     tset = train_configs if isinstance(train_configs, TrainingSet) else prepare_training_set(
         model, train_configs, w, source=train_source)
     vset = None

@@ -15,6 +15,7 @@ bottom, LBO on top, stacked along c).
 """
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import time
@@ -91,16 +92,18 @@ class Workflow:
         if from_stage is not None:
             self.reset_from(from_stage)
         atomic_write_json(self.workdir / "workflow_config.json", self.cfg.model_dump(mode="json"))
-        for s in STAGES:
+        t_run = time.perf_counter()
+        for k, s in enumerate(STAGES):
             if self.done(s):
                 self.log(f"[{s}] done already (skipped)")
             else:
-                self.log(f"[{s}] starting")
+                self.log(f"[{s}] starting (stage {k + 1}/{len(STAGES)})")
                 t0 = time.perf_counter()
                 info = STAGE_FUNCTIONS[s](self) or {}
                 wall = time.perf_counter() - t0
                 self._mark(s, info, wall)
-                self.log(f"[{s}] finished in {wall:.1f} s")
+                self.log(f"[{s}] finished in {wall:.1f} s (stage {k + 1}/{len(STAGES)}; this run so far "
+                         f"{datetime.timedelta(seconds=int(time.perf_counter() - t_run))})")
             if s == until:
                 break
         return {s: self.done(s) for s in STAGES}
