@@ -24,7 +24,6 @@ Units: energy eV, forces eV/Å; the stress is returned as MLIP's PlusStress
 from __future__ import annotations
 
 import importlib
-import math
 import os
 import time
 from dataclasses import dataclass, field

@@ -63,10 +63,13 @@ PosFloat = Annotated[float, BeforeValidator(_number), Field(gt=0)]
 NonNegFloat = Annotated[float, BeforeValidator(_number), Field(ge=0)]
 
 
-def _loc(loc) -> str:
-    """pydantic's error location as the TOML path the user wrote: ``stage[2].tdamp_fs``."""
+def _loc(loc, names=None) -> str:
+    """pydantic's error location as the TOML path the user wrote: ``stage[2].tdamp_fs`` (``names``: how the
+    top-level keys are shown, e.g. a command-line flag ``--max-iter`` for ``max_iter``)."""
     out = ""
     tags = _table_names()
+    if names and loc and loc[0] in names:
+        out, loc = names[loc[0]], loc[1:]
     for part in loc:
         if isinstance(part, int):
             out += f"[{part + 1}]"
@@ -137,32 +140,33 @@ def _is_int_field(model, loc) -> bool:
     return False
 
 
-def _message(model, err: dict) -> str:
+def _message(model, err: dict, names=None) -> str:
     loc = err["loc"]
-    path = _loc(loc)
+    path = _loc(loc, names)
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     if kind == "extra_forbidden":
-        table = _loc(loc[:-1]) or "top level"
+        table = _loc(loc[:-1], names) or "top level"
         allowed = _allowed(model, loc[:-1])
         return f"{table}: unknown key '{loc[-1]}'" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     if kind == "missing":
-        table = _loc(loc[:-1])
+        table = _loc(loc[:-1], names)
         return f"{table + ': ' if table else ''}missing key '{loc[-1]}'"
     if kind == "literal_error":
         choices = ctx.get("expected", "").replace(chr(39), "").replace(" or ", ", ")
-        keys = [p for p in _loc(loc).replace("[", ".").split(".") if p and not p.rstrip("]").isdigit()]
+        keys = [p for p in path.replace("[", ".").split(".") if p and not p.rstrip("]").isdigit()]
         what = " ".join(keys[-2:]) if keys[-1] in ("type", "kind") and len(keys) > 1 else keys[-1]
         return f"{path} = {value!r} (allowed: {choices}): unknown {what}"
     if kind in ("value_error", "assertion_error"):
         msg = err["msg"].split(", ", 1)[1] if err["msg"].startswith(("Value error, ", "Assertion failed, ")) \
             else err["msg"]
-        return f"{path}: {msg}" if path else msg
+        return f"{path}: {msg}" if path and not msg.startswith(path) else msg
     what = "an integer" if _is_int_field(model, loc) else "a number"
     bounds = {"greater_than": "> {gt}", "greater_than_equal": "≥ {ge}", "less_than": "< {lt}",
               "less_than_equal": "≤ {le}"}
     if kind == "greater_than" and ctx.get("gt") == 0:
         return f"{path} must be a positive {what.split()[-1]}, got {value!r}"
     if kind in bounds:
+        ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in ctx.items()}
         return f"{path} must be {what} {bounds[kind].format(**ctx)}, got {value!r}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"{path} must be an integer, got {value!r}"
@@ -181,9 +185,10 @@ def _message(model, err: dict) -> str:
     return f"{path}: {err['msg'].lower()}, got {value!r}" if path else err["msg"]
 
 
-def parse(model: type[Table], data: dict, source: Path | str | None = None) -> Any:
+def parse(model: type[Table], data: dict, source: Path | str | None = None, names: dict | None = None) -> Any:
     """``model`` validated from ``data`` (a dict read from TOML); errors become one-line
-    :class:`ConfigurationError` messages naming ``source`` (the file), the table and the key."""
+    :class:`ConfigurationError` messages naming ``source`` (the file), the table and the key (a top-level key
+    shown as ``names[key]`` when given: the command-line flag that set it)."""
     try:
         return model.model_validate(data)
     except MTPJaxError as e:  # raised by a validator that checks the environment (e.g. a reference's package)
@@ -196,7 +201,7 @@ def parse(model: type[Table], data: dict, source: Path | str | None = None) -> A
         type_errors = ("string_type", "model_type", "model_attributes_type", "dict_type")
         err = max((x for x in errors if x["loc"][:1] == first),
                   key=lambda x: (len(x["loc"]), x["type"] not in type_errors))
-        msg = _message(model, err)
+        msg = _message(model, err, names)
         raise ConfigurationError(f"{source}: {msg}" if source else msg) from None
 
 
@@ -204,3 +209,19 @@ def check(condition: bool, message: str) -> None:
     """Raise ``ValueError(message)`` unless ``condition`` (for model validators: pydantic reports it with the key)."""
     if not condition:
         raise ValueError(message)
+
+
+def require_file(path: Path, what: str) -> None:
+    """``path`` is an existing file, else a :class:`ConfigurationError` naming ``what`` (the key that names it)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigurationError(f"{what}: {path} is a folder, not a file")
+    if not path.is_file():
+        raise ConfigurationError(f"{what}: file {path} not found")
+
+
+def require_folder(path: Path, what: str) -> None:
+    """``path`` (an output folder, created when missing) is not an existing file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"{what}: {path} is a file, not a folder (give another name or remove it)")

@@ -8,13 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional, Union
 
+import numpy as np
 from ase.data import atomic_numbers
+from ase.symbols import string2symbols
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from mtpjax.config.base import (Float, Int, NonNegFloat, NonNegInt, PosFloat, PosInt, Table, check, parse,
-                                with_base)
-from mtpjax.config.md import MAX_STAGE_TEMPERATURE_K, StageSpec
+                                require_file, require_folder, with_base)
+from mtpjax.config.md import MAX_STAGE_TEMPERATURE_K, PressureBar, StageSpec, StageTemperature
 from mtpjax.config.reference import check_spec
+from mtpjax.errors import ConfigurationError
 from mtpjax.io.toml import read_toml
 
 
@@ -26,6 +29,33 @@ def check_species(species: list[str]) -> list[str]:
     if len(set(species)) != len(species):
         raise ValueError(f"species must be unique, got {species}")
     return species
+
+
+def check_active_init(v):
+    """``active.init``: a number > 0 (MLIP-3's regularisation), ``"auto"`` or ``"auto:<scale>"``."""
+    if isinstance(v, str) and v:
+        head, _, scale = v.partition(":")
+        ok = head == "auto"
+        if ok and scale:
+            try:
+                ok = float(scale) > 0
+            except ValueError:
+                ok = False
+        if not ok:
+            raise ValueError(f"init = {v!r} (allowed: a number > 0, e.g. 1e-6 as MLIP-3, or \"auto\" / "
+                             "\"auto:<scale>\" for a regularised start)")
+    return v
+
+
+def check_lattice(cell) -> None:
+    """Three lattice vectors (Å rows), none zero, not linearly dependent (for model validators)."""
+    cell = np.asarray(cell, float)
+    lengths = np.linalg.norm(cell, axis=1)
+    if np.any(lengths == 0):
+        raise ValueError(f"cell: lattice vector {int(np.argmin(lengths)) + 1} is zero")
+    vol = abs(np.linalg.det(cell))
+    if not vol > 1e-6 * np.prod(lengths):
+        raise ValueError(f"cell: the lattice vectors are (nearly) linearly dependent (volume {vol:.3g} Å³)")
 
 
 class PotentialSpec(Table):
@@ -93,18 +123,7 @@ class ActiveSpec(Table):
     @field_validator("init")
     @classmethod
     def _init(cls, v):
-        if isinstance(v, str) and v:
-            head, _, scale = v.partition(":")
-            ok = head == "auto"
-            if ok and scale:
-                try:
-                    ok = float(scale) > 0
-                except ValueError:
-                    ok = False
-            if not ok:
-                raise ValueError(f"init = {v!r} (allowed: a number > 0, e.g. 1e-6 as MLIP-3, or \"auto\" / "
-                                 "\"auto:<scale>\" for a regularised start)")
-        return v
+        return check_active_init(v)
 
     @model_validator(mode="after")
     def _rules(self):
@@ -123,7 +142,7 @@ class LearnMDSpec(Table):
     ensemble: Literal["nvt", "npt", "langevin", "nve"] = "nvt"
     temperature_K: PosFloat = 1000.0
     temperature_end_K: Optional[PosFloat] = None
-    pressure_bar: Float = 0.0
+    pressure_bar: PressureBar = 0.0
     tdamp_fs: PosFloat = 100.0
     pdamp_fs: PosFloat = 1000.0
     barostat: Literal["iso", "aniso", "tri"] = "iso"
@@ -142,6 +161,13 @@ class LearnMDSpec(Table):
                   f"schedule stage {s.name or k + 1}: lasts less than one time step of {self.timestep_fs:g} fs")
         return self
 
+    @property
+    def total_steps(self) -> int:
+        """The length of one exploration run in time steps (``steps``, or the whole ``schedule``)."""
+        if self.schedule is None:
+            return int(self.steps)
+        return sum(s.n_steps(self.timestep_fs) for s in self.schedule)
+
 
 class BootstrapSpec(Table):
     """``[bootstrap]``: the first labels (rattled copies, a reference relaxation, reference MD, files)."""
@@ -153,7 +179,7 @@ class BootstrapSpec(Table):
     min_distance: NonNegFloat = 1.0
     md_steps: PosInt = 100
     md_every: PosInt = 10
-    md_temperature_K: PosFloat = 1000.0
+    md_temperature_K: StageTemperature = 1000.0
     relax_steps: PosInt = 12
     relax_every: PosInt = 1
     relax_fmax: PosFloat = 0.5
@@ -174,7 +200,27 @@ class InlineStructure(Table):
         check((self.positions is None) != (self.scaled_positions is None),
               "inline structure needs positions or scaled_positions (one of them)")
         check(len(self.cell) == 3 and all(len(r) == 3 for r in self.cell), "cell must be 3 rows of 3 numbers")
+        check_lattice(self.cell)
+        key = "positions" if self.positions is not None else "scaled_positions"
+        rows = getattr(self, key)
+        check(all(len(r) == 3 for r in rows), f"{key}: every row must be 3 numbers (x, y, z)")
+        symbols = self.element_list
+        n = len(symbols) * (int(np.prod(self.repeat)) if self.repeat else 1)
+        check(len(symbols) == len(rows),
+              f"symbols = {self.symbols!r} is {len(symbols)} atoms but {key} has {len(rows)} rows")
+        check(n > 0, "the structure has no atoms")
         return self
+
+    @property
+    def element_list(self) -> list[str]:
+        """The chemical symbol of every atom (before ``repeat``)."""
+        try:
+            symbols = string2symbols(self.symbols)
+        except ValueError:
+            raise ValueError(f"symbols = {self.symbols!r} is not a chemical formula (e.g. \"Li3PS4\")") from None
+        for e in symbols:
+            check(e in atomic_numbers, f"symbols = {self.symbols!r}: unknown chemical symbol {e!r}")
+        return symbols
 
 
 class SystemSpec(Table):
@@ -185,6 +231,14 @@ class SystemSpec(Table):
     structure: Union[str, InlineStructure] = Field(union_mode="left_to_right")
     md: LearnMDSpec
     active: ActiveSpec
+
+    @model_validator(mode="after")
+    def _rules(self):
+        n, every = self.md.total_steps, self.active.candidate_every
+        check(every <= n, f"active.candidate_every ({every}) exceeds the {n} steps of an MD run "
+                          f"({'md.schedule' if self.md.schedule is not None else 'md.steps'}): "
+                          "no frame would ever be a candidate")
+        return self
 
 
 class LearnConfig(Table):
@@ -245,7 +299,23 @@ class LearnConfig(Table):
         check(len(set(names)) == len(names), f"system names must be unique, got {names}")
         check(len({s.active.mode for s in self.system}) == 1,
               "active.mode must be the same for every system (one shared active set)")
+        for k, s in enumerate(self.system):
+            if isinstance(s.structure, InlineStructure):
+                bad = sorted(set(s.structure.element_list) - set(self.species))
+                check(not bad, f"system[{k + 1}].structure: elements {bad} are not in species {self.species}")
         return self
+
+    def check_files(self) -> None:
+        """The files the learn file names exist (structures, ``potential.init``, ``bootstrap.data``) and
+        ``workdir`` is not an existing file. Run by :func:`load_learn`, before any labelling."""
+        for k, s in enumerate(self.system):
+            if isinstance(s.structure, str):
+                require_file(self.path(s.structure), f"system[{k + 1}].structure = {s.structure!r}")
+        if self.potential.init:
+            require_file(self.path(self.potential.init), f"potential.init = {self.potential.init!r}")
+        for k, f in enumerate(self.bootstrap.data):
+            require_file(self.path(f), f"bootstrap.data[{k + 1}] = {f!r}")
+        require_folder(self.workdir_path, f"workdir = {self.workdir!r}")
 
     def path(self, p) -> Path:
         """``p`` resolved against the learn file's folder."""
@@ -258,6 +328,12 @@ class LearnConfig(Table):
 
 
 def load_learn(path, overrides=()) -> LearnConfig:
-    """A LEARN.toml (+ ``KEY=VALUE`` overrides), validated; paths in it are relative to it."""
+    """A LEARN.toml (+ ``KEY=VALUE`` overrides), validated, its files checked (:meth:`LearnConfig.check_files`);
+    paths in it are relative to it."""
     path = Path(path)
-    return with_base(parse(LearnConfig, read_toml(path, overrides), path), path.resolve().parent)
+    cfg = with_base(parse(LearnConfig, read_toml(path, overrides), path), path.resolve().parent)
+    try:
+        cfg.check_files()
+    except ConfigurationError as e:
+        raise ConfigurationError(f"{path}: {e}") from None
+    return cfg

@@ -3,13 +3,14 @@
 User units (fs, ps, K, bar or GPa, Å) as written; the MD driver (:mod:`mtpjax.md.run`) converts them to ASE
 units once. Every key, its default and its check::
 
-    structure = "start.cfg"          # any ASE-readable file or an MLIP .cfg (first configuration)
+    structure = "start.cfg"          # any ASE-readable file or an MLIP .cfg (first configuration); read and
+                                     # checked (periodic, proper cell, elements) when the file is loaded
     elements = ["Cu", "Ag", "Au"]    # MLIP type i ↔ element (masses; species in the output)
     potential = "pot.mtp"            # or {type = "lj", epsilon = 0.0104, sigma = 3.4, cutoff = 8.5}
                                      #    {type = "morse", D = .., alpha = .., r0 = .., cutoff = ..}
-    output = "run1"                  # folder: traj.h5md, thermo.csv, checkpoint.npz, final.extxyz
+    output = "run1"                  # folder (not an existing file): traj.h5md, thermo.csv, checkpoint.npz, …
     timestep_fs = 1.0
-    temperature_K = 1000             # initial Maxwell–Boltzmann velocities (zero total momentum)
+    temperature_K = 1000             # initial Maxwell–Boltzmann velocities (zero total momentum); < max_temperature_K
     seed = 1
     skin = 1.0                       # Å
     thermo_every = 10                # steps
@@ -39,12 +40,15 @@ units once. Every key, its default and its check::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from ase.data import atomic_numbers
 from pydantic import Field, PrivateAttr, model_validator
 
-from mtpjax.config.base import Float, Int, NonNegFloat, PosFloat, PosInt, Table, check, parse, with_base
+from mtpjax.config.base import (Float, Int, NonNegFloat, PosFloat, PosInt, Table, check, parse, require_file,
+                                require_folder, with_base)
+from mtpjax.errors import ConfigurationError
+from mtpjax.io.structure import read_structure
 from mtpjax.io.toml import read_toml
 from mtpjax.units import BAR, GPA
 
@@ -53,7 +57,22 @@ MAX_STAGE_TEMPERATURE_K = 1e5
 #: the largest |pressure| (bar) a stage may ask for (10 TPa)
 MAX_PRESSURE_BAR = 1e8
 ENSEMBLES = ("nve", "nvt", "langevin", "npt")
+#: a temperature of an MD stage (K): positive, below MAX_STAGE_TEMPERATURE_K
+StageTemperature = Annotated[Float, Field(gt=0, lt=MAX_STAGE_TEMPERATURE_K)]
+#: a pressure (bar) within ±MAX_PRESSURE_BAR
+PressureBar = Annotated[Float, Field(ge=-MAX_PRESSURE_BAR, le=MAX_PRESSURE_BAR)]
 BAROSTATS = ("iso", "aniso", "tri")
+
+
+def check_pressure(p_bar, key: str) -> None:
+    """A pressure (bar) within ±:data:`MAX_PRESSURE_BAR` (for model validators: ``key`` names it)."""
+    if p_bar is not None and abs(p_bar) > MAX_PRESSURE_BAR:
+        raise ValueError(f"{key} {p_bar:g} bar is beyond ±{MAX_PRESSURE_BAR:g} bar (10 TPa)")
+
+
+def stage_label(k: int, name) -> str:
+    """How an error names the ``k``-th (0-based) ``[[stage]]``: ``stage[2] (cool)``."""
+    return f"stage[{k + 1}]" + (f" ({name})" if name else "")
 
 
 class StageSpec(Table):
@@ -94,9 +113,8 @@ class StageSpec(Table):
         if self.ensemble == "npt":
             check(self.pressure_bar is not None or self.pressure_GPa is not None,
                   "npt needs pressure_bar or pressure_GPa")
-        for p in (self.pressure_bar_value, self.pressure_end_bar_value):
-            if p is not None and abs(p) > MAX_PRESSURE_BAR:
-                raise ValueError(f"pressure {p:g} bar is beyond ±{MAX_PRESSURE_BAR:g} bar (10 TPa)")
+        for k, p in (("pressure", self.pressure_bar_value), ("pressure_end", self.pressure_end_bar_value)):
+            check_pressure(p, k)
         return self
 
     @property
@@ -205,17 +223,44 @@ class MDRun(Table):
             check(e in atomic_numbers, f"elements: unknown chemical symbol {e!r}")
         check(len({s.tchain for s in self.stage}) == 1 and len({s.pchain for s in self.stage}) == 1,
               "all stages must use the same tchain and pchain")
+        guard = f"max_temperature_K ({self.max_temperature_K:g} K, the explosion guard)"
+        if self.temperature_K is not None and not self.temperature_K < self.max_temperature_K:
+            raise ValueError(f"temperature_K = {self.temperature_K:g} K is not below {guard}")
         for k, s in enumerate(self.stage):
             n = s.n_steps(self.timestep_fs)
-            check(n > 0, f"stage {s.name or k + 1}: lasts less than one time step of {self.timestep_fs:g} fs")
-            for t in (s.temperature_K, s.temperature_end_K):
+            check(n > 0, f"{stage_label(k, s.name)}: lasts less than one time step of {self.timestep_fs:g} fs")
+            for key in ("temperature_K", "temperature_end_K"):
+                t = getattr(s, key)
                 if t is not None and t >= self.max_temperature_K:
-                    raise ValueError(f"stage {s.name or k + 1}: temperature {t:g} K is not below max_temperature_K "
-                                     f"({self.max_temperature_K:g} K, the explosion guard)")
+                    raise ValueError(f"{stage_label(k, s.name)}: {key} = {t:g} K is not below {guard}")
         if self.replicas is not None and self.replicas.temperatures_K is not None:
             check(all(s.temperature_K is not None for s in self.stage if s.ensemble != "nve"),
                   "[replicas] temperatures_K needs temperature_K in every thermostatted stage")
+            hot = max(self.replicas.temperatures_K)
+            if not hot < self.max_temperature_K:
+                raise ValueError(f"replicas.temperatures_K: {hot:g} K is not below {guard}")
         return self
+
+    def structure_files(self) -> list[tuple[str, str]]:
+        """(key, file) of every starting structure the run names."""
+        out = [("structure", self.structure)]
+        if self.replicas is not None and self.replicas.structures:
+            out += [(f"replicas.structures[{k + 1}]", s) for k, s in enumerate(self.replicas.structures)]
+        return out
+
+    def check_files(self) -> None:
+        """The files the run names exist (structures, potential file); ``output`` is not an existing file."""
+        for key, s in self.structure_files():
+            require_file(self.path(s), f"{key} = {s!r}")
+        if isinstance(self.potential, str):
+            require_file(self.path(self.potential), f"potential = {self.potential!r}")
+        require_folder(self.path(self.output), f"output = {self.output!r}")
+
+    def check_structures(self) -> None:
+        """Every starting structure is usable (:func:`mtpjax.io.structure.read_structure`: readable, fully periodic,
+        a proper cell, every element in ``elements``); errors name the structure file."""
+        for s in dict.fromkeys(s for _, s in self.structure_files()):
+            read_structure(self.path(s), self.elements)
 
     def path(self, p) -> Path:
         """``p`` resolved against the run file's folder."""
@@ -234,6 +279,13 @@ class MDRun(Table):
 
 
 def load_md_run(path, overrides=()) -> MDRun:
-    """The MD run file ``path`` (+ ``KEY=VALUE`` overrides), validated; paths in it are relative to it."""
+    """The MD run file ``path`` (+ ``KEY=VALUE`` overrides), validated, its files and starting structures
+    checked (:meth:`MDRun.check_files`, :meth:`MDRun.check_structures`); paths in it are relative to it."""
     path = Path(path)
-    return with_base(parse(MDRun, read_toml(path, overrides), path), path.resolve().parent)
+    run = with_base(parse(MDRun, read_toml(path, overrides), path), path.resolve().parent)
+    try:
+        run.check_files()
+    except ConfigurationError as e:
+        raise ConfigurationError(f"{path}: {e}") from None
+    run.check_structures()
+    return run

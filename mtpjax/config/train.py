@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from mtpjax.config.base import Int, NonNegFloat, NonNegInt, PosFloat, PosInt, Table, parse
+from mtpjax.config.base import Int, NonNegFloat, NonNegInt, PosFloat, PosInt, Table, parse, require_file
 from mtpjax.errors import ConfigurationError
 from mtpjax.io.toml import read_toml
 
@@ -38,8 +38,14 @@ HELP = {
     "plot": "PNG parity plots and learning curve: PREFIX_parity.png, PREFIX_learning.png, or parity.png, "
             "learning.png in a folder (PREFIX ending in /); \"\" = none",
     "min_dist": "refuse configurations with atoms closer than this (Å)",
+    "curr_pot_name": "MLIP-2's --curr-pot-name: also write the potential being fitted here (.mtp) whenever the "
+                     "checkpoint is written (every --checkpoint-every iterations)",
+    "skip_preinit": "MLIP's --skip-preinit: no pre-fit before the main fit (lm: no multi-start, one start from the "
+                    "initialisation; lbfgs/adam: no second scaling search at iteration 75)",
+    "update_mindist": "MLIP-2's --update-mindist (MLIP-3 does it unless --no_mindist_update): set the potential's "
+                      "min_dist to 0.99 x the training set's minimal interatomic distance before fitting",
 }
-PATHS = ("potential", "train", "valid_cfgs", "trained_pot_name", "checkpoint", "log", "plot")
+PATHS = ("potential", "train", "valid_cfgs", "trained_pot_name", "checkpoint", "log", "plot", "curr_pot_name")
 
 
 class TrainOptions(Table):
@@ -72,7 +78,37 @@ class TrainOptions(Table):
     log: Optional[str] = None
     plot: Optional[str] = None
     min_dist: NonNegFloat = 0.5
+    curr_pot_name: Optional[str] = None
+    skip_preinit: bool = False
+    update_mindist: bool = False
     resume: bool = False
+
+    def outputs(self) -> dict:
+        """option → path of the files training writes (the potential, and checkpoint, log and the current
+        potential when given)."""
+        return {k: Path(getattr(self, k)) for k in ("trained_pot_name", "checkpoint", "log", "curr_pot_name")
+                if getattr(self, k)}
+
+    def check_files(self, names: dict) -> None:
+        """The input files exist; every output file can be written (not a folder; no file where its folder
+        must be): checked before the potential is read or any training starts. ``names``: how each option is
+        shown."""
+        for k in ("potential", "train", "valid_cfgs"):
+            if getattr(self, k):
+                require_file(Path(getattr(self, k)), names.get(k, k))
+        for k, p in self.outputs().items():
+            if p.is_dir():
+                raise ConfigurationError(f"{names.get(k, k)}: {p} is a folder, not a file name")
+            blocker = next((a for a in p.parents if a.exists() and not a.is_dir()), None)
+            if blocker is not None:
+                raise ConfigurationError(f"{names.get(k, k)}: {blocker} is a file, so the folder of {p.name} "
+                                         "cannot be made")
+
+    def make_output_folders(self) -> None:
+        """Create the missing folders of the output files (as every writer of mtpjax does), so that a finished
+        fit is not lost for want of one."""
+        for p in self.outputs().values():
+            p.parent.mkdir(parents=True, exist_ok=True)
 
 
 def read_train_toml(path) -> dict:
@@ -90,10 +126,29 @@ def read_train_toml(path) -> dict:
     return d
 
 
+def option_name(key: str, flag: bool) -> str:
+    """How an error names option ``key``: its command-line flag (``--max-iter``; the positional arguments
+    ``potential`` and ``train``) when it was given there, else its key in the TOML file (``train_cfgs``)."""
+    if flag:
+        return {"potential": "potential", "train": "training set"}.get(key, "--" + key.replace("_", "-"))
+    return "train_cfgs" if key == "train" else key
+
+
 def train_options(flags: dict, toml: str | None = None) -> TrainOptions:
-    """Defaults < the TOML file ``toml`` < ``flags`` (the command line's given options), validated."""
+    """Defaults < the TOML file ``toml`` < ``flags`` (the command line's given options), validated; the
+    input files exist and the output files can be written (:meth:`TrainOptions.check_files`; their missing
+    folders are then created). Errors name the flag, or the TOML file and key, that set the option."""
     d = read_train_toml(toml) if toml else {}
-    d.update({k: v for k, v in flags.items() if v is not None})
+    given = {k: v for k, v in flags.items() if v is not None}
+    names = {k: option_name(k, k in given) for k in {*d, *given}}
+    d.update(given)
     if not d.get("potential") or not d.get("train"):
         raise ConfigurationError("train: give the initial potential and the training set (or --config FILE)")
-    return parse(TrainOptions, d, toml or "train")
+    source = toml or "train"
+    opts = parse(TrainOptions, d, source, names)
+    try:
+        opts.check_files(names)
+    except ConfigurationError as e:
+        raise ConfigurationError(f"{source}: {e}") from None
+    opts.make_output_folders()
+    return opts

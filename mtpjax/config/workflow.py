@@ -12,9 +12,10 @@ from typing import Literal, Optional, Union
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from mtpjax.config.base import (Float, Int, NonNegFloat, NonNegInt, PosFloat, PosInt, Table, check, parse,
-                                with_base)
-from mtpjax.config.learn import BootstrapSpec, LabelsSpec, LearnTrainSpec, PotentialSpec, check_species
-from mtpjax.config.md import MAX_STAGE_TEMPERATURE_K
+                                require_folder, with_base)
+from mtpjax.config.learn import (BootstrapSpec, LabelsSpec, LearnTrainSpec, PotentialSpec, check_active_init,
+                                 check_species)
+from mtpjax.config.md import MAX_STAGE_TEMPERATURE_K, PressureBar, StageTemperature
 from mtpjax.config.reference import check_spec
 from mtpjax.io.toml import read_toml
 from mtpjax.errors import ConfigurationError
@@ -80,7 +81,7 @@ class LearnStageSpec(Table):
     walkers: Int = Field(1, ge=1)  # independent trajectories per system and iteration
     structures_per_composition: PosInt = 4
     temperature_K: PosFloat = 1000.0
-    pressure_bar: Float = 1.01325
+    pressure_bar: PressureBar = 1.01325
     timestep_fs: PosFloat = 2.0
     steps: PosInt = 1_000_000  # target length without extrapolation (2 ns at 2 fs)
     tdamp_fs: PosFloat = 100.0
@@ -94,11 +95,20 @@ class LearnStageSpec(Table):
     bootstrap: WorkflowBootstrapSpec = Field(default_factory=WorkflowBootstrapSpec)
     train: WorkflowLearnTrainSpec = Field(default_factory=WorkflowLearnTrainSpec)
 
+    @field_validator("active_init")
+    @classmethod
+    def _active_init(cls, v):
+        return check_active_init(v)
+
     @model_validator(mode="after")
     def _rules(self):
         check(self.break_threshold > self.select_threshold,
               f"need break_threshold > select_threshold ≥ 1 (got {self.select_threshold}, {self.break_threshold})")
         check(self.temperature_K < MAX_STAGE_TEMPERATURE_K, f"temperature_K = {self.temperature_K:g} K is too hot")
+        if any(e != "production" for e in self.ensembles):
+            check(self.candidate_every <= self.steps,
+                  f"candidate_every ({self.candidate_every}) exceeds learn.steps ({self.steps}): no frame would "
+                  "ever be a candidate")
         return self
 
 
@@ -125,10 +135,10 @@ class ProductionSpec(Table):
     timestep_fs: PosFloat = 2.0
     melt_K: PosFloat = 1000.0
     melt_ps: PosFloat = 20.0
-    quench_end_K: PosFloat = 300.0
+    quench_end_K: StageTemperature = 300.0
     quench_ps: PosFloat = 2000.0  # 1000 → 300 K in 2 ns = 3.5e11 K/s
     relax_ps: PosFloat = 1000.0
-    pressure_bar: Float = 1.01325
+    pressure_bar: PressureBar = 1.01325
     tdamp_fs: PosFloat = 100.0
     pdamp_fs: PosFloat = 1000.0
     barostat: Literal["iso", "aniso", "tri"] = "iso"  # LAMMPS npt iso / aniso / tri, learning included
@@ -145,7 +155,14 @@ class ProductionSpec(Table):
         check(self.traj_every % self.thermo_every == 0,
               "production.traj_every must be a multiple of production.thermo_every")
         check(self.melt_K < MAX_STAGE_TEMPERATURE_K, f"melt_K = {self.melt_K:g} K is too hot")
+        for k in ("melt_ps", "quench_ps", "relax_ps"):
+            check(self.stage_steps(getattr(self, k)) > 0,
+                  f"{k} = {getattr(self, k):g} ps is less than one time step of {self.timestep_fs:g} fs")
         return self
+
+    def stage_steps(self, time_ps: float) -> int:
+        """Time steps of a stage of ``time_ps`` (as the MD run file rounds them)."""
+        return int(round(time_ps * 1000.0 / self.timestep_fs))
 
 
 class SweepSpec(Table):
@@ -165,6 +182,8 @@ class SweepSpec(Table):
     def _rules(self):
         check(self.traj_every % self.thermo_every == 0, "sweep.traj_every must be a multiple of sweep.thermo_every")
         check(max(self.temperatures_K) < MAX_STAGE_TEMPERATURE_K, "sweep.temperatures_K: too hot")
+        check(round(self.time_ps * 1000.0 / self.timestep_fs) > 0,
+              f"time_ps = {self.time_ps:g} ps is less than one time step of {self.timestep_fs:g} fs")
         return self
 
 
@@ -230,6 +249,20 @@ class WorkflowConfig(Table):
     def _reference(cls, v):
         return check_spec(v)
 
+    @model_validator(mode="after")
+    def _rules(self):
+        ln, p = self.learn, self.production
+        if "production" in ln.ensembles:  # LOTF along melt → quench → relax (+ hot) at production.timestep_fs
+            hot = ln.hot_ps if max(self.sweep.temperatures_K) > p.melt_K else 0.0
+            check(hot == 0 or p.stage_steps(hot) > 0,
+                  f"learn.hot_ps = {hot:g} ps is less than one time step of production.timestep_fs "
+                  f"({p.timestep_fs:g} fs)")
+            n = sum(p.stage_steps(t) for t in (p.melt_ps, p.quench_ps, p.relax_ps, hot))
+            check(ln.candidate_every <= n,
+                  f"learn.candidate_every ({ln.candidate_every}) exceeds the {n} steps of the production protocol "
+                  "it learns along: no frame would ever be a candidate")
+        return self
+
     def path(self, p) -> Path:
         """``p`` resolved against the workflow file's folder."""
         p = Path(p)
@@ -245,7 +278,9 @@ class WorkflowConfig(Table):
         return self._source
 
     def check_files(self) -> None:
-        """Every file the workflow names exists (crystals, potential.init, learn.bootstrap.data)."""
+        """Every file the workflow names exists (crystals, potential.init, learn.bootstrap.data); ``workdir``
+        is not an existing file."""
+        require_folder(self.workdir_path, f"workdir = {self.workdir!r}")
         for name, p in self.analysis.crystals.items():
             if not self.path(p).exists():
                 raise ConfigurationError(f"analysis.crystals.{name}: file {self.path(p)} not found")

@@ -10,8 +10,11 @@ See ``docs/spec/mtp.md`` §6.2 for the format.
   ``magmom_*`` ...) goes to ``Configuration.atom_data`` as float64 (``ghost``
   as int64). ``PlusStress:`` components may come in any order; ``Virial:`` is
   divided by |det(cell)| (MLIP's rule); ``Stress:`` (old sign convention) and
-  any unknown keyword are errors. Every error is a
-  :class:`~mtpjax.errors.FileFormatError` naming file, line and field.
+  any unknown keyword are errors. Positions, forces, Energy, PlusStress/Virial
+  and Supercell rows must be finite numbers, the Supercell rows non-zero and
+  linearly independent, ``type`` and ``ghost`` integers 0 … 2³¹−1. Every error
+  is a :class:`~mtpjax.errors.FileFormatError` naming file, line and field
+  (also for a file that is not UTF-8 text).
 * :func:`write_cfg` / :func:`format_cfg` write MLIP's layout. ``lossless=True``
   (default) writes ``%.16e`` (17 significant digits) exactly like MLIP's
   lossless build, ``lossless=False`` MLIP's default rounded output; both were
@@ -194,6 +197,7 @@ _KEYWORDS = {"Size", "Supercell", "AtomData:", "Energy", "PlusStress:", "Virial:
              "Feature", "END_CFG", "BEGIN_CFG"}
 _NUM_START = set("0123456789+-.")
 _INT_COLUMNS = {"ghost"}
+_MAX_INT = 2**31 - 1  # MLIP's int: the largest type label / integer column value
 
 
 def _strict_fromstring(text: str, dtype=np.float64) -> np.ndarray:
@@ -272,18 +276,36 @@ def iter_cfg(source):
     """
     with _open_text(source) as (f, path):
         lines = _Lines(f)
-        while True:
-            line = lines.next()
-            if line is None:
-                return
-            s = line.strip()
-            if not s:
-                continue
-            if s != "BEGIN_CFG":
-                word = s.split()[0]
-                raise FileFormatError(f"expected BEGIN_CFG, found {_short(s)!r}", path=path,
-                                      line=lines.lineno, field=word)
-            yield _parse_one(lines, path)
+        try:
+            while True:
+                line = lines.next()
+                if line is None:
+                    return
+                s = line.strip()
+                if not s:
+                    continue
+                if s != "BEGIN_CFG":
+                    word = s.split()[0]
+                    raise FileFormatError(f"expected BEGIN_CFG, found {_short(s)!r}", path=path,
+                                          line=lines.lineno, field=word)
+                yield _parse_one(lines, path)
+        except UnicodeDecodeError as exc:
+            raise FileFormatError(f"not a text (UTF-8) file: byte 0x{exc.object[exc.start]:02x} is not UTF-8",
+                                  path=path, line=_bad_utf8_line(source, lines.lineno + 1)) from None
+
+
+def _bad_utf8_line(source, fallback: int) -> int:
+    """The 1-based line of the first byte of the file ``source`` that is not UTF-8 (``fallback`` when
+    ``source`` is not a path: the text stream decodes ahead of the line it returns)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return fallback
+    with open(source, "rb") as f:
+        data = f.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data[: exc.start].count(b"\n") + 1
+    return fallback
 
 
 def _short(s: str, n: int = 60) -> str:
@@ -415,9 +437,24 @@ class _CfgBlock:
             if row.size != 3:
                 raise self.E(f"a Supercell row needs 3 numbers, found {row.size}", lines.lineno,
                              "Supercell")
+            self._check_lattice_vector(cell_rows, row, t)
             cell_rows.append(row)
         if not cell_rows:
             raise self.E("Supercell without lattice vectors", lineno, "Supercell")
+
+    def _check_lattice_vector(self, rows: list, row: np.ndarray, text: str) -> None:
+        """A Supercell row: finite, not zero, not (nearly) linearly dependent on the ``rows`` above it."""
+        if not np.isfinite(row).all():
+            raise self.E(f"non-finite Supercell row {_short(text)!r}", self.lines.lineno, "Supercell")
+        if not row.any():
+            raise self.E("Supercell row is zero (a periodic direction needs a lattice vector)",
+                         self.lines.lineno, "Supercell")
+        if rows:
+            m = np.vstack([*rows, row])
+            gram = np.linalg.det(m @ m.T)  # squared volume of the rows
+            if not gram > 1e-12 * np.prod(np.einsum("ij,ij->i", m, m)):
+                raise self.E(f"Supercell row {_short(text)!r} is (nearly) linearly dependent on the rows "
+                             "above it (the cell has no volume)", self.lines.lineno, "Supercell")
 
     def _atom_data(self, rest, lineno) -> None:
         """``AtomData:`` with its column names, then exactly Size rows (taken
@@ -446,6 +483,8 @@ class _CfgBlock:
         except ValueError:
             raise self.E(f"Energy must be one number, got {_short(t)!r}", self.lines.lineno,
                          "Energy") from None
+        if not np.isfinite(self.energy):
+            raise self.E(f"Energy must be a finite number, got {_short(t)!r}", self.lines.lineno, "Energy")
 
     def _plus_stress(self, rest, lineno, word="PlusStress:") -> None:
         """``PlusStress:``/``Virial:`` with the 6 component names in any order
@@ -464,6 +503,8 @@ class _CfgBlock:
                          fld) from None
         if vals.size != 6:
             raise self.E(f"{fld} needs 6 values, found {vals.size}", self.lines.lineno, fld)
+        if not np.isfinite(vals).all():
+            raise self.E(f"{fld} values must be finite numbers, got {_short(t)!r}", self.lines.lineno, fld)
         order = [names.index(n) for n in _STRESS_NAMES]
         vals = vals[order]
         if word == "PlusStress:":
@@ -557,9 +598,6 @@ _KEYWORD_HANDLERS = {
 def _check_rows(block, size, E):
     """The AtomData rows: Size of them, numeric, one value per column."""
     hline, cols, first, rows = block
-    if len(rows) < size:
-        raise E(f"AtomData has {len(rows)} rows but Size = {size} (end of file)",
-                first + len(rows), "AtomData")
     ncol = len(cols)
     for k, r in enumerate(rows):
         toks = r.split()
@@ -568,6 +606,9 @@ def _check_rows(block, size, E):
         if len(toks) != ncol:
             raise E(f"AtomData row has {len(toks)} values, expected {ncol} ({' '.join(cols)})",
                     first + k, "AtomData")
+    if len(rows) < size:
+        raise E(f"AtomData has {len(rows)} rows but Size = {size} (end of file)",
+                first + len(rows), "AtomData")
 
 
 # the (x, y, z) column triples of AtomData
@@ -585,6 +626,7 @@ def _atoms_from_block(block, size, cell, have_cell, E):
     idx = {c: k for k, c in enumerate(cols)}
     used = set()
     types = _atom_ids_and_types(block, size, arr, idx, used, E)
+    _check_finite_columns(block, arr, idx, E)
     positions = _atom_positions(hline, arr, idx, used, cell, have_cell, E)
     forces = _atom_forces(hline, arr, idx, used, E)
     atom_data = {}
@@ -592,10 +634,34 @@ def _atoms_from_block(block, size, cell, have_cell, E):
         if c in used:
             continue
         v = arr[:, k].copy()
-        if c in _INT_COLUMNS and (v == np.round(v)).all():
-            v = v.astype(np.int64)
+        if c in _INT_COLUMNS:
+            v = _integer_column(block, v, k, c, 0, E)
         atom_data[c] = v
     return positions, types, forces, atom_data
+
+
+def _integer_column(block, v, k, name, minimum, E) -> np.ndarray:
+    """Column ``k`` (``name``, values ``v``) as int64: integers from ``minimum`` to MLIP's largest int."""
+    hline, cols, first, rows = block
+    lo = -_MAX_INT - 1 if minimum is None else minimum
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(~np.isfinite(v) | (v != np.round(v)) | (v < lo) | (v > _MAX_INT))
+    if len(bad):
+        r = bad[0]
+        kind = "a non-negative integer" if minimum == 0 else "an integer"
+        raise E(f"{name} must be {kind} (at most {_MAX_INT}), got {rows[r].split()[k]}", first + r, name)
+    return v.astype(np.int64)
+
+
+def _check_finite_columns(block, arr, idx, E) -> None:
+    """The positions and forces (and ids) are finite numbers."""
+    hline, cols, first, rows = block
+    names = [c for c in ("id", *_CARTES, *_DIRECT, *_FORCE) if c in idx]
+    sub = arr[:, [idx[c] for c in names]]
+    bad = np.argwhere(~np.isfinite(sub))
+    if len(bad):
+        r, c = bad[0]
+        raise E(f"{names[c]} must be a finite number, got {rows[r].split()[idx[names[c]]]}", first + r, names[c])
 
 
 def _block_array(block, size, E) -> np.ndarray:
@@ -611,10 +677,12 @@ def _block_array(block, size, E) -> np.ndarray:
         for k, r in enumerate(rows):
             for c, tok in zip(cols, r.split()):
                 try:
-                    float(tok)
+                    ok = _strict_fromstring(tok).size == 1
                 except ValueError:
+                    ok = False
+                if not ok:
                     raise E(f"non-numeric value {tok!r} in column {c}", first + k, c) from None
-        raise E("could not parse AtomData", first, "AtomData") from None
+        raise E("could not parse AtomData", first, "AtomData") from None  # pragma: no cover (rows checked)
     return arr.reshape(size, ncol)
 
 
@@ -633,13 +701,7 @@ def _atom_ids_and_types(block, size, arr, idx, used, E) -> np.ndarray:
     if "type" not in idx:
         return np.zeros(size, dtype=np.int64)
     used.add("type")
-    tv = arr[:, idx["type"]]
-    bad = np.nonzero((tv != np.round(tv)) | (tv < 0))[0]
-    if len(bad):
-        k = bad[0]
-        raise E(f"type must be a non-negative integer, got {rows[k].split()[idx['type']]}",
-                first + k, "type")
-    return tv.astype(np.int64)
+    return _integer_column(block, arr[:, idx["type"]], idx["type"], "type", 0, E)
 
 
 def _atom_positions(hline, arr, idx, used, cell, have_cell, E) -> np.ndarray:

@@ -217,7 +217,11 @@ def read_mtp(path_or_text) -> MTPFile:
     Everything after the ``moment_coeffs`` line (its line terminator
     excluded) is kept verbatim in ``MTPFile.extra`` (bytes).
     Raises :class:`FileFormatError` (with path, line and field) on any
-    inconsistency.
+    inconsistency: every number must be finite, ``scaling`` > 0 (given at
+    most once globally and once in the radial-basis block, where it is
+    multiplied in), 0 <= ``min_dist`` < ``max_dist``, each
+    ``alpha_index_times`` row {i, j, mult, k} with mult >= 1 and i, j basic
+    moments or moments written by earlier rows.
     """
     data, path = _load_source(path_or_text)
     text_b, extra = _split_text_extra(data)
@@ -329,6 +333,8 @@ class _RawFields:
         self.where: dict = {}
         self.global_scaling = None
         self.radial_scaling = 1.0
+        self.scaling_line = {}  # "global" / "radial" → line of that scaling
+        self.n_lines = 0
         self.in_radial_block = False
         self.radial_rows = None
         self.radial_line = None
@@ -340,21 +346,23 @@ class _RawFields:
     def req(self, key):
         """The value text of a required field."""
         if key not in self.vals:
-            raise self.E(f"required field {key} is missing", line=None, field=key)
+            # the last required field missing too: the file was cut short
+            cut = "" if "alpha_moment_mapping" in self.vals else \
+                f" (the file ends at line {self.n_lines}: is it truncated?)"
+            raise self.E(f"required field {key} is missing{cut}", line=None, field=key)
         return self.vals[key]
 
     def scalar(self, key, kind, minimum, default):
-        """The field converted to ``kind`` (int or float), at least ``minimum``
-        (ints); ``default`` when absent (``_REQUIRED``: must be present)."""
+        """The field converted to ``kind`` (int or float; floats finite), at least
+        ``minimum``; ``default`` when absent (``_REQUIRED``: must be present)."""
         if default is not _REQUIRED and key not in self.vals:
             return default
         v = self.req(key)
         if kind is float:
-            try:
-                return float(v)
-            except ValueError:
-                raise self.E(f"{key} must be a number, got {v!r}", line=self.where[key],
-                             field=key) from None
+            x = _finite(v, key, self.E, self.where[key])
+            if minimum is not None and x < minimum:
+                raise self.E(f"{key} must be >= {minimum:g} Å, got {v}", line=self.where[key], field=key)
+            return x
         try:
             iv = int(v)
         except ValueError:
@@ -365,11 +373,32 @@ class _RawFields:
         return iv
 
 
+def _finite(value: str, key: str, E, line) -> float:
+    """The number ``value`` of field ``key``: finite, else the error of that line."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise E(f"{key} must be a number, got {value!r}", line=line, field=key) from None
+    if not np.isfinite(x):
+        raise E(f"{key} must be a finite number, got {value!r}", line=line, field=key)
+    return x
+
+
+def _check_finite(arr: np.ndarray, what: str, E, line, field) -> np.ndarray:
+    """``arr`` (numbers of one line), every one finite, else the error of that line."""
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if len(bad):
+        raise E(f"{what}: entry {bad[0] + 1} is {float(arr[bad[0]])!r} (every coefficient must be a finite number)",
+                line=line, field=field)
+    return arr
+
+
 def _scan_fields(clean: list[str], i: int, E) -> _RawFields:
     """Collect the ``key = value`` lines and the ``radial_coeffs`` block from
     line index ``i`` on, without converting any value."""
     raw = _RawFields(E)
     n = len(clean)
+    raw.n_lines = n
     while i < n:
         lineno = i + 1
         s = clean[i].strip()
@@ -430,15 +459,18 @@ def _scan_key_value(raw: _RawFields, s: str, lineno: int) -> None:
     if key not in _KNOWN_KEYS:
         raise E(f"unknown key {key!r}", line=lineno, field=key)
     if key == "scaling":
-        try:
-            sc = float(value)
-        except ValueError:
-            raise E(f"scaling must be a number, got {value!r}", line=lineno, field=key) from None
-        if raw.in_radial_block:
-            raw.radial_scaling *= sc
+        sc = _finite(value, key, E, lineno)
+        if not sc > 0:
+            raise E(f"scaling must be a number > 0, got {value!r}", line=lineno, field=key)
+        block = "radial" if raw.in_radial_block else "global"
+        if block in raw.scaling_line:
+            where = " in the radial-basis block" if block == "radial" else ""
+            raise E(f"scaling given twice{where} (first on line {raw.scaling_line[block]})", line=lineno,
+                    field=key)
+        raw.scaling_line[block] = lineno
+        if block == "radial":  # multiplied into the global one
+            raw.radial_scaling = sc
         else:
-            if raw.global_scaling is not None:
-                raise E("scaling given twice", line=lineno, field=key)
             raw.global_scaling = sc
         return
     if key in raw.vals:
@@ -458,7 +490,7 @@ _REQUIRED = object()
 # order (max_dist > min_dist is checked right after max_dist)
 _SCALAR_FIELDS = (
     ("species_count", int, 1, None),
-    ("min_dist", float, None, 2.0),
+    ("min_dist", float, 0.0, 2.0),
     ("max_dist", float, None, 5.0),
     ("radial_basis_size", int, 1, 8),
     ("radial_funcs_count", int, 1, _REQUIRED),
@@ -481,7 +513,7 @@ def _convert_scalars(raw: _RawFields) -> dict:
     for key, kind, minimum, default in _SCALAR_FIELDS:
         s[key] = raw.scalar(key, kind, minimum, default)
         if key == "max_dist" and not (s["max_dist"] > s["min_dist"]):
-            raise E(f"max_dist ({s['max_dist']}) must be larger than min_dist ({s['min_dist']})",
+            raise E(f"max_dist ({s['max_dist']:g} Å) must be larger than min_dist ({s['min_dist']:g} Å)",
                     line=raw.where.get("max_dist"), field="max_dist")
     return s
 
@@ -539,6 +571,27 @@ def _check_alpha_indices(raw: _RawFields, s: dict, tables: dict) -> None:
             raise E(f"alpha_index_times row {bad[0]} {{{', '.join(map(str, r))}}}: indices must "
                     f"satisfy 0 <= i, j < k, {n_basic} <= k < alpha_moments_count ({n_moments})",
                     line=where["alpha_index_times"], field="alpha_index_times")
+        bad = np.flatnonzero(times[:, 2] < 1)
+        if len(bad):
+            r = times[bad[0]]
+            raise E(f"alpha_index_times row {bad[0]} {{{', '.join(map(str, r))}}}: the multiplicity mult "
+                    f"(3rd entry of {{i, j, mult, k}}) must be a positive integer",
+                    line=where["alpha_index_times"], field="alpha_index_times")
+        # a moment i, j > basic is read only after every row that writes it (MLIP evaluates the rows in order)
+        rows = np.arange(len(times))
+        last = np.full(n_moments, len(times))
+        written = np.zeros(n_moments, dtype=bool)
+        written[tgt] = True
+        last[tgt] = -1
+        np.maximum.at(last, tgt, rows)
+        late = (src >= n_basic) & (~written[src] | (last[src] >= rows[:, None]))
+        bad = np.flatnonzero(late.any(axis=1))
+        if len(bad):
+            r = times[bad[0]]
+            m = int(src[bad[0]][late[bad[0]]][0])
+            raise E(f"alpha_index_times row {bad[0]} {{{', '.join(map(str, r))}}} reads moment {m} before "
+                    f"{'the rows that write it' if written[m] else 'any row writes it'}",
+                    line=where["alpha_index_times"], field="alpha_index_times")
     badm = np.nonzero((mapping < 0) | (mapping >= n_moments))[0]
     if len(badm):
         raise E(f"alpha_moment_mapping entry {badm[0]} = {mapping[badm[0]]} is outside "
@@ -572,7 +625,7 @@ def _convert_radial_coeffs(raw: _RawFields, s: dict):
             if arr.size != nq:
                 raise E(f"coefficient row has {arr.size} numbers, expected "
                         f"radial_basis_size = {nq}", line=rl, field="radial_coeffs")
-            rc[kb // C, kb % C, mu] = arr
+            rc[kb // C, kb % C, mu] = _check_finite(arr, f"block {a}-{b}, row {mu + 1}", E, rl, "radial_coeffs")
     return rc, species, (C if species_count is None else species_count)
 
 
@@ -610,9 +663,11 @@ def _convert_coeffs(raw: _RawFields, s: dict, radial_coeffs, species_count):
     species_coeffs = None
     moment_coeffs = None
     if "species_coeffs" in raw.vals:
-        species_coeffs = _parse_float_list(raw.vals["species_coeffs"], raw.at("species_coeffs"))
+        species_coeffs = _check_finite(_parse_float_list(raw.vals["species_coeffs"], raw.at("species_coeffs")),
+                                       "species_coeffs", E, raw.where["species_coeffs"], "species_coeffs")
     if "moment_coeffs" in raw.vals:
-        moment_coeffs = _parse_float_list(raw.vals["moment_coeffs"], raw.at("moment_coeffs"))
+        moment_coeffs = _check_finite(_parse_float_list(raw.vals["moment_coeffs"], raw.at("moment_coeffs")),
+                                      "moment_coeffs", E, raw.where["moment_coeffs"], "moment_coeffs")
     present = {"radial_coeffs": radial_coeffs is not None, "species_coeffs": species_coeffs is not None,
                "moment_coeffs": moment_coeffs is not None}
     if any(present.values()) and not all(present.values()):

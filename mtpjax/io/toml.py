@@ -54,8 +54,9 @@ def apply_override(cfg: dict, item: str) -> None:
 def read_toml(path, overrides=()) -> dict:
     """The TOML file ``path`` as a dict, with ``overrides`` (``KEY=VALUE`` strings) applied.
 
-    Raises :class:`FileNotFoundError` for a missing file and :class:`FileFormatError` (naming the file) for
-    text that is not TOML or not UTF-8."""
+    Raises :class:`FileNotFoundError` for a missing file, :class:`FileFormatError` (naming the file) for
+    text that is not TOML or not UTF-8 and :class:`ConfigurationError` (naming the file) for an override that
+    does not fit the file's tables."""
     path = Path(path)
     if not path.is_file():
         if path.is_dir():
@@ -68,7 +69,10 @@ def read_toml(path, overrides=()) -> dict:
     except tomllib.TOMLDecodeError as e:
         raise FileFormatError(f"invalid TOML: {e}", path=path) from None
     for o in overrides:
-        apply_override(cfg, o)
+        try:
+            apply_override(cfg, o)
+        except ConfigurationError as e:
+            raise ConfigurationError(f"{path}: {e}") from None
     return cfg
 
 
