@@ -284,7 +284,8 @@ def _main(capsys, *args):
     return types.SimpleNamespace(returncode=rc, stderr=cap.err, stdout=cap.out)
 
 
-def test_cli_calc_grade_and_select_add(tmp_path, capsys):
+def test_cli_calc_grade_and_select_add(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # calc-grade writes MLIP-2's state.als in the working folder
 
     def _cli(*a):
         return _main(capsys, *a)

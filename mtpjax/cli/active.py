@@ -8,9 +8,11 @@ Defaults are those of the MLIP generation each mode follows
 (:func:`mtpjax.active.grade.mlip_settings`, ``docs/spec/mtp.md`` §8.2–8.3): configuration mode (the
 default, MLIP-2's ``calc-grade``/``select-add``): MaxVol init 1e-5, select threshold 1.1, swap threshold
 1.0000001; neighbourhood mode (MLIP-3's ``train --al_mode=nbh``/``calculate_grade``/``select_add``): init
-1e-6, select and swap threshold 1.001. Energy rows are divided by N in both. ``calc-grade``/``select-add`` save the active set beside
-the potential (``POT.almtp``, MLIP-3 ``#MVS_v1.1`` layout; a ``.als`` name
-gives MLIP-2's binary layout) unless ``--als-filename`` names another file.
+1e-6, select and swap threshold 1.001. Energy rows are divided by N in both. ``select-add`` saves the active set
+beside the potential (``POT.almtp``, MLIP-3 ``#MVS_v1.1`` layout; a ``.als`` name gives MLIP-2's binary layout)
+unless ``--als-filename`` names another file. ``calc-grade`` without ``--als-filename`` saves it as MLIP-2 does, to
+``state.als`` (MLIP-2's layout) in the working folder, and, as earlier versions did, to ``POT.almtp`` beside the
+potential; ``--no-state-als`` leaves out ``state.als``.
 """
 from __future__ import annotations
 
@@ -44,8 +46,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="swap rows while max |C| exceeds this (default: 1.0000001 cfg / MLIP-2, 1.001 nbh / MLIP-3)")
     p.add_argument("--weight-scaling", type=float, default=None,
                    help="energy rows divided by N^(p/2) (default 2, i.e. /N)")
-    p.add_argument("--als-filename", default=None,
-                   help="where to save the active set (default: POT with suffix .almtp; .als = MLIP-2 layout)")
+    p.add_argument("--als-filename", "--als_filename", default=None,
+                   help="where to save the active set (.als = MLIP-2 layout; default: POT with suffix .almtp, and "
+                        "for calc-grade also state.als in the working folder)")
     p.add_argument("--min-dist", type=float, default=None, help="refuse atoms closer than this (Å); default: no check")
     p.add_argument("-q", "--quiet", action="store_true")
 
@@ -62,10 +65,21 @@ def _state_path(args, pot: str) -> Path:
     return Path(args.als_filename) if args.als_filename else Path(pot).with_suffix(".almtp")
 
 
+def _grade_state_paths(args, pot: str) -> list[Path]:
+    """Where calc-grade saves the set it built: ``--als-filename``; else MLIP-2's ``state.als`` in the working
+    folder (unless ``--no-state-als``) and ``POT.almtp`` beside the potential (mtpjax's earlier default)."""
+    if args.als_filename:
+        return [Path(args.als_filename)]
+    return ([] if args.no_state_als else [Path("state.als")]) + [Path(pot).with_suffix(".almtp")]
+
+
 def calc_grade(argv) -> int:
     p = argparse.ArgumentParser(prog="mtpjax calc-grade", description="extrapolation grades (like mlp calc-grade)")
     p.add_argument("files", nargs="+", metavar="FILE", help="POT TRAIN IN OUT, or POT.almtp IN OUT")
     p.add_argument("--rounded", action="store_true", help="MLIP's rounded output instead of 16 digits")
+    p.add_argument("--no-state-als", action="store_true",
+                   help="without --als-filename: do not write MLIP-2's state.als in the working folder (only "
+                        "POT.almtp beside the potential, as earlier versions)")
     _common(p)
     args = p.parse_args(argv)
     if len(args.files) not in (3, 4):
@@ -84,7 +98,8 @@ def calc_grade(argv) -> int:
         ws = args.weight_scaling if args.weight_scaling is not None else (stored.weight_scaling if stored else 2.0)
         state = build_active_set(model, read_cfg(train), mode, args.init, args.threshold_swap, ws,
                                  min_distance=args.min_dist, source=str(train))
-        write_state(_state_path(args, pot), model, state)
+        for path in _grade_state_paths(args, pot):
+            write_state(path, model, state)
     configs = read_cfg(inp)
     g, per = grade_configs(model, state, configs, min_distance=args.min_dist, source=str(inp))
     write_cfg(out, attach_grades(configs, g, per, state.mode), lossless=not args.rounded)
