@@ -12,6 +12,11 @@ used directly and ``symbols`` may be omitted.
 Properties: ``energy``, ``free_energy`` (eV), ``forces`` (eV/Å), ``stress``
 (eV/Å³, ASE sign and Voigt order: −PlusStress/V; 3D-periodic cells only),
 ``energies`` (site energies, eV).
+
+The calculator pickles (and ``copy.deepcopy``-s) before and after use, so it travels to process pools, Dask
+or Parsl workers: a pickle holds the potential's parameters (numpy arrays), the species map, the options and
+ASE's last ``atoms``/``results``, never the compiled functions or the neighbour list. Those are rebuilt on
+the first calculation after unpickling (which compiles once, as a fresh calculator does).
 """
 from __future__ import annotations
 
@@ -66,10 +71,28 @@ class MTPCalculator(Calculator):
                     f"{labels}; pass symbols=[...] giving the element of each (in order)"
                 )
         self._z_to_species = {z: k for k, z in enumerate(zs)}
+        self._forget_neighbors()
+
+    #: attributes a pickle or a deep copy leaves out (rebuilt by the next calculation)
+    _TRANSIENT = ("_fns", "_update", "_nbrs", "_key")
+
+    def _forget_neighbors(self) -> None:
         self._fns: NeighborListFns | None = None
         self._update = None  # jit of self._fns.update: eager, its lax.cond would compile on every call
         self._nbrs = None
         self._key = None
+
+    def __getstate__(self) -> dict:
+        """What defines the calculator: the potential with numpy leaves (device-free), the species map,
+        the options and ASE's state; no compiled function, no neighbour list."""
+        state = {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+        state["model"] = jax.tree_util.tree_map(np.asarray, self.model)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.model = jax.tree_util.tree_map(jnp.asarray, self.model)
+        self._forget_neighbors()
 
     def _species(self, atoms) -> np.ndarray:
         try:
