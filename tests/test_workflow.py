@@ -169,8 +169,12 @@ def test_reduced_workflow_end_to_end(tmp_path):
     # the PS4 units survive the toy potential's MD: 4 S within 2.6 Å of P
     assert abs(res["compositions"]["lps"]["cn"]["P-S"]["cutoff"]["mean"] - 4.0) < 0.5
     assert res["energetics"]["interface"]["gamma_mJ_m2"]["mean"] is not None
-    assert {c["check"] for c in res["sanity"]} >= {"interface energy positive (MTP, 300 K average)",
-                                                  "interface energy positive (reference energies of the final frames)", "D increases with T (lps)"}
+    checks = {c["check"]: c for c in res["sanity"]}
+    assert {"interface energy positive (MTP, 300 K average)", "γ of the MTP agrees with the reference (300 K frames)",
+            "D increases with T (lps)"} <= set(checks)
+    # toy-sized interface cells: the sign of γ is not a check there (and the report says why)
+    assert checks["interface energy positive (MTP, 300 K average)"]["passed"] is None
+    assert "not checked: at this scale" in rep and "### Fidelity" in rep
     # the reference on the final quench frames: an independent toy single point of each frame, and γ from
     # those energies (the interface cell holds exactly the bulk cells' atoms: 2 Li3PS4 + 1 Li3B11O18)
     from ase.io import read

@@ -14,7 +14,7 @@ from functools import reduce
 from math import gcd
 
 __all__ = ["EV_PER_A2_TO_MJ_PER_M2", "interface_area", "interface_energy", "interface_energy_from_atoms",
-           "amorphization_energy"]
+           "amorphization_energy", "gamma_energy_error"]
 
 EV_PER_A2_TO_MJ_PER_M2 = 1.602176634e-19 / 1e-20 * 1e3
 
@@ -43,9 +43,22 @@ def interface_energy_from_atoms(E_int: float, atoms_int, formula_A: str, E_A_per
                                 formula_B: str, E_B_per_fu: float) -> dict:
     """γ with N_A, N_B counted from the interface cell's composition."""
     nA, nB = decompose_formula_units(atoms_int, [formula_A, formula_B])
-    out = interface_energy(E_int, nA, E_A_per_fu, nB, E_B_per_fu, interface_area(atoms_int.cell[:]))
-    out.update({"n_A": nA, "n_B": nB})
+    area = interface_area(atoms_int.cell[:])
+    out = interface_energy(E_int, nA, E_A_per_fu, nB, E_B_per_fu, area)
+    atoms_per_fu = [sum(parse_formula(f).values()) for f in (formula_A, formula_B)]
+    out.update({"n_A": nA, "n_B": nB, "area_A2": area, "n_atoms": len(atoms_int),
+                "n_atoms_A": nA * atoms_per_fu[0], "n_atoms_B": nB * atoms_per_fu[1]})
     return out
+
+
+def gamma_energy_error(eps_eV_atom: float, n_atoms: int, n_atoms_A: float, n_atoms_B: float,
+                       area_A2: float) -> float:
+    """σ_γ (mJ/m²) that an energy error of ``eps_eV_atom`` per atom (e.g. a potential's validation RMSE)
+    gives γ = (E_int − N_A E_A − N_B E_B)/(2A): the interface cell's energy and the two bulk terms each off
+    by ε per atom, independently: σ_γ = ε √(N² + N_A² + N_B²) / (2A), N the interface cell's atoms and
+    N_A, N_B the atoms of each bulk phase it holds."""
+    return float(eps_eV_atom * np.sqrt(n_atoms ** 2 + n_atoms_A ** 2 + n_atoms_B ** 2) / (2.0 * area_A2)
+                 * EV_PER_A2_TO_MJ_PER_M2)
 
 
 def amorphization_energy(E_amorph: float, atoms_amorph, E_cryst: float, atoms_cryst) -> float:

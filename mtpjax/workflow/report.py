@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 
 from mtpjax.io.atomic import atomic_write_json
-from mtpjax.workflow.paper import COMP_NAMES, PAPER, PAPER_TABLE
+from mtpjax.workflow.paper import COLORS, COMP_NAMES, PAPER, PAPER_EA_EV, PAPER_GII, PAPER_TABLE
 from mtpjax.plotting import pyplot, save
 
 
@@ -63,16 +63,19 @@ def _fig5_density_bo4(plt, res: dict, comps: list, d) -> str:
     """Fig. 5: densities (g/cm³, paper's dashed) and BO4 fractions bulk vs interface."""
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
     dens = [res["compositions"][c]["density_g_cm3"] for c in comps]
-    ax[0].bar(range(len(comps)), [x["mean"] for x in dens], yerr=[x["std"] for x in dens], capsize=4, label="this run")
+    ax[0].bar(range(len(comps)), [x["mean"] for x in dens], yerr=[x["std"] for x in dens], capsize=4,
+              color=[COLORS[c] for c in comps], label="this run")
     for i, c in enumerate(comps):
         if c in PAPER["density_g_cm3"]:
             ax[0].plot([i - 0.4, i + 0.4], [PAPER["density_g_cm3"][c]] * 2, "k--", label="paper" if i == 0 else None)
-    ax[0].set_xticks(range(len(comps)), comps)
+    ax[0].set_xticks(range(len(comps)), [COMP_NAMES[c].replace(" interface", "\ninterface") for c in comps],
+                     fontsize=8)
     ax[0].set_ylabel("density (g/cm³)")
     ax[0].legend()
     bo = [(c, res["compositions"][c].get("BO4_fraction")) for c in comps if res["compositions"][c].get("BO4_fraction")]
     if bo:
-        ax[1].bar(range(len(bo)), [x["mean"] or 0 for _, x in bo], yerr=[x["std"] or 0 for _, x in bo], capsize=4)
+        ax[1].bar(range(len(bo)), [x["mean"] or 0 for _, x in bo], yerr=[x["std"] or 0 for _, x in bo], capsize=4,
+                  color=[COLORS[c] for c, _ in bo])
         ax[1].set_xticks(range(len(bo)), ["bulk LBO" if c == "lbo" else "interface" for c, _ in bo])
         ax[1].axhline(0.26, color="k", ls="--", lw=1, label="paper bulk 0.26")
         ax[1].axhline(0.22, color="gray", ls=":", lw=1, label="paper interface 0.22")
@@ -83,7 +86,7 @@ def _fig5_density_bo4(plt, res: dict, comps: list, d) -> str:
     return "fig5_density_bo4.png"
 
 
-def _arrhenius_points(ax, dd: dict, c: str, label: str) -> None:
+def _arrhenius_points(ax, dd: dict, c: str, label: str, color) -> None:
     """log₁₀ D against 1000/T with its error bars; replicas without Li hopping as crosses."""
     kD, kE = ("D_cm2_s", "D_err_cm2_s") if c == "total" else (f"D_{c}_cm2_s", f"D_{c}_err_cm2_s")
     pts = [r for r in dd["rows"] if r.get(kD, 0) > 0]
@@ -94,23 +97,25 @@ def _arrhenius_points(ax, dd: dict, c: str, label: str) -> None:
         hop = np.array([r["hopping"] for r in pts])
         lo = np.log10(D) - np.log10(np.maximum(D - E, D * 1e-3))
         hi = np.log10(D + E) - np.log10(D)
-        eb = ax.errorbar(1000 / T[hop], np.log10(D[hop]), yerr=[lo[hop], hi[hop]], fmt="o", capsize=3,
-                         label=label)
+        ax.errorbar(1000 / T[hop], np.log10(D[hop]), yerr=[lo[hop], hi[hop]], fmt="o", capsize=3, color=color,
+                    label=label)
         if (~hop).any():
-            ax.plot(1000 / T[~hop], np.log10(D[~hop]), "x", color=eb[0].get_color())
+            ax.plot(1000 / T[~hop], np.log10(D[~hop]), "x", color=color)
 
 
-def _arrhenius_fit_line(ax, fit: dict, label: str, T0: float) -> None:
-    """The fitted line ln D = ln D₀ − E_a/kT down to T0 and the extrapolated D(T0) with its range."""
+def _arrhenius_fit_line(ax, fit: dict, label: str, T0: float, color, paper_ea=None) -> None:
+    """The fitted line ln D = ln D₀ − E_a/kT down to T0 (dashed below the simulated range) and the
+    extrapolated D(T0) with its range (open square), in the series' colour; the paper's E_a in the legend."""
     Tl = np.linspace(T0, max(fit["T_K"]), 50)
     x = 1 / (8.617333262e-5 * Tl)
     y = np.log(fit["D0_cm2_s"]) - fit["Ea_eV"] * x
-    ax.plot(1000 / Tl, y / np.log(10), "-", lw=1,
-            label=f"{label}: Ea {fit['Ea_eV']:.2f}±{fit['Ea_err_eV']:.2f} eV")
+    paper = f" (paper {paper_ea:.2f})" if paper_ea is not None else ""
+    ax.plot(1000 / Tl, y / np.log(10), "-", lw=1, color=color,
+            label=f"{label}: E$_a$ {fit['Ea_eV']:.2f}±{fit['Ea_err_eV']:.2f} eV{paper}")
     r = fit["D_T0_range_cm2_s"]
     ax.errorbar([1000 / T0], [np.log10(fit["D_T0_cm2_s"])],
                 yerr=[[np.log10(fit["D_T0_cm2_s"] / r[0])], [np.log10(r[1] / fit["D_T0_cm2_s"])]],
-                fmt="s", capsize=3)
+                fmt="s", mfc="none", capsize=3, color=color)
 
 
 def _arrhenius_figure(plt, res: dict, keys: list, T0: float, path) -> None:
@@ -119,12 +124,14 @@ def _arrhenius_figure(plt, res: dict, keys: list, T0: float, path) -> None:
     for comp, c in keys:
         dd = res["diffusion"][comp]
         fit = dd.get(f"arrhenius_{c}", {})
-        label = f"{comp} {c}" if c != "total" else comp
-        _arrhenius_points(ax, dd, c, label)
+        label = f"{COMP_NAMES[comp]} {c}" if c != "total" else COMP_NAMES[comp]
+        color = COLORS[(comp, c)] if (comp, c) in COLORS else COLORS[comp]
+        _arrhenius_points(ax, dd, c, label, color)
         if "Ea_eV" in fit:
-            _arrhenius_fit_line(ax, fit, label, T0)
+            _arrhenius_fit_line(ax, fit, label, T0, color, PAPER_EA_EV.get((comp, c)))
     ax.set_xlabel("1000/T (1/K)")
     ax.set_ylabel("log$_{10}$ D$_{Li}$ (cm²/s)")
+    ax.set_title(f"open squares: D({T0:g} K) extrapolated; x: no Li hopping", fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
     save(fig, path, dpi=100)
@@ -138,10 +145,11 @@ def _fig8_gii_energy(plt, res: dict, comps: list, d) -> str:
         for r in res["compositions"][comp]["per_structure"]:
             xs += r["gii"]["per_frame"]
             ys += r["gii"]["epot_per_atom"]
-        ax.plot(xs, ys, ".", label=comp)
+        ax.plot(xs, ys, ".", color=COLORS[comp], label=COMP_NAMES[comp])
+    ax.axvspan(*PAPER_GII, color="0.85", zorder=0, label=f"paper (LOTF) {PAPER_GII[0]}–{PAPER_GII[1]} v.u.")
     ax.set_xlabel("GII (v.u.)")
     ax.set_ylabel("E$_{pot}$ (eV/atom)")
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     save(fig, d / "fig8_gii_energy.png", dpi=100)
     return "fig8_gii_energy.png"
@@ -151,9 +159,9 @@ def _fig9_displacement(plt, h: dict, d) -> str:
     """Fig. 9: histogram of the Li displacement along the interface normal."""
     fig, ax = plt.subplots(figsize=(5, 3.6))
     e = np.asarray(h["edges_A"])
-    ax.bar(0.5 * (e[1:] + e[:-1]), h["counts"], width=np.diff(e), alpha=0.8)
+    ax.bar(0.5 * (e[1:] + e[:-1]), h["counts"], width=np.diff(e), alpha=0.8, color=COLORS["int"])
     ax.set_xlabel("Li displacement along the interface normal (Å)")
-    ax.set_ylabel("count")
+    ax.set_ylabel("Li atoms (count)")
     ax.set_title(f"interface, {h['T_K']:g} K")
     fig.tight_layout()
     save(fig, d / "fig9_displacement.png", dpi=100)
@@ -211,15 +219,39 @@ def _stages(wf) -> list:
     return L
 
 
+def check_result(chk: dict) -> str:
+    """PASS, FAIL or 'not checked' of one check."""
+    return "not checked" if chk["passed"] is None else ("PASS" if chk["passed"] else "FAIL")
+
+
+def _check_value(v) -> str:
+    if isinstance(v, (int, float)) or v is None:
+        return _f(v)
+    if isinstance(v, dict) and "diff_mJ_m2" in v:
+        return (f"γ_MTP {v['mtp_mJ_m2']:.0f}, γ_ref {v['ref_mJ_m2']:.0f}, Δ {v['diff_mJ_m2']:.0f} ± "
+                f"{v['sigma_mJ_m2']:.0f} mJ/m² ({v['n_cells']} cells)")
+    if isinstance(v, dict):
+        return f"E_a = {_f(v.get('Ea_eV'))} eV"
+    return str(v)
+
+
 def _sanity(res: dict) -> list:
-    """The physics sanity checks with PASS/FAIL."""
-    L = ["## Physics sanity checks", "", "| check | value | expected | result |", "|---|---|---|---|"]
-    for chk in res["sanity"]:
-        v = chk["value"]
-        vs = (_f(v) if isinstance(v, (int, float)) or v is None else
-              (f"E_a = {_f(v.get('Ea_eV'))} eV" if isinstance(v, dict) else str(v)))
-        L.append(f"| {chk['check']} | {vs} | {chk['expected']} | {'PASS' if chk['passed'] else 'FAIL'} |")
-    L.append("")
+    """The checks with PASS / FAIL / not checked, physics (what the glass is) apart from fidelity (how closely
+    the potential follows its reference)."""
+    L = ["## Checks", "",
+         "*Physics* checks test the result (structure, density, transport); *fidelity* checks test how closely "
+         "the MTP follows the reference it was trained on. A check that this run's scale cannot decide is "
+         "reported as *not checked*, with the reason.", ""]
+    for kind in ("physics", "fidelity"):
+        rows = [c for c in res["sanity"] if c.get("kind", "physics") == kind]
+        if not rows:
+            continue
+        L += [f"### {kind.capitalize()}", "", "| check | value | expected | result |", "|---|---|---|---|"]
+        for chk in rows:
+            result = check_result(chk) + (f": {chk['reason']}" if chk.get("reason") else "")
+            cells = (chk["check"], _check_value(chk["value"]), chk["expected"], result)
+            L.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+        L.append("")
     return L
 
 
@@ -427,5 +459,5 @@ def write_report(wf) -> dict:
     atomic_write_json(d / "report.json", {"results": res, "learn": learn, "fit": fit, "figures": figs,
                                      "stages": {s: wf.done(s) for s in ("build", "quench", "sweep")}})
     wf.log(f"[report] {d / 'report.md'} ({len(figs)} figures); sanity checks: " +
-           ", ".join(f"{c['check']}: {'PASS' if c['passed'] else 'FAIL'}" for c in res["sanity"]))
+           ", ".join(f"{c['check']}: {check_result(c)}" for c in res["sanity"]))
     return {"report": str(d / "report.md"), "figures": sorted(figs)}
