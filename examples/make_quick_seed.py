@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     new = []
     for path in a.stores:
         store = TrainingStore(path)
+        anchors = {k for k, p in store.provenance().items() if p.get("anchor")}
         for key, conf in zip(store.keys(), store.configurations()):
             if key.startswith("data/"):
                 continue
@@ -49,6 +50,8 @@ def main(argv=None) -> int:
             if name in have:
                 continue
             conf.features["name"] = name
+            if key in anchors:
+                conf.features["anchor"] = "1"  # anchor_weight reaches it when a learning run imports this file
             new.append(conf)
     if new:
         write_cfg(into, old + new)

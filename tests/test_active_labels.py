@@ -296,3 +296,47 @@ def test_anchor_labels_get_the_anchor_loss_weight(tmp_path):
     got = {c.features["key"]: c.features.get("loss_weight") for c in weight_anchors(store, confs, 10)}
     assert got == {"it000/s/c000": None, "it000/s/a001": "10.0", "it000/s/c002": None, "it000/s/a003": "10.0"}
     assert all("loss_weight" not in c.features for c in confs)  # the store's list is not modified
+
+
+def test_anchor_labels_keep_their_mark_through_export_and_import(tmp_path, monkeypatch):
+    """A store exported to .cfg marks anchors (Feature anchor 1); a learning run that imports such a file (or an
+    older harvested file whose names end in a learner's anchor key itNNN/<system>/aNNN) records them as
+    anchors, so anchor_weight reaches them (issue #23: the seed's harvested anchors lost their names)."""
+    from dataclasses import replace
+
+    from mtpjax.active.learn import weight_anchors
+    from mtpjax.io.cfg import read_cfg, write_cfg
+    from mtpjax.io.store import is_anchor
+
+    store = TrainingStore(tmp_path / "ts.h5")
+    for k, anchor in enumerate((False, True)):
+        c = replace(_fcc(seed=k), energy=-1.0 * k, forces=np.zeros((4, 3)))
+        store.add(f"it001/lps0_production/{'a' if anchor else 'c'}{k:03d}", c, {"anchor": True} if anchor else {})
+    assert store.to_cfg(tmp_path / "export.cfg") == 2
+    exported = read_cfg(tmp_path / "export.cfg")
+    assert [is_anchor(c.features) for c in exported] == [False, True]
+    assert [c.features.get("anchor") for c in exported] == [None, "1"]
+    # a harvested file of an older version: names only (examples/data/xtb_seed.cfg)
+    old = [replace(c, features={"name": f"harvest/quick_out/it000/int0_production/{n}"})
+           for c, n in zip(exported, ("c00114", "a002"))]
+    assert [is_anchor(c.features) for c in old] == [False, True]
+    assert not is_anchor({"name": "it000/a/c00001"}) and not is_anchor({"key": "data/seed/00001"})
+    write_cfg(tmp_path / "seed.cfg", old)
+
+    # imported the way bootstrap imports [bootstrap] data files
+    from mtpjax.active import bootstrap as B
+
+    class Cfg:  # what bootstrap reads (method none: only the data files)
+        seed, system, species, reference, labels = 0, [], ["Cu"], None, None
+        bootstrap = type("b", (), {"method": "none"})()
+
+    monkeypatch.setattr(B, "data_files", lambda cfg: [(tmp_path / "seed.cfg", read_cfg(tmp_path / "seed.cfg"))])
+    monkeypatch.setattr(B, "label_into_store", lambda *a, **k: (0, 0))
+    imported = TrainingStore(tmp_path / "imported.h5")
+    B.bootstrap(Cfg(), imported, tmp_path, log=lambda *a: None)
+    prov = imported.provenance()
+    assert prov["data/seed/00001"]["anchor"] is True and "anchor" not in prov["data/seed/00000"]
+    assert prov["data/seed/00001"]["origin"].endswith("int0_production/a002")
+    got = {c.features["key"]: c.features.get("loss_weight")
+           for c in weight_anchors(imported, imported.configurations(), 5.0)}
+    assert got == {"data/seed/00000": None, "data/seed/00001": "5.0"}

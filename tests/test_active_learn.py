@@ -474,6 +474,7 @@ structure = "b.extxyz"
     p = _write(tmp_path, text)
     st = Learner(load_config(p), log=lambda *a: None).run()
     assert st["done"]
+    before_state = json.loads(json.dumps(st))
     before = {k: dict(v) for k, v in st["systems"].items()}
     n_labels = len(TrainingStore(tmp_path / "out" / "train.h5"))
     write(tmp_path / "a.extxyz", bulk("Cu", "fcc", a=3.66, cubic=True))  # rebuilt
@@ -490,6 +491,21 @@ structure = "b.extxyz"
     assert lr.state["events"][-1]["system_structure_changed"] == "a"
     assert len(TrainingStore(tmp_path / "out" / "train.h5")) == n_labels
     assert any("max_iterations (1) is used up" in m for m in logs)  # and says how to go on
+    # the workflow (--from build) stops there, saying what to raise, rather than going on with a potential
+    # that never saw the rebuilt cell
+    assert lr.state["never_explored"] == ["a"]
+    from mtpjax.workflow.learn import check_learned_every_cell
+
+    with pytest.raises(MTPJaxError, match=r"used all of learn.max_iterations \(1\) and never ran on a .*"
+                                          r"--set learn.max_iterations=5 --from learn"):
+        check_learned_every_cell(lr.state, 1, "wf.toml")
+    check_learned_every_cell(before_state, 1)  # the first run explored every cell: nothing to say
+    # raised max_iterations: the learner reopens and the mark goes
+    lr3 = Learner(load_config(_write(tmp_path, text.replace("max_iterations = 1", "max_iterations = 2"),
+                                     "learn2.toml")), log=lambda *a: None)
+    lr3.state = json.loads(json.dumps(lr.state))
+    lr3._reopen()
+    assert not lr3.state["done"] and "never_explored" not in lr3.state
     # the same structure again: nothing to do
     logs.clear()
     lr2 = Learner(load_config(p), log=logs.append)

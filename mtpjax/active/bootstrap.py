@@ -32,7 +32,7 @@ from mtpjax.errors import ConfigurationError
 from mtpjax.geometry.neighbors import host_neighbors
 from mtpjax.io.atomic import atomic_path
 from mtpjax.io.cfg import Configuration
-from mtpjax.io.store import TrainingStore
+from mtpjax.io.store import TrainingStore, is_anchor
 from mtpjax.train.data import load_dataset, validate_labels
 
 
@@ -179,8 +179,10 @@ def bootstrap(cfg: LearnConfig, store: TrainingStore, workdir: Path, log) -> Non
         for k, c in enumerate(confs):
             key = f"data/{p.stem}/{k:05d}"
             if key not in have:
+                origin = c.features.get("key") or c.features.get("name")
                 store.add(key, replace(c, features={}, atom_data={}),
-                          {"iteration": -1, "source": f"file {p}", "index": k, "phase": "bootstrap"})
+                          {"iteration": -1, "source": f"file {p}", "index": k, "phase": "bootstrap"}
+                          | ({"origin": origin} if origin else {}) | ({"anchor": True} if is_anchor(c.features) else {}))
                 n += 1
         log(f"bootstrap: {n} labelled configurations from {p} ({len(confs) - n} already in the store)")
     items, seen = [], set()

@@ -140,12 +140,14 @@ class Learner:
         (or with every system done) continues when the config now asks for more iterations or holds systems
         that have not run their target length: the next iteration trains on the whole store and runs MD again."""
         st = self.state
+        changed = []  # systems added, or whose structure changed, since the state was written
         for s in self.cfg.system:
             sid = self._structure_id(s)
             if s.name not in st["systems"]:
                 st["systems"][s.name] = {"restart": None, "done": False, "runs": [], "structure_sha256": sid}
                 st["events"].append({"time": time.time(), "system_added": s.name})
                 self.log(f"learn: system {s.name} added on resume")
+                changed.append(s.name)
                 continue
             ss = st["systems"][s.name]
             old = ss.setdefault("structure_sha256", sid)  # states written before this check: trust them
@@ -156,12 +158,15 @@ class Learner:
                     rp.unlink()
                 st["events"].append({"time": time.time(), "system_structure_changed": s.name})
                 self.log(f"learn: the structure of system {s.name} changed; its MD starts over from it")
+                changed.append(s.name)
         if not st["done"]:
             return
         pending = [s.name for s in self.cfg.system if not st["systems"][s.name]["done"]]
         if pending and st["iteration"] + 1 >= int(self.cfg.max_iterations):
             self.log(f"learn: {', '.join(pending)} not at their target length, but max_iterations "
                      f"({self.cfg.max_iterations}) is used up: raise it to continue")
+            # systems this run never explored: the potential has not learned on them (the workflow stops)
+            st["never_explored"] = sorted(set(st.get("never_explored", [])) | set(changed))
         elif pending:
             st["events"].append({"time": time.time(), "reopened": {"after": st.get("stop_reason"),
                                                                    "max_iterations": int(self.cfg.max_iterations),
@@ -170,6 +175,7 @@ class Learner:
                      f"{self.cfg.max_iterations}; pending: {', '.join(pending)})")
             st["done"], st["stop_reason"] = False, None
             st.pop("finishing", None)
+            st.pop("never_explored", None)
             if st["phase"] == "label":  # stopped right after labelling: retrain on the new labels next
                 st["iteration"] += 1
                 st["phase"] = "train"

@@ -28,18 +28,34 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from ase.io import write
 
 from mtpjax.errors import MTPJaxError
 from mtpjax.io.cfg import Configuration, write_cfg
 from mtpjax.io.hdf5 import open_h5
-from ase.io import write
-import h5py
 
-__all__ = ["TrainingStore", "READ_RETRY_S", "non_finite"]
+__all__ = ["TrainingStore", "READ_RETRY_S", "non_finite", "is_anchor", "ANCHOR_FEATURE"]
+
+#: the .cfg feature that marks an anchor label in exported sets (``Feature anchor 1``)
+ANCHOR_FEATURE = "anchor"
+#: the store key (or a name ending in it) of a learner's anchor label: ``itNNN/<system>/aNNN``
+_ANCHOR_KEY = re.compile(r"(^|/)it\d{3}/[^/]+/a\d+$")
+
+
+def is_anchor(features: dict) -> bool:
+    """Whether a configuration read from a file is an anchor label (the glasses labelled at the end of each
+    schedule stage, which ``anchor_weight`` weights): ``Feature anchor 1`` (what :meth:`TrainingStore.to_cfg`
+    writes), or a ``key`` / ``name`` feature ending in a learner's anchor key (files of older versions)."""
+    if str(features.get(ANCHOR_FEATURE, "")).strip().lower() in ("1", "true", "yes"):
+        return True
+    return any(_ANCHOR_KEY.search(str(features.get(k, ""))) for k in ("key", "name"))
+
 
 READ_RETRY_S = 10.0  # a reader retries this long when it meets a record half written
 
@@ -235,7 +251,10 @@ class TrainingStore:
 
     # ------------------------------------------------------------ export
     def to_cfg(self, path) -> int:
-        confs = self.configurations()
+        """All labels as an MLIP ``.cfg`` (``Feature key``; anchors also ``Feature anchor 1``)."""
+        anchors = {k for k, p in self.provenance().items() if p.get("anchor")}
+        confs = [c if c.features["key"] not in anchors else replace(c, features={**c.features, ANCHOR_FEATURE: "1"})
+                 for c in self.configurations()]
         write_cfg(path, confs)
         return len(confs)
 

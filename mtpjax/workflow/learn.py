@@ -73,6 +73,20 @@ def write_learn_record(wf, cfg: LearnConfig) -> Path:
     return p
 
 
+def check_learned_every_cell(state: dict, max_iterations: int, source=None) -> None:
+    """Stop when the learner ended without running MD on some of its cells (cells rebuilt by ``--from
+    build``, or added, after a run that had used all of ``learn.max_iterations``): the potential has not learned
+    on them, so the stages after it would run with a potential that never saw them."""
+    never = state.get("never_explored") or []
+    if state.get("done") and never:
+        run = f"mtpjax run {source or 'FILE'}"
+        raise MTPJaxError(
+            f"learn: the learning run has used all of learn.max_iterations ({max_iterations}) and never ran on "
+            f"{', '.join(never)} (cells rebuilt by --from build, or new): the potential has not learned on them. "
+            f"Raise learn.max_iterations (e.g. `{run} --set learn.max_iterations={max_iterations + 4} --from "
+            "learn`; labels already computed are kept)")
+
+
 def learn(wf) -> dict:
     """Stage 2: run (or resume) the learner; returns its record (the newest trained potential, labels, why it
     stopped)."""
@@ -80,6 +94,7 @@ def learn(wf) -> dict:
     write_learn_record(wf, cfg)
     learner = Learner(cfg, log=lambda m: wf.log(f"[learn] {m}"))
     st = learner.run(resume=learner.state_path.exists())
+    check_learned_every_cell(st, int(cfg.max_iterations), wf.cfg.source)
     it = int(st["iteration"])
     pot = None
     for j in range(it, -1, -1):  # the newest trained potential
