@@ -29,9 +29,10 @@ from mtpjax.io.checkpoint import load_checkpoint, load_checkpoint_meta, save_che
 from mtpjax.io.h5md import H5MDWriter
 from mtpjax.io.structure import Structure, read_structure
 from mtpjax.io.lock import workdir_lock
-from mtpjax.io.thermo import ThermoLog
+from mtpjax.io.thermo import ThermoLog, read_thermo
 from mtpjax.md import forcefields as FF
 from mtpjax.md.block import THERMO_COLUMNS, thermo_record
+from mtpjax.md.diagnostics import drift_warnings
 from mtpjax.md.output import state_frame
 from mtpjax.md.simulation import Simulation, unstack
 from mtpjax.md.stages import StagePosition, stages_from_specs
@@ -292,6 +293,10 @@ def _run_locked(run: MDRun, out: Path, overwrite: bool, progress: bool, max_bloc
         rec.checkpoint(res.state, res.nbrs, res.position, force=True)
         for r, (d, s) in enumerate(zip(setup.dirs, setup.systems)):
             write_final(d / "final.extxyz", rec.replica(res.state, r), s.numbers, s.types)
+        rec.close()
+        for d, s in zip(setup.dirs, setup.systems):
+            for line in drift_warnings(read_thermo(d / "thermo.csv"), run.stage, run.timestep_fs, len(s.positions)):
+                log(f"md: {d.name if len(setup.dirs) > 1 else ''}{': ' if len(setup.dirs) > 1 else ''}{line}")
     except _Stop:
         pass
     finally:
