@@ -159,3 +159,30 @@ def test_level_command(ref, capsys):
     assert "level               16" in out
     assert "basis functions     92" in out
     assert "parameters          383" in out  # README table: level 16, 3 species
+
+
+@pytest.mark.parametrize("err,want", [
+    (OSError(30, "Read-only file system", "/data/run1/traj.h5md"), "Read-only file system: /data/run1/traj.h5md"),
+    (OSError(28, "No space left on device", "/scratch/out.cfg"), "No space left on device: /scratch/out.cfg"),
+    (PermissionError(13, "Permission denied", "/shared/pot.mtp"), "Permission denied: /shared/pot.mtp"),
+    (OSError(18, "Invalid cross-device link", "a.tmp", None, "b.cfg"), "Invalid cross-device link: a.tmp → b.cfg"),
+])
+def test_operating_system_errors_are_one_line_naming_the_path(err, want, capsys):
+    """Read-only or full disks, permissions (#19): one line naming the path, exit status 2, no traceback."""
+    from mtpjax.cli import guard
+
+    def fail():
+        raise err
+
+    assert guard(fail) == 2
+    out = capsys.readouterr().err
+    assert out == f"mtpjax: error: {want}\n"
+
+
+def test_an_unwritable_output_is_one_line(ref, tmp_path, capsys):
+    """A real OS error from a command: the output's folder is a file (the same path as a read-only disk)."""
+    (tmp_path / "taken").write_text("")
+    rc = main(["calc-efs", str(ref / "potentials/synth_l08_s3.mtp"), str(ref / "inputs/test_in.cfg"),
+               str(tmp_path / "taken" / "o.cfg")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "taken" in err and "Traceback" not in err

@@ -18,6 +18,7 @@ from mtpjax.config.base import (Float, Int, NonNegFloat, NonNegInt, PosFloat, Po
 from mtpjax.config.md import MAX_STAGE_TEMPERATURE_K, PressureBar, StageSpec, StageTemperature
 from mtpjax.config.reference import check_spec
 from mtpjax.errors import ConfigurationError
+from mtpjax.io.structure import lattice_problem
 from mtpjax.io.toml import read_toml
 
 
@@ -49,13 +50,9 @@ def check_active_init(v):
 
 def check_lattice(cell) -> None:
     """Three lattice vectors (Å rows), none zero, not linearly dependent (for model validators)."""
-    cell = np.asarray(cell, float)
-    lengths = np.linalg.norm(cell, axis=1)
-    if np.any(lengths == 0):
-        raise ValueError(f"cell: lattice vector {int(np.argmin(lengths)) + 1} is zero")
-    vol = abs(np.linalg.det(cell))
-    if not vol > 1e-6 * np.prod(lengths):
-        raise ValueError(f"cell: the lattice vectors are (nearly) linearly dependent (volume {vol:.3g} Å³)")
+    problem = lattice_problem(cell)
+    if problem:
+        raise ValueError(f"cell: {problem}")
 
 
 class PotentialSpec(Table):

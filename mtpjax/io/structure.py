@@ -12,7 +12,7 @@ from ase.io import read
 from mtpjax.errors import ConfigurationError, FileFormatError
 from mtpjax.io.cfg import read_cfg
 
-__all__ = ["Structure", "read_structure", "check_cell"]
+__all__ = ["Structure", "read_structure", "check_cell", "lattice_problem"]
 
 
 class Structure(NamedTuple):
@@ -73,14 +73,23 @@ def read_structure(path: Path, elements) -> Structure:
     return Structure(np.asarray(pos, float), np.asarray(cell, float), types, np.asarray(numbers), atomic_masses[numbers])
 
 
-def check_cell(path, cell) -> None:
-    """A cell with a zero, non-finite or linearly dependent lattice vector is an input error."""
+def lattice_problem(cell) -> str | None:
+    """What is wrong with three lattice vectors (Å rows): a non-finite entry, a zero vector or (nearly)
+    linearly dependent vectors; None when they span a proper cell."""
     cell = np.asarray(cell, float)
     if not np.all(np.isfinite(cell)):
-        raise ConfigurationError(f"{path}: the cell has non-finite entries")
+        return "the cell has non-finite entries"
     lengths = np.linalg.norm(cell, axis=1)
     if np.any(lengths == 0):
-        raise ConfigurationError(f"{path}: lattice vector {int(np.argmin(lengths)) + 1} is zero")
+        return f"lattice vector {int(np.argmin(lengths)) + 1} is zero"
     vol = abs(np.linalg.det(cell))
     if not vol > 1e-6 * np.prod(lengths):
-        raise ConfigurationError(f"{path}: the lattice vectors are (nearly) linearly dependent (volume {vol:.3g} Å³)")
+        return f"the lattice vectors are (nearly) linearly dependent (volume {vol:.3g} Å³)"
+    return None
+
+
+def check_cell(path, cell) -> None:
+    """A cell with a zero, non-finite or linearly dependent lattice vector is an input error (naming ``path``)."""
+    problem = lattice_problem(cell)
+    if problem:
+        raise ConfigurationError(f"{path}: {problem}")
