@@ -101,7 +101,7 @@ def test_dispatch_retries_timeouts_failures(tmp_path):
                              energy=lab.energy, forces=lab.forces)
         store.add(job.key, conf, {**job.meta, "attempts": job.attempts})
 
-    out = dispatch(jobs, spec, ProcessExecutor(max_workers=2), retries=2, timeout=45.0, backoff=0.1,
+    out = dispatch(jobs, spec, ProcessExecutor(max_workers=2), retries=2, timeout=20.0, backoff=0.1,
                    on_done=done, on_failed=lambda j: store.add_failed(j.key, j.errors, j.meta))
     st = {j.key: j for j in out}
     assert st["j2"].status == "done" and st["j2"].attempts == 1

@@ -337,7 +337,7 @@ def test_kill9_during_labelling_then_resume(tmp_path):
     assert r.returncode == 2 and "--resume" in r.stderr
 
 
-@pytest.mark.parametrize("phase", ["train", "md"])
+@pytest.mark.parametrize("phase", [pytest.param("train", marks=pytest.mark.slow), "md"])  # md and labelling: default
 def test_kill9_during_training_or_md_then_resume(tmp_path, phase):
     """kill -9 while the learner trains (or runs MD, compiling its first block) in iteration 0;
     --resume redoes that phase and finishes the run: the labels stored before the kill are still

@@ -77,7 +77,7 @@ def test_train_xtb_example(tmp_path):
     from mtpjax.potential import MTP
 
     out = tmp_path / "pot.mtp"
-    _run("train", "--config", EXAMPLES / "train_xtb.toml", "--max-iter", "0",
+    _run("train", "--config", EXAMPLES / "train_xtb.toml", "--max-iter", "0", "--n-starts", "1",
          "--trained-pot-name", out, "--plot", "", "--log", tmp_path / "log.jsonl",
          "--checkpoint", tmp_path / "ck.npz", "-q")
     m = MTP.from_file(out)

@@ -3,6 +3,7 @@ carried in ``MDState.aux``) and reuse of compiled MD blocks across retrained
 potentials (parameters as arguments of the jitted block)."""
 from __future__ import annotations
 
+import pytest
 import jax
 import numpy as np
 
@@ -126,6 +127,7 @@ def test_fused_hook_stops_at_same_step_as_separate_hook():
     assert b.state.aux is None and float(a.state.aux) <= thr
 
 
+@pytest.mark.slow
 def test_retrained_model_reuses_compiled_block():
     """A second Simulation with a retrained potential (same structure, new
     arrays) and a new active set reuses the compiled block: no new trace, and

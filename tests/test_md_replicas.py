@@ -34,6 +34,7 @@ structures = ["ar.extxyz", "ar2.extxyz"]
 """
 
 
+@pytest.mark.slow  # the engine's replicas = single runs, bit for bit: test_md.py::test_replicas_equal_individual_runs
 def test_replicas_match_single_runs(tmp_path):
     """Each replica of a batched run is the run of its own file (same seed, T, structure)."""
     cfg = load_md_run(_files(tmp_path, replicas=REP))

@@ -72,7 +72,7 @@ def test_cli_rounded_output_matches_mlip3_text(ref, tmp_path):
         assert abs(o.energy - t.energy) <= 1.5e-12 * max(1.0, abs(t.energy))
 
 
-@pytest.mark.parametrize("pot,chunk", [("m2_l12_trained.mtp", 7), ("synth_l08_s3.mtp", 10_000)])
+@pytest.mark.parametrize("pot,chunk", [pytest.param("m2_l12_trained.mtp", 7, marks=pytest.mark.slow), ("synth_l08_s3.mtp", 10_000)])
 def test_chunked_efs_matches_mlip(ref, pot, chunk):
     """The block-wise E+F+S for huge cells (blocks of 7 atoms: every size of
     test_in.cfg leaves a partial last block; 10⁴: a single padded block) gives
